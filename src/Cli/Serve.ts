@@ -1,0 +1,41 @@
+/**
+ * `sluice serve`: the gateway in front of Ollama (or, when none answers, the built-in simulator).
+ * Flags override the environment (SLUICE_PORT, SLUICE_HOST, OLLAMA_HOST, SLUICE_BACKEND), which overrides
+ * the defaults in Config.ts.
+ */
+import { Command, Options } from "@effect/cli"
+import { Effect, Layer } from "effect"
+import * as Config from "../Config.js"
+import * as Server from "../Http/Server.js"
+import * as Backend from "../Lifecycle/Backend.js"
+import { decodeHost } from "../Ollama/Host.js"
+
+const port = Options.integer("port").pipe(
+  Options.withDescription("the port the gateway listens on (SLUICE_PORT)"),
+  Options.withFallbackConfig(Config.port),
+  Options.withDefault(Config.defaults.port)
+)
+const host = Options.text("host").pipe(
+  Options.withDescription("the address the gateway binds (SLUICE_HOST); loopback by default"),
+  Options.withFallbackConfig(Config.host),
+  Options.withDefault(Config.defaults.host)
+)
+const ollama = Options.text("ollama").pipe(
+  Options.withDescription("the Ollama server, as OLLAMA_HOST accepts it: host, host:port or scheme://host:port/path"),
+  Options.withFallbackConfig(Config.ollamaHost),
+  Options.withDefault(Config.defaults.ollama)
+)
+const backend = Options.choice("backend", ["auto", "ollama", "simulator"]).pipe(
+  Options.withDescription(
+    "auto: Ollama if it answers, else the built-in simulator; ollama: never the simulator; simulator: always (SLUICE_BACKEND)"
+  ),
+  Options.withFallbackConfig(Config.backendMode)
+)
+
+export const serve = Command.make("serve", { port, host, ollama, backend }, (options) =>
+  Effect.flatMap(decodeHost(options.ollama), (url) =>
+    Layer.launch(
+      Server.layer({ port: options.port, host: options.host }).pipe(Layer.provide(Backend.layer(options.backend, url)))
+    )
+  )
+).pipe(Command.withDescription("Serve Ollama's API through Sluice (default port 11435, beside Ollama's 11434)"))

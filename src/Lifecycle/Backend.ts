@@ -1,0 +1,79 @@
+/**
+ * Chooses what `sluice serve` talks to. In `auto` mode it probes Ollama at the configured URL; when nothing
+ * answers it starts the built-in simulator on a free loopback port and serves in front of it, and says so
+ * (a banner, and `"backend": "simulator"` in /health). `ollama` refuses that fallback; `simulator` forces it.
+ * Either way every call goes through the same `OllamaClient` over HTTP, so the path under test is the real one.
+ */
+import { Console, Context, Data, Duration, Effect, Layer } from "effect"
+import type { BackendMode } from "../Config.js"
+import * as Ollama from "../Ollama/OllamaClient.js"
+import { Simulator } from "../Simulator/Simulator.js"
+import { defaultConfig } from "../Simulator/SimulatorConfig.js"
+
+/** What the gateway serves in front of, for /health and the banner. */
+export class BackendInfo extends Context.Tag("sluice/BackendInfo")<
+  BackendInfo,
+  { readonly kind: "ollama" | "simulator"; readonly url: string; readonly requested: string }
+>() {}
+
+export class BackendUnavailable extends Data.TaggedError("BackendUnavailable")<{ readonly url: string }> {
+  override get message() {
+    return (
+      `No Ollama answered at ${this.url}, and the backend is "ollama" (--backend ollama, SLUICE_BACKEND=ollama ` +
+      `or NODE_ENV=production), so Sluice will not fall back to its simulator. Start Ollama, point --ollama ` +
+      `(or OLLAMA_HOST) at it, or pass --backend simulator to serve simulated models on purpose.`
+    )
+  }
+}
+
+const probeTimeout = Duration.seconds(2)
+
+/** Whether an Ollama answers `GET /` at `url` within a short timeout. */
+const answers = (url: string) =>
+  Effect.flatMap(Ollama.OllamaClient, (client) => client.heartbeat).pipe(
+    Effect.timeout(probeTimeout),
+    Effect.as(true),
+    Effect.orElseSucceed(() => false),
+    Effect.provide(Ollama.layer({ host: url, connectTimeout: probeTimeout }))
+  )
+
+const ollama = (url: string) =>
+  Layer.merge(Ollama.layer({ host: url }), Layer.succeed(BackendInfo, { kind: "ollama", url, requested: url }))
+
+const banner = (requested: string, url: string, forced: boolean) =>
+  Console.log(
+    [
+      "",
+      "  ┌─ Sluice is serving SIMULATED models ─────────────────────────────────────",
+      forced
+        ? "  │ --backend simulator: the built-in Ollama simulator answers every call."
+        : `  │ No Ollama answered at ${requested}, so the built-in simulator stands in.`,
+      `  │ Simulator: ${url} (deterministic text and embeddings, not a real model).`,
+      "  │ For real models: start Ollama, or pass --ollama URL; --backend ollama forbids this fallback.",
+      "  └──────────────────────────────────────────────────────────────────────────",
+      ""
+    ].join("\n")
+  )
+
+const simulator = (requested: string, forced: boolean) =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const sim = yield* Simulator
+      yield* banner(requested, sim.url, forced)
+      return Layer.merge(
+        Ollama.layer({ host: sim.url }),
+        Layer.succeed(BackendInfo, { kind: "simulator", url: sim.url, requested })
+      )
+    })
+  ).pipe(Layer.provide(Simulator.layer({ port: 0, host: "127.0.0.1", config: defaultConfig })))
+
+/** The OllamaClient (and BackendInfo) for `mode`, probing `url` first unless the simulator is forced. */
+export const layer = (mode: BackendMode, url: string) =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      if (mode === "simulator") return simulator(url, true)
+      if (yield* answers(url)) return ollama(url)
+      if (mode === "ollama") return yield* new BackendUnavailable({ url })
+      return simulator(url, false)
+    })
+  )

@@ -1,0 +1,79 @@
+/**
+ * Ollama's NDJSON streams (reference §8, §9, pitfall 7) as a `Stream` of decoded values, one line at a time.
+ *
+ * - Bytes are decoded as they arrive (`Stream.decodeText` keeps split UTF-8 sequences, `Stream.splitLines` keeps
+ *   lines split across TCP chunks); blank lines are skipped; nothing is buffered beyond the current line.
+ * - A `{"error": ...}` line fails with StreamError, carrying how many values came before it.
+ * - A line that is not JSON, or does not match the schema, fails with DecodeError.
+ * - The stream ends right after the terminal value (`done: true`, or `status: "success"` for progress streams);
+ *   a body that ends before it fails with StreamIncomplete.
+ * - Values are decoded with `onExcessProperty: "preserve"`, so fields a newer server adds survive.
+ */
+import { Effect, ParseResult, Schema, Stream } from "effect"
+import { StreamError, StreamIncomplete, type OllamaError } from "../Domain/LlmError.js"
+import { type CallContext, decodeError, where } from "./ErrorMapping.js"
+
+const parseOptions = { onExcessProperty: "preserve" } as const
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/** Decodes a parsed JSON value with the schema, keeping unknown fields. */
+export const decodeValue = <A, I>(ctx: CallContext, schema: Schema.Schema<A, I>, what: string) => {
+  const decode = Schema.decodeUnknown(schema, parseOptions)
+  return (json: unknown): Effect.Effect<A, OllamaError> =>
+    Effect.mapError(decode(json), (error) =>
+      decodeError(ctx, `${what} does not match the schema: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
+    )
+}
+
+/** Parses a JSON text (a whole body, or one line). */
+export const parseJson = (ctx: CallContext, what: string, text: string): Effect.Effect<unknown, OllamaError> =>
+  Effect.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (error) => decodeError(ctx, `${what} is not JSON: ${messageOf(error)}`)
+  })
+
+const errorLine = (json: unknown): string | undefined => {
+  if (typeof json !== "object" || json === null || !("error" in json)) return undefined
+  return typeof json.error === "string" ? json.error : JSON.stringify(json.error)
+}
+
+/** Whether a chat or generate chunk is the last one. */
+export const isDone = (value: { readonly done: boolean }): boolean => value.done
+
+/** Whether a pull, push or create progress line is the last one. */
+export const isSuccess = (value: { readonly status: string }): boolean => value.status === "success"
+
+/** Turns a byte stream into the stream of decoded values, ending after the terminal value. */
+export const decodeLines =
+  <A, I>(ctx: CallContext, schema: Schema.Schema<A, I>, isLast: (value: A) => boolean) =>
+  <R>(bytes: Stream.Stream<Uint8Array, OllamaError, R>): Stream.Stream<A, OllamaError, R> =>
+    Stream.suspend(() => {
+      let chunks = 0
+      let finished = false
+      const decode = decodeValue(ctx, schema, "a stream line")
+      const decodeLine = (line: string): Effect.Effect<A, OllamaError> =>
+        Effect.flatMap(parseJson(ctx, `stream line ${chunks + 1}`, line), (json) => {
+          const error = errorLine(json)
+          return error === undefined
+            ? decode(json)
+            : Effect.fail(new StreamError({ ...where(ctx), body: error, chunks }))
+        })
+      const count = (value: A) =>
+        Effect.sync(() => {
+          chunks += 1
+          finished = isLast(value)
+        })
+      const incomplete = Stream.suspend(() =>
+        finished ? Stream.empty : Stream.fail(new StreamIncomplete({ ...where(ctx), chunks }))
+      )
+      return bytes.pipe(
+        Stream.decodeText(),
+        Stream.splitLines,
+        Stream.filter((line) => line.trim() !== ""),
+        Stream.mapEffect(decodeLine),
+        Stream.tap(count),
+        Stream.takeUntil(isLast),
+        Stream.concat(incomplete)
+      )
+    })

@@ -1,0 +1,194 @@
+/**
+ * The port to one Ollama server: every native endpoint as an `Effect` or a `Stream` that fails with `OllamaError`.
+ *
+ * - Requests are sent as JSON of the given object as-is plus `stream` (never encoded through Schema), so fields
+ *   Sluice does not know pass through untouched. Responses are decoded with the Domain schemas keeping unknown
+ *   fields (`onExcessProperty: "preserve"`).
+ * - `layer` owns its HTTP pool (`Pool.ts`): bounded sockets, keep-alive, explicit connect/headers/body timeouts.
+ *   `make` takes any `HttpClient` (tests, custom pools).
+ * - `user:pw@` in the host becomes an `Authorization: Basic` header; `backend` (and every error and span) holds
+ *   the base URL without credentials.
+ * - Env config: `OLLAMA_HOST` and `SLUICE_OLLAMA_*` (see `config`); an invalid host is a ConfigError there, and
+ *   a defect in `make`.
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Stream } from "effect"
+import { ChatRequest, ChatResponse } from "../Domain/Chat.js"
+import { EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse } from "../Domain/Embed.js"
+import { GenerateRequest, GenerateResponse } from "../Domain/Generate.js"
+import type { OllamaError } from "../Domain/LlmError.js"
+import {
+  CopyRequest,
+  CreateRequest,
+  DeleteRequest,
+  ListResponse,
+  ProgressResponse,
+  PsResponse,
+  PullRequest,
+  ShowRequest,
+  ShowResponse,
+  VersionResponse
+} from "../Domain/Models.js"
+import * as Host from "./Host.js"
+import { isDone, isSuccess } from "./Ndjson.js"
+import * as Pool from "./Pool.js"
+import * as Transport from "./Transport.js"
+
+export declare namespace OllamaClient {
+  /** The Ollama native API. Stream methods end right after the terminal line. */
+  export interface Service {
+    /** The base URL, without credentials, e.g. `http://127.0.0.1:11434`. */
+    readonly backend: string
+    /** `GET /`: succeeds when the server answers 2xx. */
+    readonly heartbeat: Effect.Effect<void, OllamaError>
+    readonly version: Effect.Effect<VersionResponse, OllamaError>
+    /** `GET /api/tags`. */
+    readonly list: Effect.Effect<ListResponse, OllamaError>
+    readonly ps: Effect.Effect<PsResponse, OllamaError>
+    readonly show: (req: ShowRequest) => Effect.Effect<ShowResponse, OllamaError>
+    /** Sends `stream: false`. */
+    readonly chat: (req: ChatRequest) => Effect.Effect<ChatResponse, OllamaError>
+    /** Sends `stream: true`. */
+    readonly chatStream: (req: ChatRequest) => Stream.Stream<ChatResponse, OllamaError>
+    readonly generate: (req: GenerateRequest) => Effect.Effect<GenerateResponse, OllamaError>
+    readonly generateStream: (req: GenerateRequest) => Stream.Stream<GenerateResponse, OllamaError>
+    readonly embed: (req: EmbedRequest) => Effect.Effect<EmbedResponse, OllamaError>
+    readonly embeddings: (req: EmbeddingsRequest) => Effect.Effect<EmbeddingsResponse, OllamaError>
+    readonly pull: (req: PullRequest) => Stream.Stream<ProgressResponse, OllamaError>
+    readonly push: (req: PullRequest) => Stream.Stream<ProgressResponse, OllamaError>
+    readonly create: (req: CreateRequest) => Stream.Stream<ProgressResponse, OllamaError>
+    readonly copy: (req: CopyRequest) => Effect.Effect<void, OllamaError>
+    /** `DELETE /api/delete` with a JSON body. */
+    readonly delete: (req: DeleteRequest) => Effect.Effect<void, OllamaError>
+  }
+}
+
+/** The service interface, also reachable as `OllamaClient.Service`. */
+export type Service = OllamaClient.Service
+
+/** The client of one Ollama server. The statics mirror the module's `make`, `layer` and `layerConfig`. */
+export class OllamaClient extends Context.Tag("sluice/OllamaClient")<OllamaClient, OllamaClient.Service>() {
+  static readonly make = (options: Options) => make(options)
+  static readonly layer = (options: Options) => layer(options)
+  static readonly layerConfig = (options?: Config.Config.Wrap<Options>) => layerConfig(options)
+}
+
+/** Where the server is, the pool settings (see `Pool.Options`; defaults in `defaults`) and extra headers. */
+export interface Options extends Pool.Options {
+  /** An OLLAMA_HOST-style string (`host`, `host:port`, `scheme://host[:port][/path]`, `:port`). */
+  readonly host: string
+  /** Added to every request (e.g. `authorization` for ollama.com or a proxy). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+/** Every default, in one place. */
+export const defaults = { host: Host.defaultHost, ...Pool.defaults } as const
+
+const post = (path: string, body: object) =>
+  HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body), HttpClientRequest.acceptJson)
+
+const get = (path: string) => HttpClientRequest.get(path).pipe(HttpClientRequest.acceptJson)
+
+const nameOf = (req: { readonly model?: string | undefined; readonly name?: string | undefined }) =>
+  req.model ?? req.name
+
+/** The service over an `HttpClient`; the host is parsed here (an invalid one is a defect). */
+export const make = (options: Options): Effect.Effect<OllamaClient.Service, never, HttpClient.HttpClient> =>
+  Effect.gen(function* () {
+    const endpoint = Host.splitCredentials(yield* Effect.orDie(Host.decodeHost(options.host)))
+    const headers = {
+      ...(endpoint.authorization === undefined ? {} : { authorization: endpoint.authorization }),
+      ...options.headers
+    }
+    const http = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest(HttpClientRequest.prependUrl(endpoint.url)),
+      HttpClient.mapRequest(HttpClientRequest.setHeaders(headers))
+    )
+    return service(Transport.make(http, endpoint.url, Pool.resolve(options)), endpoint.url)
+  })
+
+/** The method table: each method is one exchange of `Transport`. */
+const service = (t: Transport.Transport, backend: string): OllamaClient.Service =>
+  OllamaClient.of({
+    backend,
+    heartbeat: t.unit({ method: "heartbeat" }, HttpClientRequest.get("/")),
+    version: t.json({ method: "version" }, get("/api/version"), VersionResponse),
+    list: t.json({ method: "list" }, get("/api/tags"), ListResponse),
+    ps: t.json({ method: "ps" }, get("/api/ps"), PsResponse),
+    show: (req) => t.json({ method: "show", model: nameOf(req) }, post("/api/show", req), ShowResponse),
+    chat: (req) =>
+      t.json({ method: "chat", model: req.model }, post("/api/chat", { ...req, stream: false }), ChatResponse),
+    chatStream: (req) =>
+      t.stream(
+        { method: "chatStream", model: req.model },
+        post("/api/chat", { ...req, stream: true }),
+        ChatResponse,
+        isDone
+      ),
+    generate: (req) =>
+      t.json(
+        { method: "generate", model: req.model },
+        post("/api/generate", { ...req, stream: false }),
+        GenerateResponse
+      ),
+    generateStream: (req) =>
+      t.stream(
+        { method: "generateStream", model: req.model },
+        post("/api/generate", { ...req, stream: true }),
+        GenerateResponse,
+        isDone
+      ),
+    embed: (req) => t.json({ method: "embed", model: req.model }, post("/api/embed", req), EmbedResponse),
+    embeddings: (req) =>
+      t.json({ method: "embeddings", model: req.model }, post("/api/embeddings", req), EmbeddingsResponse),
+    pull: (req) => progress(t, "pull", nameOf(req), post("/api/pull", { ...req, stream: true })),
+    push: (req) => progress(t, "push", nameOf(req), post("/api/push", { ...req, stream: true })),
+    create: (req) => progress(t, "create", req.model, post("/api/create", { ...req, stream: true })),
+    copy: (req) => t.unit({ method: "copy", model: req.source }, post("/api/copy", req)),
+    delete: (req) =>
+      t.unit(
+        { method: "delete", model: nameOf(req) },
+        HttpClientRequest.del("/api/delete").pipe(HttpClientRequest.bodyUnsafeJson(req))
+      )
+  })
+
+const progress = (
+  t: Transport.Transport,
+  method: string,
+  model: string | undefined,
+  request: HttpClientRequest.HttpClientRequest
+) => t.stream({ method, model }, request, ProgressResponse, isSuccess)
+
+/** The client with its own bounded keep-alive pool, destroyed when the layer's scope closes. */
+export const layer = (options: Options): Layer.Layer<OllamaClient> =>
+  Layer.effect(OllamaClient, make(options)).pipe(Layer.provide(Pool.layerHttpClient(options)))
+
+const hostConfig = Config.string("OLLAMA_HOST").pipe(
+  Config.withDefault(defaults.host),
+  Config.mapOrFail((host) =>
+    Either.mapLeft(Host.decodeHost(host), (error) => ConfigError.InvalidData(["OLLAMA_HOST"], error.message))
+  )
+)
+
+/**
+ * The options from the environment: `OLLAMA_HOST`, `SLUICE_OLLAMA_CONNECTIONS`, `SLUICE_OLLAMA_CONNECT_TIMEOUT`,
+ * `SLUICE_OLLAMA_HEADERS_TIMEOUT`, `SLUICE_OLLAMA_BODY_TIMEOUT`, `SLUICE_OLLAMA_KEEP_ALIVE` (durations such as
+ * "30 seconds"; "0 millis" = no timeout).
+ */
+export const config: Config.Config<Options> = Config.all({
+  host: hostConfig,
+  connections: Config.integer("SLUICE_OLLAMA_CONNECTIONS").pipe(Config.withDefault(defaults.connections)),
+  connectTimeout: duration("SLUICE_OLLAMA_CONNECT_TIMEOUT", defaults.connectTimeout),
+  headersTimeout: duration("SLUICE_OLLAMA_HEADERS_TIMEOUT", defaults.headersTimeout),
+  bodyTimeout: duration("SLUICE_OLLAMA_BODY_TIMEOUT", defaults.bodyTimeout),
+  keepAlive: duration("SLUICE_OLLAMA_KEEP_ALIVE", defaults.keepAlive)
+})
+
+function duration(name: string, fallback: Duration.DurationInput): Config.Config<Duration.Duration> {
+  return Config.duration(name).pipe(Config.withDefault(Duration.decode(fallback)))
+}
+
+/** The client configured from `Config` (by default `config`, i.e. the environment). */
+export const layerConfig = (
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<OllamaClient, ConfigError.ConfigError> => Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

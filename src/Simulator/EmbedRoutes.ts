@@ -1,0 +1,102 @@
+/**
+ * `POST /api/embed` (one L2-normalised vector per input, `[]` for empty input) and the legacy
+ * `POST /api/embeddings` (one raw, not normalised vector). Cost: the inputs' tokens × promptTokenMs,
+ * holding one slot of the model.
+ */
+import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { EmbeddingsRequest, EmbedRequest } from "../Domain/Embed.js"
+import { embedding, embedTokens, rawEmbedding } from "./Embedding.js"
+import type { Engine } from "./Engine.js"
+import { findModel, injectFault, jitterFactor, keepAliveMs, lease, notFoundPull, warm } from "./Engine.js"
+import { midStreamErrorMessage } from "./Faults.js"
+import { nsSince } from "./Inference.js"
+import type { ModelConfig } from "./SimulatorConfig.js"
+import type { ApiError, ResetConnection } from "./Wire.js"
+import { decoder, fail, json, jsonText, readBody, readJson } from "./Wire.js"
+
+type Handler = Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  ApiError | ResetConnection,
+  HttpServerRequest.HttpServerRequest | Scope.Scope
+>
+
+const decodeEmbed = decoder(EmbedRequest)
+const readEmbeddings = readBody(EmbeddingsRequest)
+
+const validInput = (input: unknown): boolean =>
+  input === undefined ||
+  input === null ||
+  typeof input === "string" ||
+  (Array.isArray(input) && input.every((x) => typeof x === "string"))
+
+const embeddingModel = (engine: Engine, name: string): Effect.Effect<ModelConfig, ApiError> =>
+  Effect.flatMap(findModel(engine, name, notFoundPull), (model) =>
+    model.capabilities.includes("embedding")
+      ? Effect.succeed(model)
+      : fail(400, `"${name}" does not support embeddings`)
+  )
+
+/** Faults, a slot, and the evaluation time of `tokens`; then `body` builds the JSON with the load time. */
+const evaluate = (
+  engine: Engine,
+  model: ModelConfig,
+  keepAlive: number,
+  tokens: number,
+  body: (metrics: { loadNs: number; start: number }) => string
+) =>
+  Effect.gen(function* () {
+    const start = performance.now()
+    const fault = yield* injectFault(engine)
+    const loadNs = yield* lease(engine, model, keepAlive)
+    const ms = tokens * model.promptTokenMs * jitterFactor(engine, model)
+    if (ms > 0.5) yield* Effect.sleep(ms)
+    if (fault === "midStreamError") return yield* fail(500, midStreamErrorMessage)
+    const text = body({ loadNs, start })
+    return jsonText(fault === "malformed" ? text.slice(0, Math.floor(text.length / 2)) : text)
+  })
+
+export const embed = (engine: Engine): Handler =>
+  Effect.gen(function* () {
+    const raw = yield* readJson
+    if (typeof raw === "object" && raw !== null && !validInput((raw as { input?: unknown }).input)) {
+      return yield* fail(400, "invalid input type")
+    }
+    const req = yield* decodeEmbed(raw)
+    const model = yield* embeddingModel(engine, req.model)
+    const keepAlive = yield* keepAliveMs(engine, req.keep_alive)
+    const inputs = typeof req.input === "string" ? (req.input === "" ? [] : [req.input]) : (req.input ?? [])
+    if (inputs.length === 0) {
+      yield* warm(engine, model, keepAlive)
+      return json({ model: req.model, embeddings: [] })
+    }
+    const counts = inputs.map(embedTokens)
+    if (req.truncate === false && counts.some((n) => n > model.contextLength)) {
+      return yield* fail(400, "the input length exceeds the context length")
+    }
+    const tokens = counts.reduce((sum, n) => sum + Math.min(n, model.contextLength), 0)
+    const dim = model.embeddingLength ?? 768
+    return yield* evaluate(engine, model, keepAlive, tokens, ({ loadNs, start }) => {
+      const embeddings = inputs.map((text) => embedding(text, dim, req.dimensions))
+      const total_duration = nsSince(start)
+      return JSON.stringify({ model: req.model, embeddings, total_duration, load_duration: loadNs, prompt_eval_count: tokens })
+    })
+  })
+
+export const embeddings = (engine: Engine): Handler =>
+  Effect.gen(function* () {
+    const req = yield* readEmbeddings
+    if (req.model === "") return yield* fail(400, "model is required")
+    const model = yield* embeddingModel(engine, req.model)
+    const keepAlive = yield* keepAliveMs(engine, req.keep_alive)
+    const prompt = req.prompt ?? ""
+    if (prompt === "") {
+      yield* warm(engine, model, keepAlive)
+      return json({ embedding: [] })
+    }
+    const dim = model.embeddingLength ?? 768
+    return yield* evaluate(engine, model, keepAlive, embedTokens(prompt), () =>
+      JSON.stringify({ embedding: rawEmbedding(prompt, dim) })
+    )
+  })

@@ -1,0 +1,33 @@
+/**
+ * The `sluice` command line: composes the commands and runs them on Node. SIGINT/SIGTERM interrupt the
+ * program, which closes every Scope (servers, pools, the simulator) before the process exits.
+ */
+import { Command, ValidationError } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Cause, Console, Effect } from "effect"
+import pkg from "../package.json" with { type: "json" }
+import { serve } from "./Cli/Serve.js"
+import { simulate } from "./Cli/Simulate.js"
+
+const sluice = Command.make("sluice").pipe(
+  Command.withDescription("Sluice: a fast, protective engine in front of Ollama"),
+  Command.withSubcommands([serve, simulate])
+)
+
+const run = Command.run(sluice, { name: "sluice", version: pkg.version })
+
+/** The CLI prints its own validation errors; every other failure is printed once, readably, here. */
+const report = (cause: Cause.Cause<unknown>) =>
+  Cause.isInterruptedOnly(cause)
+    ? Effect.void
+    : Effect.forEach(Cause.failures(cause), (e) =>
+        ValidationError.isValidationError(e)
+          ? Effect.void
+          : Console.error(`sluice: ${e instanceof Error ? e.message : String(e)}`)
+      )
+
+run(process.argv).pipe(
+  Effect.tapErrorCause(report),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({ disableErrorReporting: true })
+)
