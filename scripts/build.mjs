@@ -19,4 +19,17 @@ await build({
     js: "import { createRequire as __sluiceRequire } from 'node:module'; const require = __sluiceRequire(import.meta.url);"
   }
 })
-console.log(`sluice: built dist/sluice.mjs in ${Date.now() - started} ms`)
+// The library entry for Effect apps that embed Sluice's Layers: dependencies stay external, so the app and
+// Sluice share one copy of effect (two copies would not share Context tags or fiber refs).
+await build({
+  entryPoints: ["src/index.ts"],
+  outfile: "dist/index.mjs",
+  bundle: true,
+  packages: "external",
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: "linked",
+  logLevel: "warning"
+})
+console.log(`sluice: built dist/sluice.mjs and dist/index.mjs in ${Date.now() - started} ms`)

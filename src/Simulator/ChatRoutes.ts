@@ -55,7 +55,9 @@ const loadOrUnload = (engine: Engine, model: ModelConfig, name: string, keepAliv
     if (unload) yield* engine.scheduler.unload(model.name)
     else yield* warm(engine, model, keepAlive)
     const reason = unload ? "unload" : "load"
-    return jsonText(`{"model":${JSON.stringify(name)},"created_at":"${timestamp()}",${text},"done":true,"done_reason":"${reason}"}`)
+    return jsonText(
+      `{"model":${JSON.stringify(name)},"created_at":"${timestamp()}",${text},"done":true,"done_reason":"${reason}"}`
+    )
   })
 
 const requestKey = (model: ModelConfig, parts: ReadonlyArray<string>, seed: unknown, format: unknown): string =>
@@ -78,7 +80,12 @@ export const chat = (engine: Engine): Handler =>
     }
     const last = messages[messages.length - 1]!
     const texts = messages.map((m) => m.content)
-    const key = requestKey(model, messages.map((m) => `${m.role}\u0002${m.content}`), req.options?.seed, format)
+    const key = requestKey(
+      model,
+      messages.map((m) => `${m.role}\u0002${m.content}`),
+      req.options?.seed,
+      format
+    )
     const lastUserText = last.role.toLowerCase() === "user" ? last.content : undefined
     const reply = plan({ key, format, think, tools, lastUserText, numPredict: req.options?.num_predict })
     const args = { model, name: req.model, keepAliveMs: keepAlive, plan: reply, promptTokens: promptTokens(texts) }

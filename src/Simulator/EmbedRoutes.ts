@@ -80,7 +80,13 @@ export const embed = (engine: Engine): Handler =>
     return yield* evaluate(engine, model, keepAlive, tokens, ({ loadNs, start }) => {
       const embeddings = inputs.map((text) => embedding(text, dim, req.dimensions))
       const total_duration = nsSince(start)
-      return JSON.stringify({ model: req.model, embeddings, total_duration, load_duration: loadNs, prompt_eval_count: tokens })
+      return JSON.stringify({
+        model: req.model,
+        embeddings,
+        total_duration,
+        load_duration: loadNs,
+        prompt_eval_count: tokens
+      })
     })
   })
 

@@ -104,7 +104,9 @@ const whole = (args: InferenceArgs, t: Timing, fault: FaultKind | undefined) =>
     const count = args.plan.thinking.length + args.plan.content.length + (args.plan.toolCall === undefined ? 0 : 1)
     yield* waitUntil(t.evalStart + count * t.tokenMs)
     if (fault === "midStreamError") return yield* fail(500, midStreamErrorMessage)
-    const body = `{"model":${JSON.stringify(args.name)},"created_at":"${timestamp()}"` + args.shape.whole(args.plan, metrics(args, t))
+    const body =
+      `{"model":${JSON.stringify(args.name)},"created_at":"${timestamp()}"` +
+      args.shape.whole(args.plan, metrics(args, t))
     return jsonText(fault === "malformed" ? body.slice(0, Math.floor(body.length / 2)) : body)
   })
 
@@ -121,6 +123,12 @@ export const answer = (
     const promptStart = performance.now()
     yield* waitUntil(promptStart + args.promptTokens * args.model.promptTokenMs * factor)
     const evalStart = performance.now()
-    const timing = { start, loadNs, promptNs: nsSince(promptStart), evalStart, tokenMs: args.model.outputTokenMs * factor }
+    const timing = {
+      start,
+      loadNs,
+      promptNs: nsSince(promptStart),
+      evalStart,
+      tokenMs: args.model.outputTokenMs * factor
+    }
     return args.stream ? yield* streamed(args, timing, fault) : yield* whole(args, timing, fault)
   })

@@ -88,7 +88,8 @@ export const chatShape: Shape = {
       ? `,"message":{"role":"assistant","content":${J(text)}},"done":false}`
       : `,"message":{"role":"assistant","content":"","thinking":${J(text)}},"done":false}`,
   toolCall: (call) => `,"message":{"role":"assistant","content":"","tool_calls":[${J(call)}]},"done":false}`,
-  final: (reason, metrics) => `,"message":{"role":"assistant","content":""},"done":true,"done_reason":"${reason}"${metrics}}`,
+  final: (reason, metrics) =>
+    `,"message":{"role":"assistant","content":""},"done":true,"done_reason":"${reason}"${metrics}}`,
   whole: (p, metrics) => {
     const thinking = p.thinking.length > 0 ? `,"thinking":${J(p.thinking.join(""))}` : ""
     const calls = p.toolCall !== undefined ? `,"tool_calls":[${J(p.toolCall)}]` : ""

@@ -144,7 +144,11 @@ const grant = (s: Sched, state: ModelState, keepAliveMs: number): Effect.Effect<
     return Effect.onInterrupt(Deferred.await(done), () => Effect.sync(() => cancel(s, job)))
   })
 
-const takeSlot = (s: Sched, state: ModelState, restore: <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+const takeSlot = (
+  s: Sched,
+  state: ModelState,
+  restore: <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+) =>
   Effect.suspend(() => {
     const stats = s.stats.model(state.key)
     stats.waiting++
@@ -153,7 +157,12 @@ const takeSlot = (s: Sched, state: ModelState, restore: <A, E, R>(e: Effect.Effe
       Effect.ensuring(Effect.sync(() => (stats.waiting--, s.waitingForSlot--))),
       Effect.zipRight(Effect.sync(() => s.stats.slotTaken(state.key))),
       Effect.zipRight(
-        Effect.addFinalizer(() => Effect.zipRight(Effect.sync(() => stats.inFlight--), state.slots.release(1)))
+        Effect.addFinalizer(() =>
+          Effect.zipRight(
+            Effect.sync(() => stats.inFlight--),
+            state.slots.release(1)
+          )
+        )
       )
     )
   })

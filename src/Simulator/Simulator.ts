@@ -6,6 +6,10 @@
  * It runs on @effect/platform's HttpRouter over `NodeHttpServer.make` with our own `http.Server`, so that on
  * shutdown every connection is closed first (a stalled or streaming request must not hold the layer open).
  * Request tracing spans are disabled: the simulator must not pay for spans nobody reads.
+ *
+ * Cost, measured on the 2-core dev machine with the client in another process: ~0.7-0.9 ms of server CPU
+ * per non-streamed request (about 1,750 req/s at zero latency, 32 callers), plus ~25 µs per streamed chunk
+ * (a 37-chunk stream costs ~1.9 ms). Stream chunks are written by a timer-driven Readable (TokenStream.ts).
  */
 import { HttpMiddleware } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"

@@ -152,7 +152,16 @@ export const normalizeName = (name: string): string => {
   return lower.indexOf(":", slash + 1) === -1 ? `${lower}:latest` : lower
 }
 
-const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+const unitMs: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000
+}
 
 /**
  * Parses a keep_alive value into milliseconds: a number is seconds, a string a Go duration ("5m", "1h30m",

@@ -102,7 +102,7 @@ const countWords = (text: string): number => {
 /** Splits a string into 3..6-character tokens (how a JSON answer is streamed). */
 export const chunkString = (text: string, random: () => number): Array<string> => {
   const tokens: Array<string> = []
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const n = 3 + Math.floor(random() * 4)
     tokens.push(text.slice(i, i + n))
     i += n

@@ -6,7 +6,9 @@ import { fast, testConfig } from "../../src/Simulator/SimulatorConfig.js"
 import { client, dot, failure, isNanos, lines, norm, post, promise, url } from "./support.js"
 
 const llama = testConfig.models[0]!
-const config = fast({ models: [...testConfig.models, { ...llama, name: "plain:latest", capabilities: ["completion"] }] })
+const config = fast({
+  models: [...testConfig.models, { ...llama, name: "plain:latest", capabilities: ["completion"] }]
+})
 const messages = [{ role: "user", content: "hello there, simulator" }]
 const weather = {
   type: "function",
@@ -31,7 +33,10 @@ layer(Simulator.layerTest(config), { excludeTestServices: true })("Simulator thr
       assert.isFalse(Number.isNaN(Date.parse(String(first.modified_at))))
       const show = yield* promise(() => ollama.show({ model: "Llama3.2" }))
       assert.includeMembers(show.capabilities, ["completion", "tools"])
-      assert.strictEqual(show.model_info["llama.context_length"], llama.contextLength)
+      assert.strictEqual(
+        (show.model_info as unknown as Record<string, unknown>)["llama.context_length"],
+        llama.contextLength
+      )
       yield* promise(() => ollama.generate({ model: "llama3.2", prompt: "" }))
       const ps = yield* promise(() => ollama.ps())
       assert.include(
@@ -73,7 +78,7 @@ layer(Simulator.layerTest(config), { excludeTestServices: true })("Simulator thr
     Effect.gen(function* () {
       const ollama = yield* client
       const whole = yield* promise(() => ollama.generate({ model: "llama3.2", prompt: "Why is the sky blue?" }))
-      assert.isAbove(whole.response.length, 0)
+      assert.isAbove(whole.response!.length, 0)
       assert.isArray(whole.context)
       const stream = yield* promise(() =>
         ollama.generate({ model: "llama3.2", prompt: "Why is the sky blue?", stream: true })
@@ -81,7 +86,7 @@ layer(Simulator.layerTest(config), { excludeTestServices: true })("Simulator thr
       let text = ""
       let final: { done: boolean; context?: Array<number>; eval_count: number } | undefined
       yield* promise(async () => {
-        for await (const part of stream) (text += part.response), (final = part)
+        for await (const part of stream) ((text += part.response), (final = part))
       })
       assert.strictEqual(text, whole.response)
       assert.isTrue(final!.done)
@@ -95,7 +100,8 @@ layer(Simulator.layerTest(config), { excludeTestServices: true })("Simulator thr
   it.effect("deterministic output: same request same text, seed changes it, num_predict caps it", () =>
     Effect.gen(function* () {
       const ollama = yield* client
-      const ask = (options: Record<string, number>) => promise(() => ollama.chat({ model: "llama3.2", messages, options }))
+      const ask = (options: Record<string, number>) =>
+        promise(() => ollama.chat({ model: "llama3.2", messages, options }))
       const a = yield* ask({})
       const b = yield* ask({})
       const seeded = yield* ask({ seed: 7 })
@@ -180,7 +186,9 @@ layer(Simulator.layerTest(config), { excludeTestServices: true })("Simulator thr
       assert.isTrue(Number.isInteger(call.function.arguments.days))
       assert.match(call.id!, /^call_[a-z0-9]{8}$/)
       const base = yield* url
-      const streamed = lines((yield* post(base, "/api/chat", { model: "llama3.2", messages: ask, tools: [weather] })).text)
+      const streamed = lines(
+        (yield* post(base, "/api/chat", { model: "llama3.2", messages: ask, tools: [weather] })).text
+      )
       assert.strictEqual(streamed.length, 2)
       const chunk = streamed[0] as { done: boolean; message: { content: string; tool_calls: Array<unknown> } }
       assert.deepStrictEqual([chunk.done, chunk.message.content, chunk.message.tool_calls.length], [false, "", 1])

@@ -22,9 +22,15 @@ layer(Simulator.layerTest(fast()), { excludeTestServices: true })("Simulator fau
   it.effect("error500 and error503 answer before any byte", () =>
     Effect.gen(function* () {
       const ollama = yield* client
-      const e500 = yield* withFaults({ error500: 1 }, failure(() => ollama.chat(chat())))
+      const e500 = yield* withFaults(
+        { error500: 1 },
+        failure(() => ollama.chat(chat()))
+      )
       assert.deepStrictEqual([e500.status_code, e500.error], [500, "simulated internal error"])
-      const e503 = yield* withFaults({ error503: 1 }, failure(() => ollama.chat({ ...chat(), stream: true })))
+      const e503 = yield* withFaults(
+        { error503: 1 },
+        failure(() => ollama.chat({ ...chat(), stream: true }))
+      )
       assert.deepStrictEqual([e503.status_code, e503.error], [503, serverBusyMessage])
       const stats = yield* statsWhen(() => true)
       assert.isAtLeast(stats.faults.error500, 1)
@@ -36,7 +42,10 @@ layer(Simulator.layerTest(fast()), { excludeTestServices: true })("Simulator fau
     Effect.gen(function* () {
       const ollama = yield* client
       const before = (yield* statsWhen(() => true)).disconnects
-      const e = yield* withFaults({ reset: 1 }, failure(() => ollama.embed({ model: "all-minilm", input: "x" })))
+      const e = yield* withFaults(
+        { reset: 1 },
+        failure(() => ollama.embed({ model: "all-minilm", input: "x" }))
+      )
       assert.strictEqual(e.name, "TypeError")
       assert.match(e.message, /fetch failed/)
       const stats = yield* statsWhen((s) => s.faults.reset >= 1)
@@ -48,8 +57,14 @@ layer(Simulator.layerTest(fast()), { excludeTestServices: true })("Simulator fau
     Effect.gen(function* () {
       const base = yield* url
       const before = (yield* statsWhen(() => true)).disconnects
-      const timed = new Ollama({ host: base, fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(300) }) })
-      const e = yield* withFaults({ stall: 1, stallMs: 60_000 }, failure(() => timed.chat(chat())))
+      const timed = new Ollama({
+        host: base,
+        fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(300) })
+      })
+      const e = yield* withFaults(
+        { stall: 1, stallMs: 60_000 },
+        failure(() => timed.chat(chat()))
+      )
       assert.strictEqual(e.name, "TimeoutError")
       const stats = yield* statsWhen((s) => s.disconnects > before)
       assert.isAtLeast(stats.faults.stall, 1)
@@ -70,7 +85,10 @@ layer(Simulator.layerTest(fast()), { excludeTestServices: true })("Simulator fau
   it.effect("midStreamError ends the stream with an error line and no done", () =>
     Effect.gen(function* () {
       const base = yield* url
-      const body = yield* withFaults({ midStreamError: 1 }, post(base, "/api/generate", { model: "llama3.2", prompt: "x" }))
+      const body = yield* withFaults(
+        { midStreamError: 1 },
+        post(base, "/api/generate", { model: "llama3.2", prompt: "x" })
+      )
       assert.strictEqual(body.status, 200)
       const parsed = lines(body.text)
       assert.isAbove(parsed.length, 1)
@@ -92,7 +110,10 @@ layer(Simulator.layerTest(fast()), { excludeTestServices: true })("Simulator fau
   it.effect("spike adds latency before the answer", () =>
     Effect.gen(function* () {
       const ollama = yield* client
-      const reply = yield* withFaults({ spike: 1, spikeMs: 300 }, promise(() => ollama.chat(chat())))
+      const reply = yield* withFaults(
+        { spike: 1, spikeMs: 300 },
+        promise(() => ollama.chat(chat()))
+      )
       assert.isAtLeast(reply.total_duration, 290_000_000)
       const stats = yield* statsWhen(() => true)
       assert.isAtLeast(stats.faults.spike, 1)
@@ -119,7 +140,6 @@ layer(Simulator.layerTest(fast()), { excludeTestServices: true })("Simulator fau
       assert.strictEqual(stats.faults.error500, 0)
     })
   )
-
 })
 
 describe("FaultInjector", () => {
