@@ -5,11 +5,14 @@
  *   lines split across TCP chunks); blank lines are skipped; nothing is buffered beyond the current line.
  * - A `{"error": ...}` line fails with StreamError, carrying how many values came before it.
  * - A line that is not JSON, or does not match the schema, fails with DecodeError.
- * - The stream ends right after the terminal value (`done: true`, or `status: "success"` for progress streams);
- *   a body that ends before it fails with StreamIncomplete.
+ * - The terminal value (`done: true`, or `status: "success"` for progress streams) reaches the consumer at once;
+ *   the stream then reads the body to its end (Ollama ends it right away) for at most `drainGrace`, so the
+ *   keep-alive socket goes back to the pool. Stopping at the terminal value instead aborts the request whenever
+ *   the chunked terminator arrives in a later packet: measured here, 50 streams then cost 98 connections, not 1.
+ *   A body that ends before the terminal value fails with StreamIncomplete.
  * - Values are decoded with `onExcessProperty: "preserve"`, so fields a newer server adds survive.
  */
-import { Effect, ParseResult, Schema, Stream } from "effect"
+import { Deferred, Duration, Effect, ParseResult, Schema, Stream } from "effect"
 import { StreamError, StreamIncomplete, type OllamaError } from "../Domain/LlmError.js"
 import { type CallContext, decodeError, where } from "./ErrorMapping.js"
 
@@ -44,36 +47,42 @@ export const isDone = (value: { readonly done: boolean }): boolean => value.done
 /** Whether a pull, push or create progress line is the last one. */
 export const isSuccess = (value: { readonly status: string }): boolean => value.status === "success"
 
+/** How long a stream keeps reading after its terminal value, waiting for the body to end. */
+export const drainGrace = Duration.millis(250)
+
 /** Turns a byte stream into the stream of decoded values, ending after the terminal value. */
 export const decodeLines =
   <A, I>(ctx: CallContext, schema: Schema.Schema<A, I>, isLast: (value: A) => boolean) =>
   <R>(bytes: Stream.Stream<Uint8Array, OllamaError, R>): Stream.Stream<A, OllamaError, R> =>
-    Stream.suspend(() => {
-      let chunks = 0
-      let finished = false
-      const decode = decodeValue(ctx, schema, "a stream line")
-      const decodeLine = (line: string): Effect.Effect<A, OllamaError> =>
-        Effect.flatMap(parseJson(ctx, `stream line ${chunks + 1}`, line), (json) => {
-          const error = errorLine(json)
-          return error === undefined
-            ? decode(json)
-            : Effect.fail(new StreamError({ ...where(ctx), body: error, chunks }))
-        })
-      const count = (value: A) =>
-        Effect.sync(() => {
-          chunks += 1
-          finished = isLast(value)
-        })
-      const incomplete = Stream.suspend(() =>
-        finished ? Stream.empty : Stream.fail(new StreamIncomplete({ ...where(ctx), chunks }))
-      )
-      return bytes.pipe(
-        Stream.decodeText(),
-        Stream.splitLines,
-        Stream.filter((line) => line.trim() !== ""),
-        Stream.mapEffect(decodeLine),
-        Stream.tap(count),
-        Stream.takeUntil(isLast),
-        Stream.concat(incomplete)
-      )
-    })
+    Stream.unwrap(
+      Effect.map(Deferred.make<void>(), (terminal) => {
+        let chunks = 0
+        let finished = false
+        const decode = decodeValue(ctx, schema, "a stream line")
+        const decodeLine = (line: string): Effect.Effect<A, OllamaError> =>
+          Effect.flatMap(parseJson(ctx, `stream line ${chunks + 1}`, line), (json) => {
+            const error = errorLine(json)
+            return error === undefined
+              ? decode(json)
+              : Effect.fail(new StreamError({ ...where(ctx), body: error, chunks }))
+          })
+        const count = (value: A) =>
+          Effect.suspend(() => {
+            chunks += 1
+            finished = isLast(value)
+            return finished ? Deferred.succeed(terminal, undefined) : Effect.void
+          })
+        const incomplete = Stream.suspend(() =>
+          finished ? Stream.empty : Stream.fail(new StreamIncomplete({ ...where(ctx), chunks }))
+        )
+        return bytes.pipe(
+          Stream.decodeText(),
+          Stream.splitLines,
+          Stream.filter((line) => !finished && line.trim() !== ""),
+          Stream.mapEffect(decodeLine),
+          Stream.tap(count),
+          Stream.interruptWhen(Effect.zipRight(Deferred.await(terminal), Effect.sleep(drainGrace))),
+          Stream.concat(incomplete)
+        )
+      })
+    )

@@ -108,4 +108,22 @@ describe("OllamaClient lifecycle", () => {
       assert.strictEqual(server.sockets.open, 0)
     })
   )
+
+  it.scopedLive("a stream whose body ends a little after done:true keeps its socket in the pool", () =>
+    Effect.gen(function* () {
+      const server = yield* fakeServer((_req, res) => {
+        ndjsonHead(res)
+        res.write(line(chatChunk("a")))
+        res.write(line(chatChunk("", true)))
+        // Ollama flushes the done line and finishes the chunked body in a later write.
+        setTimeout(() => res.end(), 5)
+      })
+      const client = yield* clientFor(server.url, { connections: 1 })
+      for (let i = 0; i < 10; i++) {
+        const chunks = yield* Stream.runCollect(client.chatStream(hi))
+        assert.strictEqual(chunks.length, 2)
+      }
+      assert.strictEqual(server.sockets.total, 1)
+    })
+  )
 })
