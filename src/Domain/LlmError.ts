@@ -31,7 +31,8 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
 /** A connect, headers, body-idle or whole-call deadline passed. */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   ...common,
-  phase: Schema.Literal("connect", "headers", "body", "call"),
+  /** connect/headers/body: the socket; first-token/idle: a stream; attempt: one try; deadline: the whole call. */
+  phase: Schema.Literal("connect", "headers", "body", "call", "attempt", "first-token", "idle", "deadline"),
   timeoutMs: Schema.optional(Schema.Number)
 }) {
   get retryable() {
@@ -159,9 +160,112 @@ export const OllamaError = Schema.Union(
 )
 export type OllamaError = typeof OllamaError.Type
 
-/** The HTTP status an Ollama-compatible server answers for an error (the gateway uses it). */
-export const statusOf = (error: OllamaError): number => {
+/** The circuit breaker of a backend is open: the call fails fast without touching the network. */
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+  backend: Schema.String,
+  /** When the breaker lets a probe through again. */
+  retryAfterMs: Schema.Number
+}) {
+  get retryable() {
+    return true
+  }
+  override get message() {
+    return `the circuit breaker of ${this.backend} is open; retry in ${Math.ceil(this.retryAfterMs)} ms`
+  }
+}
+
+/** A rate limit would make the caller wait longer than it may. */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  /** What is limited: a backend URL, an API key name, ... */
+  scope: Schema.String,
+  limit: Schema.Literal("requests", "tokens"),
+  retryAfterMs: Schema.Number
+}) {
+  get retryable() {
+    return true
+  }
+  override get message() {
+    return `rate limit on ${this.limit} reached for ${this.scope}; retry in ${Math.ceil(this.retryAfterMs)} ms`
+  }
+}
+
+/** The scheduler's queue is full and the call chose not to wait. */
+export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
+  capacity: Schema.Number,
+  retryAfterMs: Schema.Number
+}) {
+  get retryable() {
+    return true
+  }
+  override get message() {
+    return `the queue is full (${this.capacity} calls waiting); retry in ${Math.ceil(this.retryAfterMs)} ms`
+  }
+}
+
+/** A budget scope (an agent tick, an episode, an API key) has used up one of its limits. */
+export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("BudgetExceeded", {
+  /** The budget scope's name, e.g. "tick" or "episode". */
+  budget: Schema.String,
+  limit: Schema.Literal("calls", "tokens", "time"),
+  used: Schema.Number,
+  max: Schema.Number
+}) {
+  get retryable() {
+    return false
+  }
+  override get message() {
+    return `budget "${this.budget}" ran out of ${this.limit}: used ${this.used} of ${this.max}`
+  }
+}
+
+/** Sluice is shutting down and takes no new work. */
+export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDown", {}) {
+  get retryable() {
+    return true
+  }
+  override get message() {
+    return "Sluice is shutting down and takes no new calls"
+  }
+}
+
+/** Everything the engine (`Llm`) can fail with. */
+export const LlmError = Schema.Union(OllamaError, CircuitOpen, RateLimited, QueueFull, BudgetExceeded, ShuttingDown)
+export type LlmError = typeof LlmError.Type
+
+/**
+ * Whether a failure means the backend is unwell (so a circuit breaker counts it): transport failures, timeouts,
+ * 5xx, 503 busy, broken streams. A client's 4xx (bad request, unknown model) never counts.
+ */
+export const isBackendFailure = (error: LlmError): boolean => {
   switch (error._tag) {
+    case "TransportError":
+    case "TimeoutError":
+    case "ServerBusy":
+    case "StreamError":
+    case "StreamIncomplete":
+      return true
+    case "HttpStatusError":
+      return error.status >= 500
+    default:
+      return false
+  }
+}
+
+/** The Retry-After hint an error carries, in milliseconds, if any. */
+export const retryAfterOf = (error: LlmError): number | undefined =>
+  "retryAfterMs" in error && typeof error.retryAfterMs === "number" ? error.retryAfterMs : undefined
+
+/** The HTTP status an Ollama-compatible server answers for an error (the gateway uses it). */
+export const statusOf = (error: LlmError): number => {
+  switch (error._tag) {
+    case "RateLimited":
+      return 429
+    case "CircuitOpen":
+    case "QueueFull":
+    case "ShuttingDown":
+      return 503
+    case "BudgetExceeded":
+      return 429
     case "ModelNotFound":
       return 404
     case "ServerBusy":
