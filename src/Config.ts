@@ -36,5 +36,18 @@ export const backendMode: Config.Config<BackendMode> = Config.literal(
 export const port = Config.integer("SLUICE_PORT")
 /** `SLUICE_HOST`: the gateway's bind address; loopback by default. */
 export const host = Config.string("SLUICE_HOST")
-/** `OLLAMA_HOST`: where Ollama is, parsed like Ollama's own CLI does (host, host:port, scheme://host:port/path). */
-export const ollamaHost = Config.string("OLLAMA_HOST")
+/** Splits a comma-separated list of Ollama addresses. */
+export const splitHosts = (value: string): Array<string> =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+
+/**
+ * `OLLAMA_HOST`: where Ollama is, parsed like Ollama's own CLI does (host, host:port, scheme://host:port/path);
+ * several comma-separated addresses make several backends.
+ */
+export const ollamaHosts = Config.string("OLLAMA_HOST").pipe(
+  Config.map(splitHosts),
+  Config.withDefault([defaults.ollama])
+)

@@ -21,9 +21,12 @@ const host = Options.text("host").pipe(
   Options.withDefault(Config.defaults.host)
 )
 const ollama = Options.text("ollama").pipe(
-  Options.withDescription("the Ollama server, as OLLAMA_HOST accepts it: host, host:port or scheme://host:port/path"),
-  Options.withFallbackConfig(Config.ollamaHost),
-  Options.withDefault(Config.defaults.ollama)
+  Options.withDescription(
+    "an Ollama server, as OLLAMA_HOST accepts it (host, host:port, scheme://host:port/path); repeat it, or " +
+      "separate URLs with commas in OLLAMA_HOST, for several backends"
+  ),
+  Options.repeated,
+  Options.map((urls) => urls.flatMap(Config.splitHosts))
 )
 const backend = Options.choice("backend", ["auto", "ollama", "simulator"]).pipe(
   Options.withDescription(
@@ -32,10 +35,17 @@ const backend = Options.choice("backend", ["auto", "ollama", "simulator"]).pipe(
   Options.withFallbackConfig(Config.backendMode)
 )
 
+/** The flags' URLs, else OLLAMA_HOST's, else the default; each parsed like OLLAMA_HOST. */
+const backendUrls = (flags: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const given = flags.length > 0 ? flags : yield* Config.ollamaHosts
+    return yield* Effect.forEach(given, (url) => decodeHost(url))
+  })
+
 export const serve = Command.make("serve", { port, host, ollama, backend }, (options) =>
-  Effect.flatMap(decodeHost(options.ollama), (url) =>
+  Effect.flatMap(backendUrls(options.ollama), (urls) =>
     Layer.launch(
-      Server.layer({ port: options.port, host: options.host }).pipe(Layer.provide(Backend.layer(options.backend, url)))
+      Server.layer({ port: options.port, host: options.host }).pipe(Layer.provide(Backend.layer(options.backend, urls)))
     )
   )
 ).pipe(Command.withDescription("Serve Ollama's API through Sluice (default port 11435, beside Ollama's 11434)"))

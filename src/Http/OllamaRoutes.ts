@@ -1,8 +1,10 @@
 /**
- * Ollama's own API, served by the gateway and forwarded through `OllamaClient`: existing Ollama clients
- * point their URL here and change nothing else. Bodies are validated with the wire Schemas first; answers
+ * Ollama's own API, served by the gateway through the engine (`Llm` for inference, `Catalog` for the model
+ * reads across backends): existing Ollama clients point their URL here and change nothing else. Bodies are validated with the wire Schemas first; answers
  * keep Ollama's exact shapes, statuses and streaming (chunk by chunk, nothing buffered). A client that
  * disconnects interrupts its handler, which aborts the upstream request, so the backend stops generating.
+ * Unary answers say how they were produced: `x-sluice-cache` (hit, miss, coalesced, refresh, bypass) and
+ * `x-sluice-served` (primary, stale, default, alternate:<model>).
  *
  * The model-management writes (pull, push, create, copy, delete) are not exposed through the gateway:
  * they change a shared server and belong behind an admin key (see the gateway issue).
@@ -10,18 +12,19 @@
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import type { Schema, Stream } from "effect"
-import type { OllamaError } from "../Domain/LlmError.js"
+import type { LlmError } from "../Domain/LlmError.js"
 import { ChatRequest } from "../Domain/Chat.js"
 import { GenerateRequest } from "../Domain/Generate.js"
 import { EmbeddingsRequest, EmbedRequest } from "../Domain/Embed.js"
 import { ShowRequest } from "../Domain/Models.js"
-import { OllamaClient } from "../Ollama/OllamaClient.js"
+import { Catalog } from "../Llm/Catalog.js"
+import { Llm, type Served } from "../Llm/Llm.js"
 import { type BadRequest, decodeBody } from "./Body.js"
 import * as Respond from "./Respond.js"
 
 const running = HttpServerResponse.text("Ollama is running", { contentType: "text/plain; charset=utf-8" })
 
-type Failure = OllamaError | BadRequest
+type Failure = LlmError | BadRequest
 
 const toResponse = (e: Failure) => (e._tag === "BadRequest" ? Respond.error(400, e.message) : Respond.fromError(e))
 
@@ -29,73 +32,85 @@ const toResponse = (e: Failure) => (e._tag === "BadRequest" ? Respond.error(400,
 const handle = <R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, Failure, R>) =>
   Effect.catchAll(effect, (e) => Effect.succeed(toResponse(e)))
 
-/** Calls the client and answers its result as JSON. */
-const call = <A, R>(f: (client: OllamaClient.Service) => Effect.Effect<A, Failure, R>) =>
-  handle(Effect.flatMap(OllamaClient, (client) => Effect.map(f(client), (body) => Respond.json(body))))
+/** Answers a catalog read as JSON. */
+const read = <A, R>(f: (catalog: Catalog) => Effect.Effect<A, Failure, R>) =>
+  handle(Effect.flatMap(Catalog, (catalog) => Effect.map(f(catalog), (body) => Respond.json(body))))
+
+/** A unary engine answer as JSON, with how it was produced in headers. */
+const served = <A>(answer: Served<A>) =>
+  Respond.json(answer.value).pipe(
+    HttpServerResponse.setHeader("x-sluice-cache", answer.lookup),
+    HttpServerResponse.setHeader("x-sluice-served", answer.served)
+  )
 
 /** Streams unless the request says `stream: false` (Ollama's default is to stream). */
 const inference = <Req extends { readonly stream?: boolean }, I, A>(
   schema: Schema.Schema<Req, I>,
-  once: (client: OllamaClient.Service, req: Req) => Effect.Effect<A, OllamaError>,
-  stream: (client: OllamaClient.Service, req: Req) => Stream.Stream<A, OllamaError>
+  once: (llm: Llm, req: Req) => Effect.Effect<Served<A>, LlmError>,
+  stream: (llm: Llm, req: Req) => Stream.Stream<A, LlmError>
 ) =>
   handle(
     Effect.gen(function* () {
-      const client = yield* OllamaClient
+      const llm = yield* Llm
       const req = yield* decodeBody(schema)
-      return req.stream === false ? Respond.json(yield* once(client, req)) : yield* Respond.ndjson(stream(client, req))
+      return req.stream === false ? served(yield* once(llm, req)) : yield* Respond.ndjson(stream(llm, req))
     })
   )
+
+/** `/api/embed` through the engine (cached, retried, batched later). */
+const embed = handle(
+  Effect.gen(function* () {
+    const llm = yield* Llm
+    return served(yield* llm.embedServed(yield* decodeBody(EmbedRequest)))
+  })
+)
 
 export const routes = HttpRouter.empty.pipe(
   HttpRouter.get("/", Effect.succeed(running)),
   HttpRouter.head("/", Effect.succeed(running)),
   HttpRouter.get(
     "/api/version",
-    call((c) => c.version)
+    read((c) => c.version)
   ),
   HttpRouter.head(
     "/api/version",
-    call((c) => c.version)
+    read((c) => c.version)
   ),
   HttpRouter.get(
     "/api/tags",
-    call((c) => c.list)
+    read((c) => c.list)
   ),
   HttpRouter.head(
     "/api/tags",
-    call((c) => c.list)
+    read((c) => c.list)
   ),
   HttpRouter.get(
     "/api/ps",
-    call((c) => c.ps)
+    read((c) => c.ps)
   ),
   HttpRouter.post(
     "/api/show",
-    call((c) => Effect.flatMap(decodeBody(ShowRequest), c.show))
+    read((c) => Effect.flatMap(decodeBody(ShowRequest), c.show))
   ),
   HttpRouter.post(
     "/api/chat",
     inference(
       ChatRequest,
-      (c, req) => c.chat(req),
-      (c, req) => c.chatStream(req)
+      (llm, req) => llm.chatServed(req),
+      (llm, req) => llm.chatStream(req)
     )
   ),
   HttpRouter.post(
     "/api/generate",
     inference(
       GenerateRequest,
-      (c, req) => c.generate(req),
-      (c, req) => c.generateStream(req)
+      (llm, req) => llm.generateServed(req),
+      (llm, req) => llm.generateStream(req)
     )
   ),
-  HttpRouter.post(
-    "/api/embed",
-    call((c) => Effect.flatMap(decodeBody(EmbedRequest), c.embed))
-  ),
+  HttpRouter.post("/api/embed", embed),
   HttpRouter.post(
     "/api/embeddings",
-    call((c) => Effect.flatMap(decodeBody(EmbeddingsRequest), c.embeddings))
+    read((c) => Effect.flatMap(decodeBody(EmbeddingsRequest), c.embeddings))
   )
 )

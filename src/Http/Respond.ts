@@ -7,7 +7,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import { type OllamaError, statusOf } from "../Domain/LlmError.js"
+import { type LlmError, retryAfterOf, statusOf } from "../Domain/LlmError.js"
 
 const jsonContentType = "application/json; charset=utf-8"
 const encoder = new TextEncoder()
@@ -21,11 +21,12 @@ export const error = (status: number, message: string): HttpServerResponse.HttpS
   json({ error: message }, status)
 
 /** An engine error as Ollama's error body, with the status an Ollama client expects. */
-export const fromError = (e: OllamaError): HttpServerResponse.HttpServerResponse => {
+export const fromError = (e: LlmError): HttpServerResponse.HttpServerResponse => {
   const response = error(statusOf(e), e.message)
-  return e._tag === "ServerBusy" && e.retryAfterMs !== undefined
-    ? HttpServerResponse.setHeader(response, "retry-after", String(Math.ceil(e.retryAfterMs / 1000)))
-    : response
+  const retryAfter = retryAfterOf(e)
+  return retryAfter === undefined
+    ? response
+    : HttpServerResponse.setHeader(response, "retry-after", String(Math.max(1, Math.ceil(retryAfter / 1000))))
 }
 
 const line = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value) + "\n")
@@ -36,7 +37,7 @@ const line = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value
  * `done`, as Ollama does. Needs the request's Scope (the server keeps it open while the body is written).
  */
 export const ndjson = <A>(
-  chunks: Stream.Stream<A, OllamaError>
+  chunks: Stream.Stream<A, LlmError>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
   Effect.gen(function* () {
     // Stream.toPull rather than Stream.peel: in effect 3.22.4 the rest of a peeled stream turns a failure

@@ -2,10 +2,12 @@
  * Chooses what `sluice serve` talks to. In `auto` mode it probes Ollama at the configured URL; when nothing
  * answers it starts the built-in simulator on a free loopback port and serves in front of it, and says so
  * (a banner, and `"backend": "simulator"` in /health). `ollama` refuses that fallback; `simulator` forces it.
- * Either way every call goes through the same `OllamaClient` over HTTP, so the path under test is the real one.
+ * Either way every call goes through the engine (`Llm`) and `OllamaClient` over HTTP, so the path under test is
+ * the real one. Several Ollama URLs make several backends; `auto` falls back to the simulator only when none answers.
  */
 import { Console, Context, Data, Duration, Effect, Layer } from "effect"
 import type { BackendMode } from "../Config.js"
+import * as Engine from "../Llm/Engine.js"
 import * as Ollama from "../Ollama/OllamaClient.js"
 import { Simulator } from "../Simulator/Simulator.js"
 import { defaultConfig } from "../Simulator/SimulatorConfig.js"
@@ -13,13 +15,19 @@ import { defaultConfig } from "../Simulator/SimulatorConfig.js"
 /** What the gateway serves in front of, for /health and the banner. */
 export class BackendInfo extends Context.Tag("sluice/BackendInfo")<
   BackendInfo,
-  { readonly kind: "ollama" | "simulator"; readonly url: string; readonly requested: string }
+  {
+    readonly kind: "ollama" | "simulator"
+    readonly urls: ReadonlyArray<string>
+    readonly requested: ReadonlyArray<string>
+  }
 >() {}
 
-export class BackendUnavailable extends Data.TaggedError("BackendUnavailable")<{ readonly url: string }> {
+export class BackendUnavailable extends Data.TaggedError("BackendUnavailable")<{
+  readonly urls: ReadonlyArray<string>
+}> {
   override get message() {
     return (
-      `No Ollama answered at ${this.url}, and the backend is "ollama" (--backend ollama, SLUICE_BACKEND=ollama ` +
+      `No Ollama answered at ${this.urls.join(", ")}, and the backend is "ollama" (--backend ollama, SLUICE_BACKEND=ollama ` +
       `or NODE_ENV=production), so Sluice will not fall back to its simulator. Start Ollama, point --ollama ` +
       `(or OLLAMA_HOST) at it, or pass --backend simulator to serve simulated models on purpose.`
     )
@@ -37,17 +45,23 @@ const answers = (url: string) =>
     Effect.provide(Ollama.layer({ host: url, connectTimeout: probeTimeout }))
   )
 
-const ollama = (url: string) =>
-  Layer.merge(Ollama.layer({ host: url }), Layer.succeed(BackendInfo, { kind: "ollama", url, requested: url }))
+/** Engine settings other than the backends (cache, retries, timeouts, fallbacks). */
+export type EngineSettings = Omit<Engine.Options, "backends">
 
-const banner = (requested: string, url: string, forced: boolean) =>
+const ollama = (urls: ReadonlyArray<string>, settings: EngineSettings) =>
+  Layer.merge(
+    Engine.layer({ ...settings, backends: urls.map((url) => ({ url })) }),
+    Layer.succeed(BackendInfo, { kind: "ollama", urls, requested: urls })
+  )
+
+const banner = (requested: ReadonlyArray<string>, url: string, forced: boolean) =>
   Console.log(
     [
       "",
       "  ┌─ Sluice is serving SIMULATED models ─────────────────────────────────────",
       forced
         ? "  │ --backend simulator: the built-in Ollama simulator answers every call."
-        : `  │ No Ollama answered at ${requested}, so the built-in simulator stands in.`,
+        : `  │ No Ollama answered at ${requested.join(", ")}, so the built-in simulator stands in.`,
       `  │ Simulator: ${url} (deterministic text and embeddings, not a real model).`,
       "  │ For real models: start Ollama, or pass --ollama URL; --backend ollama forbids this fallback.",
       "  └──────────────────────────────────────────────────────────────────────────",
@@ -55,25 +69,26 @@ const banner = (requested: string, url: string, forced: boolean) =>
     ].join("\n")
   )
 
-const simulator = (requested: string, forced: boolean) =>
+const simulator = (requested: ReadonlyArray<string>, forced: boolean, settings: EngineSettings) =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
       const sim = yield* Simulator
       yield* banner(requested, sim.url, forced)
       return Layer.merge(
-        Ollama.layer({ host: sim.url }),
-        Layer.succeed(BackendInfo, { kind: "simulator", url: sim.url, requested })
+        Engine.layer({ ...settings, backends: [{ url: sim.url }] }),
+        Layer.succeed(BackendInfo, { kind: "simulator", urls: [sim.url], requested })
       )
     })
   ).pipe(Layer.provide(Simulator.layer({ port: 0, host: "127.0.0.1", config: defaultConfig })))
 
-/** The OllamaClient (and BackendInfo) for `mode`, probing `url` first unless the simulator is forced. */
-export const layer = (mode: BackendMode, url: string) =>
+/** The engine (and BackendInfo) for `mode`, probing `urls` first unless the simulator is forced. */
+export const layer = (mode: BackendMode, urls: ReadonlyArray<string>, settings: EngineSettings = {}) =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
-      if (mode === "simulator") return simulator(url, true)
-      if (yield* answers(url)) return ollama(url)
-      if (mode === "ollama") return yield* new BackendUnavailable({ url })
-      return simulator(url, false)
+      if (mode === "simulator") return simulator(urls, true, settings)
+      const up = yield* Effect.forEach(urls, answers, { concurrency: "unbounded" })
+      if (up.some((ok) => ok)) return ollama(urls, settings)
+      if (mode === "ollama") return yield* new BackendUnavailable({ urls })
+      return simulator(urls, false, settings)
     })
   )

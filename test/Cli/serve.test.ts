@@ -62,10 +62,13 @@ describe("sluice serve (the built bin)", () => {
       assert.notInclude(run.stdout(), "SIMULATED")
       const health = (yield* Effect.promise(() => fetch(`${url}/health`).then((r) => r.json()))) as {
         backend: string
-        ollama: { url: string }
+        backends: Array<{ url: string }>
       }
       assert.strictEqual(health.backend, "ollama")
-      assert.strictEqual(health.ollama.url, simUrl)
+      assert.deepStrictEqual(
+        health.backends.map((b) => b.url),
+        [simUrl]
+      )
     })
   )
 

@@ -4,8 +4,9 @@
  */
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Layer } from "effect"
+import * as Backend from "../../src/Lifecycle/Backend.js"
 import { BackendInfo } from "../../src/Lifecycle/Backend.js"
-import { OllamaClient } from "../../src/Ollama/OllamaClient.js"
+import * as Engine from "../../src/Llm/Engine.js"
 import * as Server from "../../src/Http/Server.js"
 import { Simulator } from "../../src/Simulator/Simulator.js"
 import type { SimulatorConfig } from "../../src/Simulator/SimulatorConfig.js"
@@ -13,14 +14,15 @@ import type { SimulatorConfig } from "../../src/Simulator/SimulatorConfig.js"
 /** The gateway's base URL. */
 export class GatewayUrl extends Context.Tag("test/GatewayUrl")<GatewayUrl, string>() {}
 
-const backend = Layer.unwrapEffect(
-  Effect.map(Simulator, (sim) =>
-    Layer.merge(
-      OllamaClient.layer({ host: sim.url }),
-      Layer.succeed(BackendInfo, { kind: "simulator", url: sim.url, requested: "test" })
+const backend = (settings: Backend.EngineSettings) =>
+  Layer.unwrapEffect(
+    Effect.map(Simulator, (sim) =>
+      Layer.merge(
+        Engine.layer({ ...settings, backends: [{ url: sim.url }] }),
+        Layer.succeed(BackendInfo, { kind: "simulator", urls: [sim.url], requested: ["test"] })
+      )
     )
   )
-)
 
 const url = Layer.effect(
   GatewayUrl,
@@ -32,9 +34,9 @@ const url = Layer.effect(
 )
 
 /** Simulator + gateway; provides the Simulator (for its stats) and the gateway's URL. */
-export const layer = (config: SimulatorConfig) =>
+export const layer = (config: SimulatorConfig, settings: Backend.EngineSettings = {}) =>
   url.pipe(
     Layer.provideMerge(Server.layer({ port: 0, host: "127.0.0.1" })),
-    Layer.provide(backend),
+    Layer.provide(backend(settings)),
     Layer.provideMerge(Simulator.layerTest(config))
   )

@@ -1,0 +1,118 @@
+/**
+ * The Ollama servers Sluice serves in front of. Each backend has its own pooled client, circuit breaker,
+ * rate-limit bucket and slots (a Semaphore sized to the parallel work it should get).
+ *
+ * Choice (`candidates`): model-aware and health-aware, least outstanding requests first.
+ * - Backends whose breaker is open are skipped (`isCallPermitted`).
+ * - Backends known to serve the model (from `/api/tags`, refreshed in the background) come first; backends whose
+ *   model list is unknown or stale follow, so a model pulled a moment ago still works. If no backend lists the
+ *   model, every permitted backend is a candidate and Ollama's own 404 answers.
+ * - Ties go to the backend with the fewest calls in flight, then to the configured order.
+ * `slots` defaults to 8 per backend: Ollama queues beyond its own slots without limit, so this bounds what
+ * Sluice sends; the throughput work makes it adaptive.
+ */
+import { Context, Duration, Effect, Layer, Ref, Schedule } from "effect"
+import { OllamaClient } from "../Ollama/OllamaClient.js"
+import { normalizeName } from "../Domain/ModelName.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as RateLimiter from "./RateLimiter.js"
+
+export interface BackendConfig {
+  /** An OLLAMA_HOST-style address. */
+  readonly url: string
+  /** Calls Sluice runs at once on this backend. */
+  readonly slots?: number
+  readonly rateLimit?: RateLimiter.Limits
+  readonly breaker?: CircuitBreaker.Options
+  /** Keep-alive sockets in the client's pool. */
+  readonly connections?: number
+}
+
+export interface Backend {
+  readonly url: string
+  readonly client: OllamaClient.Service
+  readonly breaker: CircuitBreaker.Breaker
+  readonly bucket: RateLimiter.Bucket
+  readonly slots: Effect.Semaphore
+  readonly slotCount: number
+  /** Calls in flight on this backend right now. */
+  readonly outstanding: Ref.Ref<number>
+  /** Normalised names of the models the backend listed last time, or undefined before the first answer. */
+  readonly models: Ref.Ref<ReadonlySet<string> | undefined>
+}
+
+export interface Options {
+  readonly backends: ReadonlyArray<BackendConfig>
+  /** How often model lists are refreshed from `/api/tags`. */
+  readonly refreshEvery?: Duration.DurationInput
+}
+
+export const defaults = { slots: 8, refreshEvery: Duration.seconds(30), rateLimit: { requestsPerSecond: Infinity } }
+
+const makeBackend = (config: BackendConfig) =>
+  Effect.gen(function* () {
+    const layer = OllamaClient.layer({ host: config.url, connections: config.connections })
+    const client = Context.get(yield* Layer.build(layer), OllamaClient)
+    const slotCount = config.slots ?? defaults.slots
+    return {
+      url: client.backend,
+      client,
+      breaker: yield* CircuitBreaker.make(client.backend, config.breaker),
+      bucket: yield* RateLimiter.makeBucket(client.backend, config.rateLimit ?? defaults.rateLimit),
+      slots: yield* Effect.makeSemaphore(slotCount),
+      slotCount,
+      outstanding: yield* Ref.make(0),
+      models: yield* Ref.make<ReadonlySet<string> | undefined>(undefined)
+    } satisfies Backend
+  })
+
+/** Reads a backend's model list; a failure leaves the last known list in place. */
+const refreshOne = (backend: Backend) =>
+  backend.client.list.pipe(
+    Effect.flatMap((list) => Ref.set(backend.models, new Set(list.models.map((m) => normalizeName(m.name))))),
+    Effect.catchAll((e) => Effect.logDebug(`cannot list the models of ${backend.url}: ${e.message}`))
+  )
+
+const rank = (model: string) => (backend: Backend) =>
+  Effect.gen(function* () {
+    const permitted = yield* backend.breaker.isCallPermitted
+    const models = yield* Ref.get(backend.models)
+    const load = yield* Ref.get(backend.outstanding)
+    const serves = models === undefined ? 1 : models.has(model) ? 0 : 2
+    return { backend, permitted, serves, load }
+  })
+
+export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
+  scoped: (options: Options) =>
+    Effect.gen(function* () {
+      if (options.backends.length === 0) return yield* Effect.dieMessage("Backends: at least one backend is needed")
+      const all = yield* Effect.forEach(options.backends, makeBackend)
+      const refresh = Effect.forEach(all, refreshOne, { concurrency: "unbounded", discard: true })
+      yield* refresh
+      yield* refresh.pipe(
+        Effect.repeat(Schedule.spaced(options.refreshEvery ?? defaults.refreshEvery)),
+        Effect.forkScoped
+      )
+
+      /** The backends to try for `model`, best first; open breakers are left out. */
+      const candidates = (model: string) =>
+        Effect.map(Effect.forEach(all, rank(normalizeName(model))), (ranked) =>
+          ranked
+            .filter((r) => r.permitted)
+            .sort((a, b) => a.serves - b.serves || a.load - b.load)
+            .map((r) => r.backend)
+        )
+
+      /** Counts `effect` as outstanding on `backend` while it runs. */
+      const track =
+        (backend: Backend) =>
+        <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+          Effect.acquireUseRelease(
+            Ref.update(backend.outstanding, (n) => n + 1),
+            () => effect,
+            () => Ref.update(backend.outstanding, (n) => n - 1)
+          )
+
+      return { all, candidates, refresh, track } as const
+    })
+}) {}

@@ -1,0 +1,32 @@
+/**
+ * The whole engine as one Layer: `Llm` and `Catalog` over `Backends` and the `ResponseCache`. This is what
+ * `sluice serve` provides and what an Effect app embeds when it wants every protection layer at once; each
+ * part also has its own Layer for apps that want only some of them.
+ */
+import { Layer } from "effect"
+import { Backends, type BackendConfig } from "./Backends.js"
+import { Catalog } from "./Catalog.js"
+import { Llm, type Options as LlmOptions } from "./Llm.js"
+import { ResponseCache, type Options as CacheOptions } from "./ResponseCache.js"
+import type { Duration } from "effect"
+
+export interface Options extends LlmOptions {
+  readonly backends: ReadonlyArray<BackendConfig>
+  readonly cache?: Partial<CacheOptions>
+  /** How often each backend's model list is refreshed. */
+  readonly refreshEvery?: Duration.DurationInput
+}
+
+/** Llm + Catalog, with the Backends and ResponseCache they run on (also provided, for health and stats). */
+export const layer = (options: Options) =>
+  Layer.mergeAll(Llm.Default(options), Catalog.Default).pipe(
+    Layer.provideMerge(
+      Layer.merge(
+        Backends.Default({
+          backends: options.backends,
+          ...(options.refreshEvery === undefined ? {} : { refreshEvery: options.refreshEvery })
+        }),
+        ResponseCache.layer(options.cache ?? {})
+      )
+    )
+  )

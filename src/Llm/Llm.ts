@@ -1,0 +1,203 @@
+/**
+ * The engine: every entry point (library, gateway, agents, batch jobs) calls `Llm`. One call goes
+ *
+ *   ResponseCache (a hit returns here and costs nothing) -> Budget (reserve a call) -> Pipeline (retry across
+ *   backends within the deadline: rate limit -> breaker -> slot -> attempt timeout -> OllamaClient)
+ *   <- Fallback (alternate model, stale cache entry, default reply, or the typed error)
+ *
+ * Streams take the same path: a miss streams through while the cache records it; a retry or a fallback only
+ * happens before the first chunk reached the caller. See docs/fault-tolerance.md for settings and the
+ * failure matrix.
+ */
+import { Duration, Effect, Option, Ref, Stream } from "effect"
+import type { ChatRequest, ChatResponse } from "../Domain/Chat.js"
+import type { EmbedRequest, EmbedResponse } from "../Domain/Embed.js"
+import type { GenerateRequest, GenerateResponse } from "../Domain/Generate.js"
+import type { LlmError } from "../Domain/LlmError.js"
+import { normalizeName } from "../Domain/ModelName.js"
+import { Backends } from "./Backends.js"
+import * as Budget from "./Budget.js"
+import { keyOf } from "./CacheKey.js"
+import * as Fallback from "./Fallback.js"
+import * as Pipeline from "./Pipeline.js"
+import * as Replies from "./Replies.js"
+import { type CachePolicy, type Lookup, ResponseCache } from "./ResponseCache.js"
+import * as Retry from "./Retry.js"
+import * as Timeouts from "./Timeouts.js"
+
+/** Per-call choices. */
+export interface CallOptions {
+  /** "use" (default), "refresh" (recompute and store) or "bypass" (neither read nor write). */
+  readonly cache?: CachePolicy
+  /** The whole call's deadline (retries included); overrides the configured one. */
+  readonly timeout?: Duration.DurationInput
+  /** Fallback strategies for this call; override the model's configured ones. */
+  readonly fallbacks?: ReadonlyArray<Fallback.Strategy>
+  /** A budget for this call alone (unary calls), nested in any budget already in scope. */
+  readonly budget?: Budget.Limits
+}
+
+export interface Options {
+  readonly retry?: Retry.Options
+  readonly timeouts?: Timeouts.Options
+  /** Fallback strategies by model name. */
+  readonly fallbacks?: Readonly<Record<string, ReadonlyArray<Fallback.Strategy>>>
+  /** Fallbacks for models without their own entry; default: serve a stale cache entry. */
+  readonly defaultFallbacks?: ReadonlyArray<Fallback.Strategy>
+}
+
+/** An answer with how it was produced. */
+export interface Served<A> {
+  readonly value: A
+  readonly served: Fallback.Served
+  readonly lookup: Lookup
+}
+
+export interface Stats {
+  readonly calls: number
+  readonly retries: number
+  readonly fallbacks: Readonly<Record<string, number>>
+}
+
+type Unary<Req, A> = (req: Req, options?: CallOptions) => Effect.Effect<A, LlmError>
+
+export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
+  effect: (options: Options = {}) =>
+    Effect.gen(function* () {
+      const backends = yield* Backends
+      const cache = yield* ResponseCache
+      const stats = yield* Ref.make<Stats>({ calls: 0, retries: 0, fallbacks: {} })
+      const fallbacksByModel = new Map(
+        Object.entries(options.fallbacks ?? {}).map(([model, list]) => [normalizeName(model), list])
+      )
+      const defaultFallbacks = options.defaultFallbacks ?? [Fallback.stale]
+
+      const onRetry = () => Ref.update(stats, (s) => ({ ...s, retries: s.retries + 1 }))
+      const onServed = (served: Fallback.Served) =>
+        served === "primary"
+          ? Effect.void
+          : Ref.update(stats, (s) => ({
+              ...s,
+              fallbacks: { ...s.fallbacks, [served]: (s.fallbacks[served] ?? 0) + 1 }
+            }))
+      const settings = (call: CallOptions): Pipeline.Settings => ({
+        retry: options.retry ?? {},
+        timeouts: {
+          ...Timeouts.defaults,
+          ...options.timeouts,
+          ...(call.timeout === undefined ? {} : { deadline: call.timeout })
+        }
+      })
+      const strategies = (model: string, call: CallOptions) =>
+        call.fallbacks ?? fallbacksByModel.get(normalizeName(model)) ?? defaultFallbacks
+
+      const served = <Req extends { readonly model: string }, A>(
+        spec: Replies.Spec<Req, A>,
+        req: Req,
+        call: CallOptions,
+        withFallbacks: boolean
+      ): Effect.Effect<Served<A>, LlmError> => {
+        const key = keyOf(spec.kind, req as never)
+        const compute = Budget.reserveCall.pipe(
+          Effect.zipRight(
+            Pipeline.unary(
+              backends,
+              { method: spec.method, model: req.model, tokens: spec.tokens },
+              (c) => spec.run(c, req),
+              settings(call),
+              onRetry
+            )
+          ),
+          Effect.tap((answer) => Budget.charge(spec.tokens(answer)))
+        )
+        const primary = cache.get(key, call.cache ?? "use", compute)
+        const handlers: Fallback.Handlers<{ value: A; lookup: Lookup }, LlmError> = {
+          alternate: (model) => served(spec, { ...req, model }, call, false),
+          stale: Effect.map(
+            cache.stale<A>(key),
+            Option.map((value) => ({ value, lookup: "hit" as Lookup }))
+          ),
+          reply: (content) => ({ value: spec.whole(spec.reply?.(req, content) ?? []), lookup: "bypass" })
+        }
+        const list = withFallbacks ? strategies(req.model, call).filter((s) => s._tag !== "default" || spec.reply) : []
+        return Fallback.run(primary, list, handlers).pipe(
+          Effect.tap(({ served }) => onServed(served)),
+          Effect.map(({ value, served }) => ({ value: value.value, lookup: value.lookup, served }))
+        )
+      }
+
+      const unary =
+        <Req extends { readonly model: string }, A>(spec: Replies.Spec<Req, A>) =>
+        (req: Req, call: CallOptions = {}): Effect.Effect<Served<A>, LlmError> => {
+          const counted = Effect.zipRight(
+            Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
+            served(spec, req, call, true)
+          )
+          return call.budget === undefined ? counted : Budget.scoped("call", call.budget)(counted)
+        }
+
+      const streamed = <Req extends { readonly model: string }, A>(
+        spec: Replies.StreamSpec<Req, A>,
+        req: Req,
+        call: CallOptions,
+        withFallbacks: boolean
+      ): Stream.Stream<A, LlmError> => {
+        const key = keyOf(spec.kind, req as never)
+        const compute = Stream.unwrap(
+          Effect.as(
+            Budget.reserveCall,
+            Pipeline.stream(
+              backends,
+              { method: spec.method, model: req.model, tokens: spec.tokens },
+              (c) => spec.open(c, req),
+              spec.isLast,
+              settings(call),
+              onRetry
+            )
+          )
+        ).pipe(Stream.tap((chunk) => (spec.isLast(chunk) ? Budget.charge(spec.tokens(chunk)) : Effect.void)))
+        const primary = cache.stream(key, call.cache ?? "use", compute, spec.isLast)
+        const list = withFallbacks ? strategies(req.model, call).filter((s) => s._tag !== "default" || spec.reply) : []
+        return Fallback.runStream(
+          primary,
+          list,
+          {
+            alternate: (model) => streamed(spec, { ...req, model }, call, false),
+            stale: cache.staleStream<A>(key),
+            reply: (content) => spec.reply?.(req, content) ?? []
+          },
+          onServed
+        )
+      }
+
+      const stream =
+        <Req extends { readonly model: string }, A>(spec: Replies.StreamSpec<Req, A>) =>
+        (req: Req, call: CallOptions = {}): Stream.Stream<A, LlmError> =>
+          Stream.unwrap(
+            Effect.as(
+              Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
+              streamed(spec, req, call, true)
+            )
+          )
+
+      const valueOf =
+        <Req, A>(f: (req: Req, call?: CallOptions) => Effect.Effect<Served<A>, LlmError>): Unary<Req, A> =>
+        (req, call) =>
+          Effect.map(f(req, call), (s) => s.value)
+
+      const chatServed = unary(Replies.chat)
+      const generateServed = unary(Replies.generate)
+      const embedServed = unary(Replies.embed)
+      return {
+        chat: valueOf<ChatRequest, ChatResponse>(chatServed),
+        chatServed,
+        chatStream: stream(Replies.chat),
+        generate: valueOf<GenerateRequest, GenerateResponse>(generateServed),
+        generateServed,
+        generateStream: stream(Replies.generate),
+        embed: valueOf<EmbedRequest, EmbedResponse>(embedServed),
+        embedServed,
+        stats: Ref.get(stats)
+      } as const
+    })
+}) {}

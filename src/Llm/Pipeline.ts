@@ -1,0 +1,136 @@
+/**
+ * The inner part of every engine call: choose a backend, then rate limit -> circuit breaker -> slot ->
+ * per-attempt timeout -> OllamaClient, all inside the retry policy and the call's deadline.
+ *
+ * Why this order (ARCHITECTURE.md §3, refined):
+ * - Retry wraps the backend choice, so a retry after a failure goes to another backend when one is available
+ *   (the failed one is tried last) and an open breaker simply routes the retry elsewhere.
+ * - The rate limiter sits outside the breaker: waiting for a token is not the backend's health, and a
+ *   RateLimited refusal must not count as a success or a failure.
+ * - The slot is taken inside the breaker, so a half-open probe holds its slot only while it runs, and the
+ *   per-attempt timeout starts when the slot is held (queueing time is not the backend's fault).
+ * Streams follow the same order; they are retried only before their first chunk reached the caller.
+ */
+import { Clock, Effect, Ref, Stream } from "effect"
+import { CircuitOpen, type LlmError, type OllamaError } from "../Domain/LlmError.js"
+import type { OllamaClient } from "../Ollama/OllamaClient.js"
+import type { Backend, Backends } from "./Backends.js"
+import * as Retry from "./Retry.js"
+import * as Timeouts from "./Timeouts.js"
+
+export interface Settings {
+  readonly retry: Retry.Options
+  readonly timeouts: Timeouts.Options
+}
+
+/** What one call does on whichever backend it lands. */
+export interface Call<A> {
+  readonly method: string
+  readonly model: string
+  /** Model tokens the answer used (charged to the backend's tokens-per-minute bucket). */
+  readonly tokens: (answer: A) => number
+}
+
+/** Counts retries for the engine's stats. */
+export type OnRetry = () => Effect.Effect<void>
+
+const allOpen = (backends: Backends) =>
+  Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    const stats = yield* Effect.forEach(backends.all, (b) => b.breaker.stats)
+    const soonest = Math.min(...stats.map((s) => s.openUntilMs ?? now))
+    return new CircuitOpen({ backend: "every backend", retryAfterMs: Math.max(0, soonest - now) })
+  })
+
+/** Picks the best backend not tried yet in this call (or the best one when all were tried). */
+const pick = (backends: Backends, model: string, tried: Ref.Ref<ReadonlySet<string>>) =>
+  Effect.gen(function* () {
+    const candidates = yield* backends.candidates(model)
+    const seen = yield* Ref.get(tried)
+    const backend = candidates.find((b) => !seen.has(b.url)) ?? candidates[0]
+    if (backend === undefined) return yield* Effect.flip(allOpen(backends))
+    yield* Ref.set(tried, new Set(seen).add(backend.url))
+    return backend
+  })
+
+const onBackend = <A>(
+  backends: Backends,
+  backend: Backend,
+  call: Call<A>,
+  run: (client: OllamaClient.Service) => Effect.Effect<A, OllamaError>,
+  settings: Settings
+): Effect.Effect<A, LlmError> => {
+  const where = { backend: backend.url, method: call.method }
+  const attempt = run(backend.client).pipe(Timeouts.unary(where, settings.timeouts.attempt, "attempt"))
+  return backend.bucket.limit(backend.breaker.protect(backend.slots.withPermits(1)(attempt))).pipe(
+    Effect.tap((answer) => backend.bucket.charge(call.tokens(answer))),
+    backends.track(backend)
+  )
+}
+
+/** A unary call: retried across backends within the deadline. */
+export const unary = <A>(
+  backends: Backends,
+  call: Call<A>,
+  run: (client: OllamaClient.Service) => Effect.Effect<A, OllamaError>,
+  settings: Settings,
+  onRetry: OnRetry
+): Effect.Effect<A, LlmError> =>
+  Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
+    Effect.flatMap(pick(backends, call.model, tried), (backend) =>
+      onBackend(backends, backend, call, run, settings)
+    ).pipe(
+      Retry.retry({ ...settings.retry, onRetry }),
+      Timeouts.unary({ backend: "engine", method: call.method }, settings.timeouts.deadline, "deadline")
+    )
+  )
+
+const streamOnBackend = <A>(
+  backends: Backends,
+  backend: Backend,
+  call: Call<A>,
+  open: (client: OllamaClient.Service) => Stream.Stream<A, OllamaError>,
+  isLast: (chunk: A) => boolean,
+  settings: Settings
+): Stream.Stream<A, LlmError> => {
+  const where = { backend: backend.url, method: call.method }
+  const slotted = Stream.unwrapScoped(
+    Effect.as(
+      Effect.acquireRelease(backend.slots.take(1), () => backend.slots.release(1)),
+      open(backend.client).pipe(
+        Timeouts.stream(where, { firstToken: settings.timeouts.firstToken, idle: settings.timeouts.idle })
+      )
+    )
+  )
+  const counted = Stream.unwrapScoped(
+    Effect.as(
+      Effect.acquireRelease(
+        Ref.update(backend.outstanding, (n) => n + 1),
+        () => Ref.update(backend.outstanding, (n) => n - 1)
+      ),
+      backend.breaker.protectStream(slotted)
+    )
+  )
+  return Stream.unwrap(Effect.as(backend.bucket.take, counted)).pipe(
+    Stream.tap((chunk) => (isLast(chunk) ? backend.bucket.charge(call.tokens(chunk)) : Effect.void))
+  )
+}
+
+/** A streamed call: retried across backends until its first chunk, within the deadline. */
+export const stream = <A>(
+  backends: Backends,
+  call: Call<A>,
+  open: (client: OllamaClient.Service) => Stream.Stream<A, OllamaError>,
+  isLast: (chunk: A) => boolean,
+  settings: Settings,
+  onRetry: OnRetry
+): Stream.Stream<A, LlmError> =>
+  Stream.unwrap(
+    Effect.map(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
+      Stream.unwrap(
+        Effect.map(pick(backends, call.model, tried), (backend) =>
+          streamOnBackend(backends, backend, call, open, isLast, settings)
+        )
+      ).pipe(Retry.retryStream({ ...settings.retry, onRetry }))
+    )
+  ).pipe(Timeouts.deadlineStream({ backend: "engine", method: call.method }, settings.timeouts.deadline))

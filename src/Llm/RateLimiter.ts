@@ -1,0 +1,284 @@
+/**
+ * Token-bucket rate limiting per key (a backend URL, later an API key): requests per second with a burst, and
+ * optionally model tokens per minute. A caller that finds no token waits (backpressure) in FIFO order; when its
+ * wait would exceed `maxWait` it fails at once with `RateLimited` (the limit that binds and `retryAfterMs`, the
+ * time until it would have been admitted), rather than sleeping first and failing later.
+ *
+ * Choices:
+ * - Hand-written over `Ref` + `Clock`, not effect's `RateLimiter`: that one cannot fail after a maximum wait, has
+ *   no post-hoc charge (tokens are only known when a call ends), needs a Scope and a refill fiber per limiter,
+ *   and reports nothing to a snapshot. Here the bucket refills continuously from `Clock`
+ *   (available = min(burst, tokens + elapsed x rate)), so TestClock drives it and no fiber runs in the background.
+ * - Waiters form a queue. The waiter at position i is admitted once i + 1 request tokens have accrued and the
+ *   model-token bucket is non-negative; it sleeps exactly that long, then re-checks (a charge made meanwhile can
+ *   push it further out, bounded by its deadline). Only the head may take, so order is FIFO and fair.
+ * - A waiter that leaves without a token (interrupted, or past its deadline) wakes the waiters behind it, which
+ *   recompute their (now earlier) admission time: the reservation is given back.
+ * - Model tokens are charged after a call and may drive the bucket negative; new callers then wait until it
+ *   refills to zero. The estimate for a queued caller ignores charges not yet made, so the limit is approximate
+ *   by the size of the calls in flight.
+ * - The registry keeps one bucket per key; the limits given when a key is first seen stay with it.
+ */
+import { Clock, Deferred, Duration, Effect, Exit, HashMap, Ref, SynchronizedRef } from "effect"
+import { RateLimited } from "../Domain/LlmError.js"
+
+/** The limits of one bucket. */
+export interface Limits {
+  /** Refill rate in requests per second; `Infinity` or `undefined` means no request limit. */
+  readonly requestsPerSecond?: number | undefined
+  /** Bucket size (the burst admitted at once); default `max(1, ceil(requestsPerSecond))`. */
+  readonly burst?: number | undefined
+  /** Model tokens (prompt + completion) per minute, charged after each call; `undefined` means no limit. */
+  readonly tokensPerMinute?: number | undefined
+  /** The longest a caller waits for a token before it fails with `RateLimited`; default 30 seconds, 0 = never. */
+  readonly maxWait?: Duration.DurationInput | undefined
+}
+
+/** One key's limiter. */
+export interface Bucket {
+  /** Waits for a request token (and for the model-token bucket to be non-negative). */
+  readonly take: Effect.Effect<void, RateLimited>
+  /** Deducts model tokens after a call; the bucket may go negative, so that later callers wait. */
+  readonly charge: (tokens: number) => Effect.Effect<void>
+  /** `take`, then run the effect. */
+  readonly limit: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | RateLimited, R>
+  /** Request tokens available now, model tokens (if limited), and callers waiting. */
+  readonly snapshot: Effect.Effect<{
+    readonly requests: number
+    readonly tokens: number | undefined
+    readonly waiting: number
+  }>
+}
+
+/** The defaults, in one place. */
+export const defaults = { maxWait: "30 seconds" } as const
+
+interface Resolved {
+  readonly rps: number
+  readonly burst: number
+  readonly tpm: number | undefined
+  readonly maxWaitMs: number
+}
+
+interface Waiter {
+  readonly id: number
+  readonly wake: Deferred.Deferred<void>
+}
+
+interface State {
+  /** When the buckets were last refilled, in ms. */
+  readonly at: number
+  readonly requests: number
+  /** Model tokens; `Infinity` when unlimited. */
+  readonly tokens: number
+  readonly queue: ReadonlyArray<Waiter>
+}
+
+type Limit = "requests" | "tokens"
+
+type Decision =
+  | { readonly _tag: "Admit" }
+  | { readonly _tag: "Wait"; readonly delayMs: number }
+  | { readonly _tag: "Reject"; readonly limit: Limit; readonly retryAfterMs: number }
+
+/** What a step decided, the waiters to wake, and the next state. */
+type Step = readonly [readonly [Decision, ReadonlyArray<Waiter>], State]
+
+/** Observers of a bucket's waits and rejections (the registry counts them). */
+export interface Events {
+  readonly waited: Effect.Effect<void>
+  readonly rejected: (limit: Limit) => Effect.Effect<void>
+}
+
+const noEvents: Events = { waited: Effect.void, rejected: () => Effect.void }
+
+const resolve = (limits: Limits): Resolved => {
+  const rps = limits.requestsPerSecond
+  const unlimited = rps === undefined || rps === Infinity
+  const maxWaitMs = Duration.toMillis(Duration.decode(limits.maxWait ?? defaults.maxWait))
+  return {
+    rps: unlimited ? Infinity : rps,
+    burst: unlimited ? Infinity : (limits.burst ?? Math.max(1, Math.ceil(rps))),
+    tpm: limits.tokensPerMinute,
+    maxWaitMs: Math.max(0, maxWaitMs)
+  }
+}
+
+const refillLevel = (level: number, cap: number, elapsedMs: number, perMs: number): number =>
+  elapsedMs <= 0 || level >= cap ? level : Math.min(cap, level + elapsedMs * perMs)
+
+const refill = (r: Resolved, s: State, now: number): State => {
+  const elapsed = now - s.at
+  if (elapsed <= 0) return s
+  const tokens = r.tpm === undefined ? s.tokens : refillLevel(s.tokens, r.tpm, elapsed, r.tpm / 60_000)
+  return { ...s, at: now, requests: refillLevel(s.requests, r.burst, elapsed, r.rps / 1000), tokens }
+}
+
+/** Whole milliseconds until `missing` units accrue at `perUnit` units per `unitMs` (float noise ignored). */
+const delayFor = (missing: number, perUnit: number, unitMs: number): number =>
+  missing <= 1e-9 ? 0 : Math.max(0, Math.ceil((missing * unitMs) / perUnit - 1e-6))
+
+const without = (s: State, index: number): State => ({ ...s, queue: s.queue.filter((_, i) => i !== index) })
+
+/** One atomic look at the bucket by waiter `self`: take a token, keep waiting, or give up. */
+const step = (r: Resolved, state: State, now: number, deadline: number, self: Waiter): Step => {
+  const s = refill(r, state, now)
+  const index = s.queue.findIndex((w) => w.id === self.id)
+  const position = index === -1 ? s.queue.length : index
+  const requestsMs = delayFor(position + 1 - s.requests, r.rps, 1000)
+  const tokensMs = r.tpm === undefined ? 0 : delayFor(-s.tokens, r.tpm, 60_000)
+  const delayMs = Math.max(requestsMs, tokensMs)
+  if (position === 0 && delayMs === 0) {
+    const next = index === -1 ? s : without(s, index)
+    return [[{ _tag: "Admit" }, next.queue.slice(0, 1)], { ...next, requests: next.requests - 1 }]
+  }
+  if (now + delayMs > deadline) {
+    const limit = tokensMs > requestsMs ? "tokens" : "requests"
+    const next = index === -1 ? s : without(s, index)
+    return [[{ _tag: "Reject", limit, retryAfterMs: delayMs }, index === -1 ? [] : next.queue.slice(index)], next]
+  }
+  const queue = index === -1 ? [...s.queue, self] : s.queue.map((w, i) => (i === index ? self : w))
+  return [[{ _tag: "Wait", delayMs }, []], { ...s, queue }]
+}
+
+/** Removes a waiter that leaves without a token; the ones behind it move up. */
+const leave =
+  (id: number) =>
+  (s: State): readonly [ReadonlyArray<Waiter>, State] => {
+    const index = s.queue.findIndex((w) => w.id === id)
+    if (index === -1) return [[], s]
+    const next = without(s, index)
+    return [next.queue.slice(index), next]
+  }
+
+const wakeAll = (waiters: ReadonlyArray<Waiter>) =>
+  Effect.forEach(waiters, (w) => Deferred.succeed(w.wake, undefined), { discard: true })
+
+const pause = (delayMs: number, wake: Deferred.Deferred<void>) =>
+  delayMs === 0 ? Deferred.await(wake) : Effect.race(Effect.sleep(Duration.millis(delayMs)), Deferred.await(wake))
+
+const makeState = (r: Resolved) =>
+  Effect.flatMap(Clock.currentTimeMillis, (at) =>
+    Ref.make<State>({ at, requests: r.burst, tokens: r.tpm ?? Infinity, queue: [] })
+  )
+
+/** Takes a token for waiter `id`, waiting in line until `deadline` at most. */
+const takeWith = (r: Resolved, state: Ref.Ref<State>, scope: string, events: Events) => {
+  const attempt = Effect.fnUntraced(function* (id: number, deadline: number, waited: boolean) {
+    const self: Waiter = { id, wake: yield* Deferred.make<void>() }
+    const now = yield* Clock.currentTimeMillis
+    const [decision, toWake] = yield* Ref.modify(state, (s) => step(r, s, now, deadline, self))
+    yield* wakeAll(toWake)
+    if (decision._tag === "Admit") return true
+    if (decision._tag === "Reject") {
+      yield* events.rejected(decision.limit)
+      return yield* new RateLimited({ scope, limit: decision.limit, retryAfterMs: decision.retryAfterMs })
+    }
+    if (!waited) yield* events.waited
+    yield* pause(decision.delayMs, self.wake)
+    return false
+  })
+  const waitInLine = Effect.fnUntraced(function* (id: number) {
+    const deadline = (yield* Clock.currentTimeMillis) + r.maxWaitMs
+    let waited = false
+    while (!(yield* attempt(id, deadline, waited))) waited = true
+  })
+  const giveBack = (id: number) => Effect.flatMap(Ref.modify(state, leave(id)), wakeAll)
+  return (id: number): Effect.Effect<void, RateLimited> =>
+    waitInLine(id).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : giveBack(id))))
+}
+
+const snapshotOf = (r: Resolved, state: Ref.Ref<State>) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Ref.modify(state, (s) => {
+      const next = refill(r, s, now)
+      const tokens = r.tpm === undefined ? undefined : next.tokens
+      return [{ requests: next.requests, tokens, waiting: next.queue.length }, next] as const
+    })
+  )
+
+const chargeOf = (r: Resolved, state: Ref.Ref<State>) => (tokens: number) =>
+  r.tpm === undefined || !(tokens > 0)
+    ? Effect.void
+    : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.update(state, (s) => {
+          const next = refill(r, s, now)
+          return { ...next, tokens: next.tokens - tokens }
+        })
+      )
+
+/** A bucket whose waits and rejections are reported to `events` (the registry's counters). */
+export const makeBucketWith = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket> =>
+  Effect.gen(function* () {
+    const r = resolve(limits)
+    const state = yield* makeState(r)
+    const ids = yield* Ref.make(0)
+    const unlimited = r.rps === Infinity && r.tpm === undefined
+    const takeIn = takeWith(r, state, scope, events)
+    const take = unlimited
+      ? Effect.void
+      : Effect.flatMap(
+          Ref.getAndUpdate(ids, (n) => n + 1),
+          takeIn
+        )
+    return {
+      take,
+      charge: chargeOf(r, state),
+      limit: (effect) => Effect.zipRight(take, effect),
+      snapshot: snapshotOf(r, state)
+    } satisfies Bucket
+  })
+
+/** A bucket on its own (not counted by a registry). */
+export const makeBucket = (scope: string, limits: Limits): Effect.Effect<Bucket> =>
+  makeBucketWith(scope, limits, noEvents)
+
+/** The registry's counters. */
+export interface Stats {
+  /** Keys with a bucket. */
+  readonly buckets: number
+  /** Callers that had to wait for a token (and were admitted or not). */
+  readonly waits: number
+  /** Callers refused with `RateLimited`, in all and by the limit that refused them. */
+  readonly rejections: number
+  readonly rejectionsByLimit: { readonly requests: number; readonly tokens: number }
+}
+
+interface Counters {
+  readonly waits: number
+  readonly requests: number
+  readonly tokens: number
+}
+
+/** The keyed registry: one bucket per key (backend URL, API key), created on first use and then reused. */
+export class RateLimiter extends Effect.Service<RateLimiter>()("sluice/RateLimiter", {
+  effect: Effect.gen(function* () {
+    const buckets = yield* SynchronizedRef.make(HashMap.empty<string, Bucket>())
+    const counters = yield* Ref.make<Counters>({ waits: 0, requests: 0, tokens: 0 })
+    const events: Events = {
+      waited: Ref.update(counters, (c) => ({ ...c, waits: c.waits + 1 })),
+      rejected: (limit) => Ref.update(counters, (c) => ({ ...c, [limit]: c[limit] + 1 }))
+    }
+    /** The bucket of `key`; `limits` apply when the key is first seen. */
+    const bucket = Effect.fn("RateLimiter.bucket")(function* (key: string, limits: Limits) {
+      return yield* SynchronizedRef.modifyEffect(buckets, (map) => {
+        const found = HashMap.get(map, key)
+        if (found._tag === "Some") return Effect.succeed([found.value, map] as const)
+        return Effect.map(makeBucketWith(key, limits, events), (b) => [b, HashMap.set(map, key, b)] as const)
+      })
+    })
+    const stats: Effect.Effect<Stats> = Effect.map(
+      Effect.zip(Ref.get(counters), SynchronizedRef.get(buckets)),
+      ([c, map]) => ({
+        buckets: HashMap.size(map),
+        waits: c.waits,
+        rejections: c.requests + c.tokens,
+        rejectionsByLimit: { requests: c.requests, tokens: c.tokens }
+      })
+    )
+    return { bucket, stats } as const
+  })
+}) {}
+
+/** The registry on its own, for a user of the library. */
+export const layer = RateLimiter.Default

@@ -1,0 +1,249 @@
+/**
+ * The response cache (ARCHITECTURE §3): exact-match entries keyed by `CacheKey.keyOf`, in front of the budget and
+ * the backends, so a hit costs no upstream call, no rate-limit token and no budget.
+ *
+ * Choices:
+ * - Storage is `ResponseCacheStore` over the hand-written strict LRU of `Lru.ts` (effect's `Cache` evicts in
+ *   first-insertion order in 3.22.4, see effect-3.md pitfall 20), bounded by entries and by bytes of JSON.
+ * - TTL per entry from `Clock`. An expired entry is not served by `get`/`lookupStream`, but it is kept (until the
+ *   LRU pushes it out) so `stale`/`staleStream` can serve it to the fallback layer.
+ * - Unary and stream entries live apart under one key (a stored stream is not turned into a unary answer or
+ *   back: the shapes differ per endpoint); `invalidate` drops both.
+ * - Unary misses are single-flight: identical concurrent misses wait for one leader and get its exit, success or
+ *   failure (failures are never stored). If the leader is interrupted, its followers are not failed: they start
+ *   over, so one of them becomes the new leader and the others follow it.
+ * - Streams are not coalesced: a follower would have to wait for the whole generation before its first token and
+ *   would stall with a slow or stopped leader. A stream miss passes chunks through as they come while recording
+ *   them; the recording is stored only if the stream closes without failure or interruption and the last chunk
+ *   the consumer pulled satisfies `isComplete` (the done chunk). A failed, interrupted or partly consumed stream
+ *   is never stored. A hit replays the chunks at once.
+ * - `lookupStream` decides hit or miss when it runs (the chunks of a hit are taken then); the stream runs later.
+ * - `refresh` always computes and stores a success; `bypass` neither reads nor writes. Neither joins a flight.
+ */
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Layer, Option, Stream } from "effect"
+import { type CacheStats, CacheStore, type Flight } from "./ResponseCacheStore.js"
+
+export type { CacheStats } from "./ResponseCacheStore.js"
+
+/** Per call: serve a fresh hit or compute and store (`use`), always compute and store (`refresh`), or skip. */
+export type CachePolicy = "use" | "refresh" | "bypass"
+
+/** How a call was answered. `coalesced`: it waited for an identical in-flight miss. */
+export type Lookup = "hit" | "miss" | "coalesced" | "refresh" | "bypass"
+
+/** Bounds and freshness of the cache. */
+export interface Options {
+  readonly maxEntries: number
+  readonly maxBytes: number
+  readonly ttl: Duration.DurationInput
+}
+
+/** The defaults: 10,000 entries, 64 MiB, 10 minutes. */
+export const defaultOptions: Options = { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, ttl: "10 minutes" }
+
+/** A unary answer and how it was obtained. */
+export interface Cached<A> {
+  readonly value: A
+  readonly lookup: Lookup
+}
+
+/** A stream answer (not yet run) and how it will be obtained. */
+export interface CachedStream<A, E, R> {
+  readonly lookup: Lookup
+  readonly stream: Stream.Stream<A, E, R>
+}
+
+type Decision =
+  | { readonly _tag: "Hit"; readonly value: unknown }
+  | { readonly _tag: "Follow"; readonly flight: Flight }
+  | { readonly _tag: "Lead"; readonly flight: Flight }
+
+const unarySlot = (key: string) => `u|${key}`
+const streamSlot = (key: string) => `s|${key}`
+
+const storeNow = (store: CacheStore, slot: string, value: unknown) =>
+  Effect.map(Clock.currentTimeMillis, (now) => store.store(slot, value, now))
+
+/** Hit, follow a flight, or lead a new one, in one synchronous step so no other fiber interleaves. */
+const decide = (store: CacheStore, slot: string, now: number): Decision => {
+  const hit = store.fresh(slot, now)
+  if (Option.isSome(hit)) {
+    store.count("hits")
+    return { _tag: "Hit", value: hit.value }
+  }
+  const inFlight = store.flights.get(slot)
+  if (inFlight !== undefined) return { _tag: "Follow", flight: inFlight }
+  const flight: Flight = Deferred.unsafeMake(FiberId.none)
+  store.flights.set(slot, flight)
+  store.count("misses")
+  return { _tag: "Lead", flight }
+}
+
+const interruptedOnly = (exit: Exit.Exit<unknown, unknown>): boolean =>
+  Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
+
+/** The leader's end: release the flight, store a success, tell the followers (None: start over). */
+const settle = <A, E>(store: CacheStore, slot: string, flight: Flight, exit: Exit.Exit<A, E>) =>
+  Effect.gen(function* () {
+    if (store.flights.get(slot) === flight) store.flights.delete(slot)
+    if (Exit.isSuccess(exit)) yield* storeNow(store, slot, exit.value)
+    yield* Deferred.succeed(flight, interruptedOnly(exit) ? Option.none() : Option.some(exit))
+    return yield* Exit.map(exit, (value): Cached<A> => ({ value, lookup: "miss" }))
+  })
+
+/** A follower's end: the leader's exit (same key, so same types), or start over if the leader was interrupted. */
+const follow = <A, E, R>(
+  store: CacheStore,
+  slot: string,
+  outcome: Option.Option<Exit.Exit<unknown, unknown>>,
+  compute: Effect.Effect<A, E, R>
+): Effect.Effect<Cached<A>, E, R> =>
+  Option.match(outcome, {
+    onNone: () => useUnary(store, slot, compute),
+    onSome: (exit) => {
+      store.count("coalesced")
+      return Exit.map(exit as Exit.Exit<A, E>, (value): Cached<A> => ({ value, lookup: "coalesced" }))
+    }
+  })
+
+/** The `use` policy for unary calls: fresh hit, else single-flight compute and store. */
+const useUnary = <A, E, R>(
+  store: CacheStore,
+  slot: string,
+  compute: Effect.Effect<A, E, R>
+): Effect.Effect<Cached<A>, E, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Cached<A>, E, R> => {
+      const decision = decide(store, slot, now)
+      switch (decision._tag) {
+        case "Hit":
+          return Effect.succeed({ value: decision.value as A, lookup: "hit" })
+        case "Lead":
+          return Effect.flatMap(Effect.exit(restore(compute)), (exit) => settle(store, slot, decision.flight, exit))
+        case "Follow":
+          return Effect.flatMap(restore(Deferred.await(decision.flight)), (outcome) =>
+            restore(follow(store, slot, outcome, compute))
+          )
+      }
+    })
+  )
+
+const get = <A, E, R>(
+  store: CacheStore,
+  key: string,
+  policy: CachePolicy,
+  compute: Effect.Effect<A, E, R>
+): Effect.Effect<Cached<A>, E, R> => {
+  const slot = unarySlot(key)
+  const answer =
+    (lookup: Lookup) =>
+    (value: A): Cached<A> => ({ value, lookup })
+  const run =
+    policy === "use"
+      ? useUnary(store, slot, compute)
+      : policy === "refresh"
+        ? Effect.sync(() => store.count("refreshes")).pipe(
+            Effect.zipRight(Effect.tap(compute, (value) => storeNow(store, slot, value))),
+            Effect.map(answer("refresh"))
+          )
+        : Effect.sync(() => store.count("bypasses")).pipe(Effect.zipRight(compute), Effect.map(answer("bypass")))
+  return run.pipe(
+    Effect.tap(({ lookup }) => Effect.annotateCurrentSpan("lookup", lookup)),
+    Effect.withSpan("ResponseCache.get", { attributes: { policy } })
+  )
+}
+
+/**
+ * Passes the chunks through while recording them, and stores the recording when the stream closes successfully
+ * with a complete last chunk. Upstream is cut into one-element chunks before the recorder, so only elements the
+ * consumer actually pulled are recorded: a consumer that stops at the done chunk (`takeUntil`) still stores, one
+ * that stops earlier (`take`) does not, whatever the upstream chunking.
+ */
+const record = <A, E, R>(
+  store: CacheStore,
+  slot: string,
+  compute: Stream.Stream<A, E, R>,
+  isComplete: (last: A) => boolean
+): Stream.Stream<A, E, R> =>
+  Stream.suspend(() => {
+    const chunks: Array<A> = []
+    const complete = () => chunks.length > 0 && isComplete(chunks[chunks.length - 1]!)
+    return compute.pipe(
+      Stream.rechunk(1),
+      Stream.mapChunks((chunk) => {
+        for (const a of chunk) chunks.push(a)
+        return chunk
+      }),
+      Stream.ensuringWith((exit) =>
+        Exit.isSuccess(exit) && complete() ? storeNow(store, slot, chunks.slice()) : Effect.void
+      )
+    )
+  })
+
+const lookupStream = <A, E, R>(
+  store: CacheStore,
+  key: string,
+  policy: CachePolicy,
+  compute: Stream.Stream<A, E, R>,
+  isComplete: (last: A) => boolean
+): Effect.Effect<CachedStream<A, E, R>> => {
+  const slot = streamSlot(key)
+  const decided = Effect.map(Clock.currentTimeMillis, (now): CachedStream<A, E, R> => {
+    if (policy === "bypass") {
+      store.count("bypasses")
+      return { lookup: "bypass", stream: compute }
+    }
+    const hit = policy === "use" ? store.fresh(slot, now) : Option.none()
+    store.count(Option.isSome(hit) ? "hits" : policy === "use" ? "misses" : "refreshes")
+    return Option.isSome(hit)
+      ? { lookup: "hit", stream: Stream.fromIterable(hit.value as ReadonlyArray<A>) }
+      : { lookup: policy === "use" ? "miss" : "refresh", stream: record(store, slot, compute, isComplete) }
+  })
+  return decided.pipe(
+    Effect.tap(({ lookup }) => Effect.annotateCurrentSpan("lookup", lookup)),
+    Effect.withSpan("ResponseCache.lookupStream", { attributes: { policy } })
+  )
+}
+
+/** Builds a cache with the given options (missing ones take `defaultOptions`). */
+export const make = (options: Partial<Options> = {}) =>
+  Effect.sync(() => {
+    const { maxBytes, maxEntries, ttl } = { ...defaultOptions, ...options }
+    const store = new CacheStore(maxEntries, maxBytes, Duration.toMillis(Duration.decode(ttl)))
+    const lookup = <A, E, R>(
+      key: string,
+      policy: CachePolicy,
+      compute: Stream.Stream<A, E, R>,
+      done: (a: A) => boolean
+    ) => lookupStream(store, key, policy, compute, done)
+    return {
+      /** A unary answer through the cache, with how it was obtained. */
+      get: <A, E, R>(key: string, policy: CachePolicy, compute: Effect.Effect<A, E, R>) =>
+        get(store, key, policy, compute),
+      /** A stream through the cache, and whether it is a hit (decided now; the stream runs later). */
+      lookupStream: lookup,
+      /** `lookupStream` without the lookup. */
+      stream: <A, E, R>(key: string, policy: CachePolicy, compute: Stream.Stream<A, E, R>, done: (a: A) => boolean) =>
+        Stream.unwrap(Effect.map(lookup(key, policy, compute, done), (result) => result.stream)),
+      /** The stored unary value, even if expired (for the fallback layer). */
+      stale: <A>(key: string): Effect.Effect<Option.Option<A>> =>
+        Effect.sync(() => store.stale(unarySlot(key)) as Option.Option<A>),
+      /** The stored stream chunks, even if expired (for the fallback layer). */
+      staleStream: <A>(key: string): Effect.Effect<Option.Option<ReadonlyArray<A>>> =>
+        Effect.sync(() => store.stale(streamSlot(key)) as Option.Option<ReadonlyArray<A>>),
+      /** Drops the unary and the stream entry of a key. */
+      invalidate: (key: string): Effect.Effect<void> =>
+        Effect.sync(() => [unarySlot(key), streamSlot(key)].forEach((slot) => store.delete(slot))),
+      /** Drops every entry (counters are kept). */
+      clear: Effect.sync(() => store.clear()),
+      /** The counters and the current size. */
+      stats: Effect.sync((): CacheStats => store.stats())
+    } as const
+  })
+
+/** The response cache service; `Default` uses `defaultOptions`, `layer(options)` overrides them. */
+export class ResponseCache extends Effect.Service<ResponseCache>()("sluice/ResponseCache", { effect: make() }) {
+  /** A layer with the given options (missing ones take `defaultOptions`). */
+  static layer = (options: Partial<Options>): Layer.Layer<ResponseCache> =>
+    Layer.effect(ResponseCache, Effect.map(make(options), ResponseCache.make))
+}

@@ -1,0 +1,107 @@
+/**
+ * The synchronous state under `ResponseCache`: the LRU of entries with their expiry, the counters, and the map of
+ * in-flight unary misses. `ResponseCache` holds the effectful policies; this module only answers "is there a fresh
+ * entry at this instant", "store this", "give me whatever is there".
+ *
+ * Choices:
+ * - Mutable and synchronous: every method is called from one `Effect.sync`/`map` step, which the single-threaded
+ *   runtime runs without interleaving, so a check-then-register (hit? flight? lead) is atomic without a lock.
+ * - The size of an entry is the UTF-8 length of its JSON; a value that cannot be written as JSON is not stored.
+ * - Values are kept as given (no clone): callers never mutate wire objects.
+ * - Expired entries stay until the LRU pushes them out, so `stale` can still read them; `fresh` and `stale` both
+ *   mark the entry as used, so a served entry is protected from eviction.
+ */
+import type { Deferred, Exit } from "effect"
+import { Option } from "effect"
+import { Lru } from "./Lru.js"
+
+/** Counters since the cache was made (cumulative), and the current size. */
+export interface CacheStats {
+  readonly hits: number
+  readonly misses: number
+  readonly staleServed: number
+  readonly evictions: number
+  readonly coalesced: number
+  readonly refreshes: number
+  readonly bypasses: number
+  readonly entries: number
+  readonly bytes: number
+}
+
+/** The cumulative counters of `CacheStats`. */
+export type Counter = Exclude<keyof CacheStats, "entries" | "bytes">
+
+/** A leader's outcome for its followers; `None` when it was interrupted and they should start over. */
+export type Flight = Deferred.Deferred<Option.Option<Exit.Exit<unknown, unknown>>>
+
+/** UTF-8 length of the JSON, or undefined when the value cannot be written as JSON. */
+export const sizeOf = (value: unknown): number | undefined => {
+  try {
+    const json = JSON.stringify(value)
+    return json === undefined ? 0 : Buffer.byteLength(json, "utf8")
+  } catch {
+    return undefined
+  }
+}
+
+/** Entries, counters and in-flight misses of one cache. */
+export class CacheStore {
+  readonly flights = new Map<string, Flight>()
+  private readonly lru: Lru<unknown>
+  private readonly counters: Record<Counter, number> = {
+    hits: 0,
+    misses: 0,
+    staleServed: 0,
+    evictions: 0,
+    coalesced: 0,
+    refreshes: 0,
+    bypasses: 0
+  }
+
+  constructor(
+    maxEntries: number,
+    maxBytes: number,
+    private readonly ttlMillis: number
+  ) {
+    this.lru = new Lru(maxEntries, maxBytes)
+  }
+
+  count(counter: Counter): void {
+    this.counters[counter]++
+  }
+
+  /** Stores a value, fresh until `now + ttl`, evicting least recently used entries over the bounds. */
+  store(slot: string, value: unknown, now: number): void {
+    const bytes = sizeOf(value)
+    if (bytes === undefined) return
+    this.counters.evictions += this.lru.set(slot, { value, bytes, expiresAt: now + this.ttlMillis }).evicted
+  }
+
+  /** The value if fresh at `now` (marked as used); an expired entry is left in place. */
+  fresh(slot: string, now: number): Option.Option<unknown> {
+    const entry = this.lru.peek(slot)
+    if (entry === undefined || now >= entry.expiresAt) return Option.none()
+    this.lru.get(slot)
+    return Option.some(entry.value)
+  }
+
+  /** The value even if expired (marked as used); counts as stale served when found. */
+  stale(slot: string): Option.Option<unknown> {
+    const entry = this.lru.get(slot)
+    if (entry === undefined) return Option.none()
+    this.counters.staleServed++
+    return Option.some(entry.value)
+  }
+
+  delete(slot: string): void {
+    this.lru.delete(slot)
+  }
+
+  clear(): void {
+    this.lru.clear()
+  }
+
+  stats(): CacheStats {
+    return { ...this.counters, entries: this.lru.size, bytes: this.lru.bytes }
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The retry policy of the engine (ARCHITECTURE.md §3, "Retry(Schedule)"): a named `Schedule` fed with the errors,
+ * and helpers that apply it to a unary call or to a stream.
+ *
+ * Choices:
+ * - Backoff: `base × factor^n`, capped at `maxDelay`, then jittered with `Schedule.jittered` (× a random factor in
+ *   [0.8, 1.2], from the `Random` service, so tests seed it) and capped again, so a delay never exceeds `maxDelay`
+ *   while delays near the cap keep some spread.
+ * - Retry-After: the delay is at least `retryAfterOf(error)` (503 busy, open breaker, rate limit), even above
+ *   `maxDelay`: the server said when it can serve again.
+ * - Attempts: at most `maxRetries` retries (so `maxRetries + 1` attempts).
+ * - Deadline: a retry is made only if it starts within `deadline` of the first failure (the schedule's first
+ *   step); when the next delay (Retry-After included) would pass it, the policy gives up with the last error.
+ *   The whole call, first attempt included, is bounded by `Timeouts.unary(..., "deadline")` around it.
+ * - Only errors with `retryable === true` are retried; `CircuitOpen` is retryable, the engine routes the retry to
+ *   another backend.
+ * - Streams are retried only while no chunk has reached the caller: once one has, a failure propagates as is, since
+ *   a retry would repeat what the caller already has.
+ * - `onRetry` runs before each retry's delay (error, retry number from 1, delay), so the engine can count retries.
+ */
+import { Duration, Effect, Ref, Schedule, ScheduleDecision, ScheduleIntervals, Stream } from "effect"
+import type { LlmError } from "../Domain/LlmError.js"
+import { retryAfterOf } from "../Domain/LlmError.js"
+
+/** The knobs of the policy; each absent field takes its value from `defaults`. */
+export interface Options {
+  /** The first delay, before jitter. */
+  readonly base?: Duration.DurationInput
+  /** The growth of the delay from one retry to the next. */
+  readonly factor?: number
+  /** The longest backoff delay (a longer Retry-After still wins). */
+  readonly maxDelay?: Duration.DurationInput
+  /** Retries after the first attempt. */
+  readonly maxRetries?: number
+  /** No retry starts later than this after the first failure. */
+  readonly deadline?: Duration.DurationInput
+  /** Whether delays are jittered (× [0.8, 1.2]). */
+  readonly jitter?: boolean
+  /** Runs before each retry: the error, the retry number (1, 2, ...) and the delay before it. */
+  readonly onRetry?: (error: LlmError, attempt: number, delay: Duration.Duration) => Effect.Effect<void>
+}
+
+/** The defaults, in one place. */
+export const defaults: Required<Options> = {
+  base: "100 millis",
+  factor: 2,
+  maxDelay: "5 seconds",
+  maxRetries: 3,
+  deadline: "30 seconds",
+  jitter: true,
+  onRetry: () => Effect.void
+}
+
+const resolve = (options: Options | undefined): Required<Options> => ({ ...defaults, ...options })
+
+const backoff = (options: Required<Options>): Schedule.Schedule<Duration.Duration> => {
+  const cap = Schedule.modifyDelay((_: Duration.Duration, delay: Duration.Duration) =>
+    Duration.min(delay, Duration.decode(options.maxDelay))
+  )
+  const capped = cap(Schedule.exponential(options.base, options.factor))
+  return options.jitter ? cap(Schedule.jittered(capped)) : capped
+}
+
+/** Waits at least the Retry-After hint of the error, if it has one. */
+const retryAfter: Schedule.Schedule<LlmError, LlmError> = Schedule.identity<LlmError>().pipe(
+  Schedule.addDelay((error) => Duration.millis(retryAfterOf(error) ?? 0))
+)
+
+/** The policy without the hook: outputs the delay before the next retry. */
+const core = (options: Required<Options>): Schedule.Schedule<Duration.Duration, LlmError> => {
+  const deadline = Duration.decode(options.deadline)
+  return Schedule.delays(Schedule.intersect(backoff(options), retryAfter)).pipe(
+    Schedule.intersect(Schedule.elapsed),
+    Schedule.whileOutput(([delay, elapsed]) => Duration.lessThanOrEqualTo(Duration.sum(elapsed, delay), deadline)),
+    Schedule.intersect(Schedule.recurs(options.maxRetries)),
+    Schedule.whileInput((error: LlmError) => error.retryable),
+    Schedule.map(([[delay]]) => delay)
+  )
+}
+
+/** Runs `onRetry` on each step that continues (not on the one that gives up). */
+const tapRetries = <R>(
+  self: Schedule.Schedule<Duration.Duration, LlmError, R>,
+  onRetry: Required<Options>["onRetry"]
+): Schedule.Schedule<Duration.Duration, LlmError, R> =>
+  Schedule.makeWithState<readonly [unknown, number], LlmError, Duration.Duration, R>(
+    [self.initial, 0],
+    (now, error, [state, retries]) =>
+      Effect.flatMap(self.step(now, error, state), ([next, delay, decision]) => {
+        const result = [[next, retries + 1], delay, decision] as const
+        if (ScheduleDecision.isDone(decision)) return Effect.succeed(result)
+        const wait = Duration.millis(Math.max(0, ScheduleIntervals.start(decision.intervals) - now))
+        return Effect.as(onRetry(error, retries + 1, wait), result)
+      })
+  )
+
+/** The engine's retry policy, fed with the errors; it outputs the delay before the next retry. */
+export const policy = (options?: Options): Schedule.Schedule<Duration.Duration, LlmError> => {
+  const resolved = resolve(options)
+  return tapRetries(core(resolved), resolved.onRetry)
+}
+
+/** Retries a unary call with `policy(options)`. */
+export const retry =
+  (options?: Options) =>
+  <A, E extends LlmError, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.retry(effect, policy(options))
+
+/** Retries a stream with `policy(options)` while none of its chunks has reached the caller. */
+export const retryStream =
+  (options?: Options) =>
+  <A, E extends LlmError, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+    Stream.unwrap(
+      Effect.map(Ref.make(false), (emitted) => {
+        const resolved = resolve(options)
+        const beforeFirstChunk = core(resolved).pipe(
+          Schedule.checkEffect(() => Effect.map(Ref.get(emitted), (done) => !done))
+        )
+        const marked = Stream.mapChunksEffect(stream, (chunk) =>
+          chunk.length > 0 ? Effect.as(Ref.set(emitted, true), chunk) : Effect.succeed(chunk)
+        )
+        return Stream.retry(marked, tapRetries(beforeFirstChunk, resolved.onRetry))
+      })
+    )

@@ -1,0 +1,108 @@
+/**
+ * Time bounds of one LLM call (ARCHITECTURE.md §3, "timeout"): a per-attempt timeout for unary calls, a
+ * first-token and an idle-between-chunks timeout for streams, and an overall deadline per call (unary or stream).
+ * Every bound fails with a `TimeoutError` naming the backend, the method, the phase and the limit in ms.
+ *
+ * Choices:
+ * - A bound that is `undefined`, zero, negative or infinite means "no bound": the effect or stream is returned as is.
+ * - On timeout the inner effect (or the stream's producer) is interrupted, and the error is raised once that
+ *   interruption is done, so an aborted HTTP request is really gone when the caller sees the `TimeoutError`.
+ * - Stream timeouts are measured per pulled chunk: the first non-empty chunk ends the first-token phase; after it,
+ *   each pull must deliver the next chunk within `idle`. The clock of a pull starts when the consumer asks for it,
+ *   so a slow consumer never makes the producer look idle.
+ * - `deadlineStream` bounds the whole stream, from its start to its end, however steadily chunks flow.
+ * - All time comes from `Clock`, so tests drive it with `TestClock`.
+ */
+import { Chunk, Duration, Effect, Option, Stream } from "effect"
+import { TimeoutError } from "../Domain/LlmError.js"
+
+/** The bounds of a call; an absent field means no bound of that kind. */
+export interface Options {
+  /** One try of a unary call. */
+  readonly attempt?: Duration.DurationInput | undefined
+  /** From the start of a stream to its first chunk (a cold model load is slow). */
+  readonly firstToken?: Duration.DurationInput | undefined
+  /** The longest gap between two chunks of a stream. */
+  readonly idle?: Duration.DurationInput | undefined
+  /** The whole call, retries included. */
+  readonly deadline?: Duration.DurationInput | undefined
+}
+
+/** The defaults, in one place. */
+export const defaults: Options = {
+  attempt: "5 minutes",
+  firstToken: "2 minutes",
+  idle: "1 minute",
+  deadline: "10 minutes"
+}
+
+/** Where a call goes, for the error. */
+export interface Where {
+  readonly backend: string
+  readonly method: string
+}
+
+/** The phase a `TimeoutError` of this module names. */
+export type Phase = "attempt" | "first-token" | "idle" | "deadline"
+
+/** The bound as a Duration, or `undefined` when there is none (absent, not positive, or infinite). */
+const bound = (timeout: Duration.DurationInput | undefined): Duration.Duration | undefined => {
+  if (timeout === undefined) return undefined
+  const duration = Duration.decode(timeout)
+  const ms = Duration.toMillis(duration)
+  return ms > 0 && Number.isFinite(ms) ? duration : undefined
+}
+
+const timeoutError = (where: Where, phase: Phase, duration: Duration.Duration): TimeoutError =>
+  new TimeoutError({ backend: where.backend, method: where.method, phase, timeoutMs: Duration.toMillis(duration) })
+
+/** Bounds a unary call (one attempt, or the whole call with phase "deadline"); interrupts it on timeout. */
+export const unary =
+  (where: Where, timeout: Duration.DurationInput | undefined, phase: "attempt" | "deadline" = "attempt") =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> => {
+    const duration = bound(timeout)
+    if (duration === undefined) return effect
+    return Effect.timeoutFail(effect, { duration, onTimeout: () => timeoutError(where, phase, duration) })
+  }
+
+/** Bounds the wait for a stream's first chunk (`firstToken`) and every later gap between chunks (`idle`). */
+export const stream =
+  (
+    where: Where,
+    options: {
+      readonly firstToken?: Duration.DurationInput | undefined
+      readonly idle?: Duration.DurationInput | undefined
+    }
+  ) =>
+  <A, E, R>(self: Stream.Stream<A, E, R>): Stream.Stream<A, E | TimeoutError, R> => {
+    const firstToken = bound(options.firstToken)
+    const idle = bound(options.idle)
+    if (firstToken === undefined && idle === undefined) return self
+    return Stream.unwrapScoped(
+      Effect.map(Stream.toPull(self), (pull) => {
+        let started = false
+        const next = Effect.suspend(() => {
+          const [phase, duration] = started ? (["idle", idle] as const) : (["first-token", firstToken] as const)
+          const bounded: Effect.Effect<Chunk.Chunk<A>, Option.Option<E | TimeoutError>, R> = duration === undefined
+            ? pull
+            : Effect.timeoutFail(pull, { duration, onTimeout: () => Option.some(timeoutError(where, phase, duration)) })
+          return Effect.tap(bounded, (chunk) => {
+            if (Chunk.isNonEmpty(chunk)) started = true
+          })
+        })
+        return Stream.repeatEffectChunkOption(next)
+      })
+    )
+  }
+
+/** Bounds a whole stream, from its start to its end; the producer is interrupted when the deadline passes. */
+export const deadlineStream =
+  (where: Where, timeout: Duration.DurationInput | undefined) =>
+  <A, E, R>(self: Stream.Stream<A, E, R>): Stream.Stream<A, E | TimeoutError, R> => {
+    const duration = bound(timeout)
+    if (duration === undefined) return self
+    return Stream.interruptWhen(
+      self,
+      Effect.zipRight(Effect.sleep(duration), Effect.fail(timeoutError(where, "deadline", duration)))
+    )
+  }
