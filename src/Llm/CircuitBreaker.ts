@@ -171,7 +171,11 @@ const record = (buckets: ReadonlyArray<Bucket>, now: number, failed: boolean, s:
   const start = Math.floor(now / s.bucketMs) * s.bucketMs
   const live = buckets.filter((bucket) => bucket.start + s.bucketMs > now - s.windowMs)
   const last = live[live.length - 1]
-  const add = (bucket: Bucket): Bucket => ({ ...bucket, calls: bucket.calls + 1, failures: bucket.failures + +failed })
+  const add = (bucket: Bucket): Bucket => ({
+    ...bucket,
+    calls: bucket.calls + 1,
+    failures: bucket.failures + (failed ? 1 : 0)
+  })
   return last?.start === start ? [...live.slice(0, -1), add(last)] : [...live, add({ start, calls: 0, failures: 0 })]
 }
 
@@ -286,12 +290,13 @@ export const make = (name: string, options?: Options): Effect.Effect<Breaker> =>
 export class CircuitBreaker extends Effect.Service<CircuitBreaker>()("sluice/CircuitBreaker", {
   effect: Effect.gen(function* () {
     const registry = yield* SynchronizedRef.make(new Map<string, Breaker>())
-    const breaker = (name: string, options?: Options): Effect.Effect<Breaker> =>
-      SynchronizedRef.modifyEffect(registry, (breakers) => {
+    const breaker = Effect.fn("CircuitBreaker.breaker")(function* (name: string, options?: Options) {
+      return yield* SynchronizedRef.modifyEffect(registry, (breakers) => {
         const known = breakers.get(name)
         if (known !== undefined) return Effect.succeed([known, breakers] as const)
         return Effect.map(make(name, options), (made) => [made, new Map(breakers).set(name, made)] as const)
       })
+    })
     const all: Effect.Effect<ReadonlyArray<Breaker>> = Effect.map(SynchronizedRef.get(registry), (breakers) =>
       Array.from(breakers.values())
     )

@@ -51,7 +51,15 @@ export const defaults: Required<Options> = {
   onRetry: () => Effect.void
 }
 
-const resolve = (options: Options | undefined): Required<Options> => ({ ...defaults, ...options })
+const resolve = (options: Options = {}): Required<Options> => ({
+  base: options.base ?? defaults.base,
+  factor: options.factor ?? defaults.factor,
+  maxDelay: options.maxDelay ?? defaults.maxDelay,
+  maxRetries: options.maxRetries ?? defaults.maxRetries,
+  deadline: options.deadline ?? defaults.deadline,
+  jitter: options.jitter ?? defaults.jitter,
+  onRetry: options.onRetry ?? defaults.onRetry
+})
 
 const backoff = (options: Required<Options>): Schedule.Schedule<Duration.Duration> => {
   const cap = Schedule.modifyDelay((_: Duration.Duration, delay: Duration.Duration) =>
