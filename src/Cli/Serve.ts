@@ -43,9 +43,10 @@ const backendUrls = (flags: ReadonlyArray<string>) =>
   })
 
 export const serve = Command.make("serve", { port, host, ollama, backend }, (options) =>
-  Effect.flatMap(backendUrls(options.ollama), (urls) =>
-    Layer.launch(
-      Server.layer({ port: options.port, host: options.host }).pipe(Layer.provide(Backend.layer(options.backend, urls)))
-    )
-  )
+  Effect.gen(function* () {
+    const urls = yield* backendUrls(options.ollama)
+    const engine = yield* Config.engine
+    const backends = Backend.layer(options.backend, urls, { ...engine.settings, backend: engine.backend })
+    return yield* Layer.launch(Server.layer({ port: options.port, host: options.host }).pipe(Layer.provide(backends)))
+  })
 ).pipe(Command.withDescription("Serve Ollama's API through Sluice (default port 11435, beside Ollama's 11434)"))

@@ -7,6 +7,7 @@
  */
 import { Console, Context, Data, Duration, Effect, Layer } from "effect"
 import type { BackendMode } from "../Config.js"
+import type { BackendConfig } from "../Llm/Backends.js"
 import * as Engine from "../Llm/Engine.js"
 import * as Ollama from "../Ollama/OllamaClient.js"
 import { Simulator } from "../Simulator/Simulator.js"
@@ -45,14 +46,14 @@ const answers = (url: string) =>
     Effect.provide(Ollama.layer({ host: url, connectTimeout: probeTimeout }))
   )
 
-/** Engine settings other than the backends (cache, retries, timeouts, fallbacks). */
-export type EngineSettings = Omit<Engine.Options, "backends">
+/** Engine settings other than the backends (cache, retries, timeouts, fallbacks), and settings for every backend. */
+export type EngineSettings = Omit<Engine.Options, "backends"> & { readonly backend?: Omit<BackendConfig, "url"> }
+
+const engine = (urls: ReadonlyArray<string>, settings: EngineSettings) =>
+  Engine.layer({ ...settings, backends: urls.map((url) => ({ ...settings.backend, url })) })
 
 const ollama = (urls: ReadonlyArray<string>, settings: EngineSettings) =>
-  Layer.merge(
-    Engine.layer({ ...settings, backends: urls.map((url) => ({ url })) }),
-    Layer.succeed(BackendInfo, { kind: "ollama", urls, requested: urls })
-  )
+  Layer.merge(engine(urls, settings), Layer.succeed(BackendInfo, { kind: "ollama", urls, requested: urls }))
 
 const banner = (requested: ReadonlyArray<string>, url: string, forced: boolean) =>
   Console.log(
@@ -75,7 +76,7 @@ const simulator = (requested: ReadonlyArray<string>, forced: boolean, settings: 
       const sim = yield* Simulator
       yield* banner(requested, sim.url, forced)
       return Layer.merge(
-        Engine.layer({ ...settings, backends: [{ url: sim.url }] }),
+        engine([sim.url], settings),
         Layer.succeed(BackendInfo, { kind: "simulator", urls: [sim.url], requested })
       )
     })

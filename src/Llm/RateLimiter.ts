@@ -107,11 +107,12 @@ const resolve = (limits: Limits): Resolved => {
 const refillLevel = (level: number, cap: number, elapsedMs: number, perMs: number): number =>
   elapsedMs <= 0 || level >= cap ? level : Math.min(cap, level + elapsedMs * perMs)
 
+/** Continuous refill; request tokens that accrue for callers in line are theirs, beyond the burst. */
 const refill = (r: Resolved, s: State, now: number): State => {
   const elapsed = now - s.at
   if (elapsed <= 0) return s
   const tokens = r.tpm === undefined ? s.tokens : refillLevel(s.tokens, r.tpm, elapsed, r.tpm / 60_000)
-  return { ...s, at: now, requests: refillLevel(s.requests, r.burst, elapsed, r.rps / 1000), tokens }
+  return { ...s, at: now, requests: refillLevel(s.requests, r.burst + s.queue.length, elapsed, r.rps / 1000), tokens }
 }
 
 /** Whole milliseconds until `missing` units accrue at `perUnit` units per `unitMs` (float noise ignored). */
@@ -120,25 +121,43 @@ const delayFor = (missing: number, perUnit: number, unitMs: number): number =>
 
 const without = (s: State, index: number): State => ({ ...s, queue: s.queue.filter((_, i) => i !== index) })
 
-/** One atomic look at the bucket by waiter `self`: take a token, keep waiting, or give up. */
-const step = (r: Resolved, state: State, now: number, deadline: number, self: Waiter): Step => {
-  const s = refill(r, state, now)
-  const index = s.queue.findIndex((w) => w.id === self.id)
-  const position = index === -1 ? s.queue.length : index
-  const requestsMs = delayFor(position + 1 - s.requests, r.rps, 1000)
-  const tokensMs = r.tpm === undefined ? 0 : delayFor(-s.tokens, r.tpm, 60_000)
-  const delayMs = Math.max(requestsMs, tokensMs)
-  if (position === 0 && delayMs === 0) {
-    const next = index === -1 ? s : without(s, index)
-    return [[{ _tag: "Admit" }, next.queue.slice(0, 1)], { ...next, requests: next.requests - 1 }]
+/** How long the caller at `position` in line waits for a request token, and for model tokens. */
+const delays = (r: Resolved, s: State, position: number) =>
+  [
+    delayFor(position + 1 - s.requests, r.rps, 1000),
+    r.tpm === undefined ? 0 : delayFor(-s.tokens, r.tpm, 60_000)
+  ] as const
+
+/** Hands a token to each waiter at the head of the line while tokens last (they find themselves admitted). */
+const drain = (r: Resolved, s: State): readonly [State, ReadonlyArray<Waiter>] => {
+  let next = s
+  let n = 0
+  while (n < s.queue.length && Math.max(...delays(r, next, 0)) === 0) {
+    next = { ...next, requests: next.requests - 1 }
+    n++
   }
+  return n === 0 ? [s, []] : [{ ...next, queue: s.queue.slice(n) }, s.queue.slice(0, n)]
+}
+
+/**
+ * One atomic look at the bucket by `self`: admitted (directly, or earlier by a hand-off when `queued`), wait
+ * in line, or give up because the wait would pass the deadline.
+ */
+const step = (r: Resolved, state: State, now: number, deadline: number, self: Waiter, queued: boolean): Step => {
+  const [s, admitted] = drain(r, refill(r, state, now))
+  const index = s.queue.findIndex((w) => w.id === self.id)
+  if (queued && index === -1) return [[{ _tag: "Admit" }, admitted], s]
+  const [requestsMs, tokensMs] = delays(r, s, index === -1 ? s.queue.length : index)
+  const delayMs = Math.max(requestsMs, tokensMs)
+  if (delayMs === 0) return [[{ _tag: "Admit" }, admitted], { ...s, requests: s.requests - 1 }]
   if (now + delayMs > deadline) {
     const limit = tokensMs > requestsMs ? "tokens" : "requests"
     const next = index === -1 ? s : without(s, index)
-    return [[{ _tag: "Reject", limit, retryAfterMs: delayMs }, index === -1 ? [] : next.queue.slice(index)], next]
+    const behind = index === -1 ? [] : next.queue.slice(index)
+    return [[{ _tag: "Reject", limit, retryAfterMs: delayMs }, [...admitted, ...behind]], next]
   }
   const queue = index === -1 ? [...s.queue, self] : s.queue.map((w, i) => (i === index ? self : w))
-  return [[{ _tag: "Wait", delayMs }, []], { ...s, queue }]
+  return [[{ _tag: "Wait", delayMs }, admitted], { ...s, queue }]
 }
 
 /** Removes a waiter that leaves without a token; the ones behind it move up. */
@@ -155,7 +174,7 @@ const wakeAll = (waiters: ReadonlyArray<Waiter>) =>
   Effect.forEach(waiters, (w) => Deferred.succeed(w.wake, undefined), { discard: true })
 
 const pause = (delayMs: number, wake: Deferred.Deferred<void>) =>
-  delayMs === 0 ? Deferred.await(wake) : Effect.race(Effect.sleep(Duration.millis(delayMs)), Deferred.await(wake))
+  Effect.race(Effect.sleep(Duration.millis(delayMs)), Deferred.await(wake))
 
 const makeState = (r: Resolved) =>
   Effect.flatMap(Clock.currentTimeMillis, (at) =>
@@ -164,24 +183,24 @@ const makeState = (r: Resolved) =>
 
 /** Takes a token for waiter `id`, waiting in line until `deadline` at most. */
 const takeWith = (r: Resolved, state: Ref.Ref<State>, scope: string, events: Events) => {
-  const attempt = Effect.fnUntraced(function* (id: number, deadline: number, waited: boolean) {
+  const attempt = Effect.fnUntraced(function* (id: number, deadline: number, queued: boolean) {
     const self: Waiter = { id, wake: yield* Deferred.make<void>() }
     const now = yield* Clock.currentTimeMillis
-    const [decision, toWake] = yield* Ref.modify(state, (s) => step(r, s, now, deadline, self))
+    const [decision, toWake] = yield* Ref.modify(state, (s) => step(r, s, now, deadline, self, queued))
     yield* wakeAll(toWake)
     if (decision._tag === "Admit") return true
     if (decision._tag === "Reject") {
       yield* events.rejected(decision.limit)
       return yield* new RateLimited({ scope, limit: decision.limit, retryAfterMs: decision.retryAfterMs })
     }
-    if (!waited) yield* events.waited
+    if (!queued) yield* events.waited
     yield* pause(decision.delayMs, self.wake)
     return false
   })
   const waitInLine = Effect.fnUntraced(function* (id: number) {
     const deadline = (yield* Clock.currentTimeMillis) + r.maxWaitMs
-    let waited = false
-    while (!(yield* attempt(id, deadline, waited))) waited = true
+    let queued = false
+    while (!(yield* attempt(id, deadline, queued))) queued = true
   })
   const giveBack = (id: number) => Effect.flatMap(Ref.modify(state, leave(id)), wakeAll)
   return (id: number): Effect.Effect<void, RateLimited> =>
