@@ -19,6 +19,7 @@ import type { ChatRequest, Message } from "../Domain/Chat.js"
 import type { Options } from "../Domain/Common.js"
 import type { EmbedRequest } from "../Domain/Embed.js"
 import type { GenerateRequest } from "../Domain/Generate.js"
+import { normalizeName } from "../Domain/ModelName.js"
 
 /** What kind of call a key is for. */
 export type CacheKind = "chat" | "generate" | "embed"
@@ -44,12 +45,8 @@ export const performanceOptions: ReadonlySet<string> = new Set([
   "vocab_only"
 ])
 
-/** `Llama3.2` -> `llama3.2:latest`; a tag is a `:` in the last path segment (a registry port is not a tag). */
-export const normaliseModel = (model: string): string => {
-  const name = model.trim().toLowerCase()
-  const lastSegment = name.slice(name.lastIndexOf("/") + 1)
-  return lastSegment.includes(":") ? name : `${name}:latest`
-}
+/** `Llama3.2` -> `llama3.2:latest` (Ollama's own comparison; shared with backend choice). */
+export const normaliseModel = normalizeName
 
 const isAbsent = (value: unknown): boolean =>
   value === undefined || value === null || (Array.isArray(value) && value.length === 0)

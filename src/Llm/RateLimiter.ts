@@ -1,22 +1,23 @@
 /**
  * Token-bucket rate limiting per key (a backend URL, later an API key): requests per second with a burst, and
- * optionally model tokens per minute. A caller that finds no token waits (backpressure) in FIFO order; when its
- * wait would exceed `maxWait` it fails at once with `RateLimited` (the limit that binds and `retryAfterMs`, the
- * time until it would have been admitted), rather than sleeping first and failing later.
+ * optionally model tokens per minute. A caller that finds no token waits in line (backpressure); when its wait
+ * would pass `maxWait` it fails at once with `RateLimited` naming the binding limit, with `retryAfterMs` = the
+ * time until it would have been admitted (no point sleeping first to fail later).
  *
  * Choices:
  * - Hand-written over `Ref` + `Clock`, not effect's `RateLimiter`: that one cannot fail after a maximum wait, has
- *   no post-hoc charge (tokens are only known when a call ends), needs a Scope and a refill fiber per limiter,
- *   and reports nothing to a snapshot. Here the bucket refills continuously from `Clock`
- *   (available = min(burst, tokens + elapsed x rate)), so TestClock drives it and no fiber runs in the background.
- * - Waiters form a queue. The waiter at position i is admitted once i + 1 request tokens have accrued and the
- *   model-token bucket is non-negative; it sleeps exactly that long, then re-checks (a charge made meanwhile can
- *   push it further out, bounded by its deadline). Only the head may take, so order is FIFO and fair.
- * - A waiter that leaves without a token (interrupted, or past its deadline) wakes the waiters behind it, which
- *   recompute their (now earlier) admission time: the reservation is given back.
- * - Model tokens are charged after a call and may drive the bucket negative; new callers then wait until it
- *   refills to zero. The estimate for a queued caller ignores charges not yet made, so the limit is approximate
- *   by the size of the calls in flight.
+ *   no post-hoc charge (model tokens are known only when a call ends), needs a Scope and a refill fiber, and
+ *   reports nothing. Here the buckets refill continuously from `Clock` (available = min(burst, level + elapsed
+ *   x rate)), so TestClock drives them and nothing runs in the background.
+ * - Waiters form a FIFO line. The one at position i sleeps exactly until i + 1 request tokens have accrued and the
+ *   model-token bucket is back to >= 0, then looks again. Whoever looks hands the available tokens to the head
+ *   of the line in order (and wakes them), so late timers never reorder or lose admissions; tokens that accrue
+ *   for waiters in line are theirs even beyond the burst, as if reserved.
+ * - A waiter that leaves without a token (interrupted, or past its deadline) wakes those behind it, which
+ *   recompute an earlier time: its reservation is given back.
+ * - Model tokens are charged after a call and may drive that bucket negative; callers then wait until it has
+ *   refilled to zero. A charge made while a caller waits pushes it further out (bounded by its deadline), so the
+ *   limit holds up to the size of the calls in flight.
  * - The registry keeps one bucket per key; the limits given when a key is first seen stay with it.
  */
 import { Clock, Deferred, Duration, Effect, Exit, HashMap, Ref, SynchronizedRef } from "effect"
@@ -30,7 +31,7 @@ export interface Limits {
   readonly burst?: number | undefined
   /** Model tokens (prompt + completion) per minute, charged after each call; `undefined` means no limit. */
   readonly tokensPerMinute?: number | undefined
-  /** The longest a caller waits for a token before it fails with `RateLimited`; default 30 seconds, 0 = never. */
+  /** The longest a caller waits for a token before it fails with `RateLimited`; default 30 seconds; 0 = fail at once. */
   readonly maxWait?: Duration.DurationInput | undefined
 }
 
@@ -119,14 +120,17 @@ const refill = (r: Resolved, s: State, now: number): State => {
 const delayFor = (missing: number, perUnit: number, unitMs: number): number =>
   missing <= 1e-9 ? 0 : Math.max(0, Math.ceil((missing * unitMs) / perUnit - 1e-6))
 
-const without = (s: State, index: number): State => ({ ...s, queue: s.queue.filter((_, i) => i !== index) })
+/** Removes the waiter at `index`; the request tokens that accrued for it beyond the burst go with it. */
+const without = (r: Resolved, s: State, index: number): State => {
+  const queue = s.queue.filter((_, i) => i !== index)
+  return { ...s, queue, requests: Math.min(s.requests, r.burst + queue.length) }
+}
 
 /** How long the caller at `position` in line waits for a request token, and for model tokens. */
-const delays = (r: Resolved, s: State, position: number) =>
-  [
-    delayFor(position + 1 - s.requests, r.rps, 1000),
-    r.tpm === undefined ? 0 : delayFor(-s.tokens, r.tpm, 60_000)
-  ] as const
+const delays = (r: Resolved, s: State, position: number): readonly [number, number] => [
+  delayFor(position + 1 - s.requests, r.rps, 1000),
+  r.tpm === undefined ? 0 : delayFor(-s.tokens, r.tpm, 60_000)
+]
 
 /** Hands a token to each waiter at the head of the line while tokens last (they find themselves admitted). */
 const drain = (r: Resolved, s: State): readonly [State, ReadonlyArray<Waiter>] => {
@@ -152,7 +156,7 @@ const step = (r: Resolved, state: State, now: number, deadline: number, self: Wa
   if (delayMs === 0) return [[{ _tag: "Admit" }, admitted], { ...s, requests: s.requests - 1 }]
   if (now + delayMs > deadline) {
     const limit = tokensMs > requestsMs ? "tokens" : "requests"
-    const next = index === -1 ? s : without(s, index)
+    const next = index === -1 ? s : without(r, s, index)
     const behind = index === -1 ? [] : next.queue.slice(index)
     return [[{ _tag: "Reject", limit, retryAfterMs: delayMs }, [...admitted, ...behind]], next]
   }
@@ -162,11 +166,11 @@ const step = (r: Resolved, state: State, now: number, deadline: number, self: Wa
 
 /** Removes a waiter that leaves without a token; the ones behind it move up. */
 const leave =
-  (id: number) =>
+  (r: Resolved, id: number) =>
   (s: State): readonly [ReadonlyArray<Waiter>, State] => {
     const index = s.queue.findIndex((w) => w.id === id)
     if (index === -1) return [[], s]
-    const next = without(s, index)
+    const next = without(r, s, index)
     return [next.queue.slice(index), next]
   }
 
@@ -202,7 +206,7 @@ const takeWith = (r: Resolved, state: Ref.Ref<State>, scope: string, events: Eve
     let queued = false
     while (!(yield* attempt(id, deadline, queued))) queued = true
   })
-  const giveBack = (id: number) => Effect.flatMap(Ref.modify(state, leave(id)), wakeAll)
+  const giveBack = (id: number) => Effect.flatMap(Ref.modify(state, leave(r, id)), wakeAll)
   return (id: number): Effect.Effect<void, RateLimited> =>
     waitInLine(id).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : giveBack(id))))
 }

@@ -145,12 +145,8 @@ export const mapModels = (config: SimulatorConfig, f: (model: ModelConfig) => Mo
   models: config.models.map(f)
 })
 
-/** Canonical lookup key: lower case, with ":latest" when no tag is given. */
-export const normalizeName = (name: string): string => {
-  const lower = name.trim().toLowerCase()
-  const slash = lower.lastIndexOf("/")
-  return lower.indexOf(":", slash + 1) === -1 ? `${lower}:latest` : lower
-}
+/** Canonical lookup key: lower case, with ":latest" when no tag is given (as Ollama compares names). */
+export { normalizeName } from "../Domain/ModelName.js"
 
 const unitMs: Record<string, number> = {
   ns: 1e-6,
