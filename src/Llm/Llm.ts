@@ -25,8 +25,15 @@ import { type CachePolicy, type Lookup, ResponseCache } from "./ResponseCache.js
 import * as Retry from "./Retry.js"
 import * as Timeouts from "./Timeouts.js"
 
+/** Scheduling classes, most urgent first. */
+export type Priority = "interactive" | "normal" | "batch"
+
 /** Per-call choices. */
 export interface CallOptions {
+  /** The call's class in the scheduler's queue (default "normal"). */
+  readonly priority?: Priority
+  /** When the queue is full: wait for room (default, backpressure) or fail at once with QueueFull. */
+  readonly wait?: boolean
   /** "use" (default), "refresh" (recompute and store) or "bypass" (neither read nor write). */
   readonly cache?: CachePolicy
   /** The whole call's deadline (retries included); overrides the configured one. */
@@ -186,17 +193,33 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
           Effect.map(f(req, call), (s) => s.value)
 
       const chatServed = unary(Replies.chat)
-      const generateServed = unary(Replies.generate)
+      const chat = valueOf<ChatRequest, ChatResponse>(chatServed)
       const embedServed = unary(Replies.embed)
+      const embed = valueOf<EmbedRequest, EmbedResponse>(embedServed)
+      /** Many chats at once: concurrent dispatch through the scheduler (chat has no batch endpoint). */
+      const chatBatch = (reqs: Iterable<ChatRequest>, call: CallOptions = {}) =>
+        Effect.forEach(reqs, (req) => Effect.either(chat(req, { priority: "batch", ...call })), {
+          concurrency: "unbounded"
+        })
+      /** One vector per text, in order. */
+      const embedMany = (model: string, texts: Iterable<string>, call: CallOptions = {}) =>
+        Effect.forEach(
+          texts,
+          (input) => Effect.map(embed({ model, input }, { priority: "batch", ...call }), (r) => r.embeddings[0]!),
+          { concurrency: "unbounded" }
+        )
+      const generateServed = unary(Replies.generate)
       return {
-        chat: valueOf<ChatRequest, ChatResponse>(chatServed),
+        chat,
         chatServed,
+        chatBatch,
         chatStream: stream(Replies.chat),
         generate: valueOf<GenerateRequest, GenerateResponse>(generateServed),
         generateServed,
         generateStream: stream(Replies.generate),
-        embed: valueOf<EmbedRequest, EmbedResponse>(embedServed),
+        embed,
         embedServed,
+        embedMany,
         stats: Ref.get(stats)
       } as const
     })
