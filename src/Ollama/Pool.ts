@@ -62,6 +62,12 @@ export const resolve = (options: Options): Resolved => ({
   keepAliveMs: Math.max(1, millis(options.keepAlive ?? defaults.keepAlive))
 })
 
+/**
+ * DNS answers are cached for 5 minutes (undici's dns interceptor; IP literals skip it), so a busy gateway does
+ * not resolve the backend's name for every new socket, and a moved backend is picked up within minutes.
+ */
+const dnsTtlMs = 5 * 60 * 1000
+
 const withTimeouts =
   (headersTimeout: number, bodyTimeout: number): Undici.Dispatcher.DispatcherComposeInterceptor =>
   (dispatch) =>
@@ -85,7 +91,14 @@ export const makeDispatcher = (options: Options): Effect.Effect<Undici.Dispatche
         })
     ),
     (agent) => Effect.ignore(Effect.tryPromise(() => agent.destroy()))
-  ).pipe(Effect.map((agent) => agent.compose(withTimeouts(settings.headersTimeoutMs, settings.bodyTimeoutMs))))
+  ).pipe(
+    Effect.map((agent) =>
+      agent.compose(
+        withTimeouts(settings.headersTimeoutMs, settings.bodyTimeoutMs),
+        Undici.interceptors.dns({ maxTTL: dnsTtlMs })
+      )
+    )
+  )
 }
 
 /** The pool as `NodeHttpClient.Dispatcher`. */
