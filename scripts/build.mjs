@@ -14,6 +14,8 @@ await build({
   sourcemap: "linked",
   legalComments: "none",
   logLevel: "warning",
+  // better-sqlite3 is a native addon: it loads its .node file from node_modules at run time.
+  external: ["better-sqlite3"],
   // CommonJS dependencies bundled into ESM call `require`; give them one.
   banner: {
     js: "import { createRequire as __sluiceRequire } from 'node:module'; const require = __sluiceRequire(import.meta.url);"

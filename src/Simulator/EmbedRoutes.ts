@@ -1,7 +1,8 @@
 /**
  * `POST /api/embed` (one L2-normalised vector per input, `[]` for empty input) and the legacy
- * `POST /api/embeddings` (one raw, not normalised vector). Cost: the inputs' tokens × promptTokenMs,
- * holding one slot of the model.
+ * `POST /api/embeddings` (one raw, not normalised vector). Cost: the model's fixed `requestMs` plus the
+ * inputs' tokens × promptTokenMs, holding one slot of the model (so one call with many inputs pays the fixed
+ * cost once).
  */
 import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
@@ -50,7 +51,7 @@ const evaluate = (
     const start = performance.now()
     const fault = yield* injectFault(engine)
     const loadNs = yield* lease(engine, model, keepAlive)
-    const ms = tokens * model.promptTokenMs * jitterFactor(engine, model)
+    const ms = ((model.requestMs ?? 0) + tokens * model.promptTokenMs) * jitterFactor(engine, model)
     if (ms > 0.5) yield* Effect.sleep(ms)
     if (fault === "midStreamError") return yield* fail(500, midStreamErrorMessage)
     const text = body({ loadNs, start })

@@ -1,6 +1,6 @@
 /**
  * Answers a planned chat or generate request with real time passing, per the latency model:
- * fault draw -> slot lease (and load) -> prompt evaluation -> one chunk per output token.
+ * fault draw -> slot lease (and load) -> fixed request cost + prompt evaluation -> one chunk per output token.
  *
  * Streaming sends nothing (not even the status) until the first chunk is due, like Ollama. Tokens are due
  * on a fixed schedule measured from the start of generation (deadline-based sleeps, so timer overshoot does
@@ -121,7 +121,8 @@ export const answer = (
     const loadNs = yield* lease(engine, args.model, args.keepAliveMs)
     const factor = jitterFactor(engine, args.model)
     const promptStart = performance.now()
-    yield* waitUntil(promptStart + args.promptTokens * args.model.promptTokenMs * factor)
+    const fixedMs = args.model.requestMs ?? 0
+    yield* waitUntil(promptStart + (fixedMs + args.promptTokens * args.model.promptTokenMs) * factor)
     const evalStart = performance.now()
     const timing = {
       start,

@@ -5,6 +5,7 @@
  * Latency model (per request, multiplied by a deterministic jitter factor in [1 - jitter, 1 + jitter]):
  *
  *   L = loadMs (only when the model was not loaded)
+ *     + requestMs                               (fixed per request, holding the slot; default 0)
  *     + promptTokens × promptTokenMs            (prompt evaluation, before the first byte)
  *     + outputTokens × outputTokenMs            (one NDJSON chunk per token when streaming)
  *
@@ -31,6 +32,12 @@ export interface ModelConfig {
   readonly numParallel: number
   /** Time to load the model when a request finds it unloaded. */
   readonly loadMs: number
+  /**
+   * Fixed cost of every inference request (chat, generate, embed), paid while holding a slot, before prompt
+   * evaluation: scheduling, tokenizer and kernel launch overhead. Absent means 0 (every default model). It is
+   * what makes one `/api/embed` call with many inputs cheaper than many calls with one input each.
+   */
+  readonly requestMs?: number
   /** Prompt evaluation cost per prompt token. */
   readonly promptTokenMs: number
   /** Generation cost per output token. */

@@ -1,0 +1,151 @@
+/**
+ * The synchronous core of `Slots`: permits, the waiting line, the overflow of callers blocked on a full line,
+ * and the (fixed or adaptive) limit. Internal to the scheduler.
+ *
+ * Choices:
+ * - Plain mutable state, changed only inside one `Effect.sync` per operation (Slots.ts). Effect runs fibers on one
+ *   JS thread and a sync block never yields, so each operation is atomic without a Ref or STM, and the hot path
+ *   (a free permit, nobody waiting) allocates one small ticket and nothing else. A waiter is woken with
+ *   `Deferred.unsafeDone`, which only schedules the waiting fiber.
+ * - Invariant: someone waits only if every permit is taken (`inFlight >= limit`), and someone is blocked only if
+ *   the line is full. `pump` restores both after every change (a release, a cancel, a limit that grew).
+ * - A shrinking limit cuts no call: admissions simply wait until `inFlight < limit`.
+ * - `retryAfterMs` of a refusal = (callers ahead + 1) / limit x the recent service time (an EWMA of how long
+ *   calls held their slot; 1 s before the first one).
+ */
+import { Deferred, Exit, FiberId } from "effect"
+import * as AdaptiveLimit from "./AdaptiveLimit.js"
+import { Line, type Entry } from "./Line.js"
+
+/** A held permit: when and with how many in flight it was granted. */
+export interface Ticket {
+  startedAt: number
+  inFlight: number
+  /** The outcome was reported (acquire's `done`); the release only frees the permit then. */
+  reported: boolean
+  released: boolean
+}
+
+export interface Waiter extends Entry, Ticket {
+  readonly wake: Deferred.Deferred<void>
+  granted: boolean
+}
+
+export type Entered =
+  | { readonly _tag: "Granted"; readonly ticket: Ticket }
+  | { readonly _tag: "Waiting"; readonly waiter: Waiter }
+  | { readonly _tag: "Full"; readonly retryAfterMs: number }
+
+export interface GateOptions {
+  /** A fixed limit, or the adaptive limit's options. */
+  readonly limit: number | AdaptiveLimit.Resolved
+  readonly capacity: number
+  readonly agingMs: number
+}
+
+const defaultServiceMs = 1000
+const serviceWeight = 0.2
+
+export class Gate {
+  readonly line: Line<Waiter>
+  readonly blocked: Line<Waiter>
+  readonly capacity: number
+  inFlight = 0
+  rejected = 0
+  serviceMs: number | undefined
+  adaptive: AdaptiveLimit.State | undefined
+  private seq = 0
+
+  constructor(private readonly options: GateOptions) {
+    this.line = new Line(options.agingMs)
+    this.blocked = new Line(options.agingMs)
+    this.capacity = Math.max(0, options.capacity)
+    if (typeof options.limit !== "number") this.adaptive = AdaptiveLimit.initial(options.limit)
+  }
+
+  get limit(): number {
+    const limit = this.options.limit
+    return typeof limit === "number" ? limit : AdaptiveLimit.limitOf(limit, this.adaptive!)
+  }
+
+  /** A caller arrives: it gets a permit, a place in the line (or in the overflow), or a refusal. */
+  enter(rank: number, wait: boolean, now: number): Entered {
+    if (this.line.size === 0 && this.blocked.size === 0 && this.inFlight < this.limit) {
+      this.inFlight++
+      return { _tag: "Granted", ticket: { startedAt: now, inFlight: this.inFlight, reported: false, released: false } }
+    }
+    if (this.line.size >= this.capacity && !wait) {
+      this.rejected++
+      return { _tag: "Full", retryAfterMs: this.retryAfterMs() }
+    }
+    const waiter: Waiter = {
+      seq: this.seq++,
+      rank,
+      since: now,
+      wake: Deferred.unsafeMake<void>(FiberId.none),
+      granted: false,
+      startedAt: now,
+      inFlight: 0,
+      reported: false,
+      released: false
+    }
+    if (this.line.size < this.capacity) this.line.add(waiter)
+    else this.blocked.add(waiter)
+    return { _tag: "Waiting", waiter }
+  }
+
+  /** A waiter gave up (interrupted): it leaves the line, or gives back the permit granted at that moment. */
+  cancel(waiter: Waiter, now: number): void {
+    if (waiter.granted) return this.release(waiter, now)
+    if (!this.line.remove(waiter)) this.blocked.remove(waiter)
+    this.pump(now)
+  }
+
+  /** Feeds a finished call's outcome to the adaptive limit (once per ticket). */
+  report(ticket: Ticket, now: number, outcome: AdaptiveLimit.Outcome, work: number | undefined): void {
+    if (ticket.reported) return
+    ticket.reported = true
+    const latencyMs = now - ticket.startedAt
+    if (outcome !== "ignore") {
+      this.serviceMs =
+        this.serviceMs === undefined ? latencyMs : this.serviceMs + serviceWeight * (latencyMs - this.serviceMs)
+    }
+    if (this.adaptive !== undefined && typeof this.options.limit !== "number") {
+      const sample = { latencyMs, outcome, inFlight: ticket.inFlight, work }
+      this.adaptive = AdaptiveLimit.update(this.options.limit, this.adaptive, sample)
+    }
+    this.pump(now)
+  }
+
+  /** Gives the permit back (once per ticket) and admits whoever may go now. */
+  release(ticket: Ticket, now: number): void {
+    if (ticket.released) return
+    ticket.released = true
+    this.inFlight--
+    this.pump(now)
+  }
+
+  /** Moves blocked callers into the line while it has room, and grants permits while there are some. */
+  pump(now: number): void {
+    for (;;) {
+      while (this.line.size < this.capacity && this.blocked.size > 0) this.line.add(this.blocked.take(now)!)
+      if (this.inFlight >= this.limit) return
+      const next = this.line.take(now) ?? this.blocked.take(now)
+      if (next === undefined) return
+      this.grant(next, now)
+    }
+  }
+
+  private grant(waiter: Waiter, now: number): void {
+    this.inFlight++
+    waiter.granted = true
+    waiter.startedAt = now
+    waiter.inFlight = this.inFlight
+    Deferred.unsafeDone(waiter.wake, Exit.void)
+  }
+
+  retryAfterMs(): number {
+    const ahead = this.line.size + this.blocked.size
+    return Math.max(1, Math.ceil(((ahead + 1) / Math.max(1, this.limit)) * (this.serviceMs ?? defaultServiceMs)))
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The slots of one backend: a prioritized semaphore in front of it, so that Sluice never sends it more than its
+ * limit and, when calls contend, interactive ones go first. The limit is fixed or learned (AdaptiveLimit.ts).
+ *
+ * Semantics:
+ * - Three classes, interactive > normal > batch, FIFO within a class; a waiter is promoted one class per
+ *   `agingEvery` of waiting, so a batch call is never starved by a stream of interactive ones (Line.ts).
+ * - At most `capacity` callers wait in the line. A caller that finds it full either waits for room (`wait: true`,
+ *   the default: backpressure) or fails at once with `QueueFull`, whose `retryAfterMs` estimates when a slot would
+ *   come (callers ahead / limit x recent service time).
+ * - An interrupted waiter leaves at once; if it was granted a permit at that very moment it gives it back.
+ * - A limit that grows admits waiters at once; one that shrinks cuts no call, admissions wait for inFlight < limit.
+ * - The latency of each call (from holding the slot to the end) and its outcome feed the adaptive limit.
+ *
+ * Implementation: a synchronous gate (Gate.ts) mutated in one `Effect.sync` per operation, plus a `Deferred` per
+ * waiter. Chosen over STM (TPriorityQueue is unstable and STM retries cost allocations) and over a Ref of
+ * immutable queues (removal of an interrupted waiter would copy the queue): the engine pushes thousands of calls
+ * per second through this, and the uncontended path is one sync block on each side of the call. Time comes from
+ * `Clock`, so TestClock drives aging and latencies in tests.
+ */
+import { Cause, Deferred, Duration, Effect, Exit, Option } from "effect"
+import type { Scope } from "effect"
+import { QueueFull } from "../../Domain/LlmError.js"
+import type * as AdaptiveLimit from "./AdaptiveLimit.js"
+import { resolve } from "./AdaptiveLimit.js"
+import { Gate, type Ticket, type Waiter } from "./Gate.js"
+
+export type Priority = "interactive" | "normal" | "batch"
+
+/** The classes, best first. */
+export const priorities: ReadonlyArray<Priority> = ["interactive", "normal", "batch"]
+
+const rankOf: Readonly<Record<Priority, number>> = { interactive: 0, normal: 1, batch: 2 }
+
+export type Outcome = AdaptiveLimit.Outcome
+
+export interface Options {
+  /** Fixed slots, or a limit learned from latencies. */
+  readonly limit: number | "adaptive"
+  readonly adaptive?: AdaptiveLimit.Options | undefined
+  /** Callers waiting in the line at most; default 1024. */
+  readonly capacity?: number | undefined
+  /** A waiter is promoted one class per this much waiting; default 2 seconds. */
+  readonly agingEvery?: Duration.DurationInput | undefined
+  /** What a call's exit says about the backend; default `classify`. */
+  readonly classify?: ((exit: Exit.Exit<unknown, unknown>) => Outcome) | undefined
+}
+
+/** The defaults, in one place. */
+export const defaults = { capacity: 1024, agingEvery: "2 seconds" } as const
+
+export interface Snapshot {
+  readonly limit: number
+  readonly inFlight: number
+  /** Callers in the line (at most `capacity`). */
+  readonly queued: number
+  /** Callers waiting for room in a full line (`wait: true`). */
+  readonly blocked: number
+  /** Callers in the line by the class they asked for. */
+  readonly byPriority: Readonly<Record<Priority, number>>
+  /** How long the longest waiter (line or blocked) has waited, ms; 0 when nobody waits. */
+  readonly oldestWaitMs: number
+  /** Everyone waiting, in admission order as of now (the line, then the blocked); position 0 goes next. */
+  readonly waiters: ReadonlyArray<{ readonly priority: Priority; readonly position: number; readonly waitedMs: number }>
+  /** Calls refused with QueueFull so far. */
+  readonly rejected: number
+}
+
+/** Releases a slot taken with `acquire` early and reports the call's outcome to the adaptive limit. */
+export interface Held {
+  /** Reports latency (until now) and outcome; the slot itself is released when the Scope closes. */
+  readonly done: (outcome: Outcome, work?: number) => Effect.Effect<void>
+}
+
+export interface Slots {
+  /**
+   * Runs `effect` holding one slot; waits in the priority line first. When the line is full: waits for room
+   * (`wait: true`, the default) or fails at once with QueueFull. The latency of `effect` and its outcome
+   * (`Options.classify`) feed the adaptive limit; `work` sizes a success (e.g. output tokens).
+   */
+  readonly withSlot: <A, E, R>(
+    priority: Priority,
+    effect: Effect.Effect<A, E, R>,
+    options?: { readonly wait?: boolean | undefined; readonly work?: ((a: A) => number) | undefined }
+  ) => Effect.Effect<A, E | QueueFull, R>
+  /** The same, holding the slot for the life of the current Scope (for streams); `done` reports the outcome. */
+  readonly acquire: (
+    priority: Priority,
+    options?: { readonly wait?: boolean | undefined }
+  ) => Effect.Effect<Held, QueueFull, Scope.Scope>
+  readonly snapshot: Effect.Effect<Snapshot>
+}
+
+const overloadTags: ReadonlySet<string> = new Set(["ServerBusy", "TimeoutError", "TransportError"])
+
+/** The default classification: success ok; ServerBusy, TimeoutError, TransportError overload; the rest ignored. */
+export const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return "ignore"
+  const error = failure.value
+  if (Cause.isTimeoutException(error)) return "overload"
+  const tag = typeof error === "object" && error !== null && "_tag" in error ? error._tag : undefined
+  return typeof tag === "string" && overloadTags.has(tag) ? "overload" : "ignore"
+}
+
+const now = <A>(f: (now: number) => A): Effect.Effect<A> =>
+  Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
+
+/** Takes a permit; only the wait itself is interruptible (`restore`), the bookkeeping is not. */
+const take = (
+  gate: Gate,
+  priority: Priority,
+  wait: boolean,
+  restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+): Effect.Effect<Ticket, QueueFull> =>
+  Effect.flatMap(
+    now((t) => gate.enter(rankOf[priority], wait, t)),
+    (entered): Effect.Effect<Ticket, QueueFull> => {
+      switch (entered._tag) {
+        case "Granted":
+          return Effect.succeed(entered.ticket)
+        case "Full":
+          return Effect.fail(new QueueFull({ capacity: gate.capacity, retryAfterMs: entered.retryAfterMs }))
+        case "Waiting":
+          return awaitGrant(gate, entered.waiter, restore)
+      }
+    }
+  )
+
+const awaitGrant = (
+  gate: Gate,
+  waiter: Waiter,
+  restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+): Effect.Effect<Ticket> =>
+  restore(Deferred.await(waiter.wake)).pipe(
+    Effect.onInterrupt(() => now((t) => gate.cancel(waiter, t))),
+    Effect.as(waiter)
+  )
+
+const finish = (gate: Gate, ticket: Ticket, outcome: Outcome, work: number | undefined) =>
+  now((t) => {
+    gate.report(ticket, t, outcome, work)
+    gate.release(ticket, t)
+  })
+
+const snapshotOf = (gate: Gate, t: number): Snapshot => {
+  const counts = gate.line.counts()
+  const waiting = [...gate.line.ordered(t), ...gate.blocked.ordered(t)]
+  const oldest = Math.min(gate.line.oldest() ?? t, gate.blocked.oldest() ?? t)
+  return {
+    limit: gate.limit,
+    inFlight: gate.inFlight,
+    queued: gate.line.size,
+    blocked: gate.blocked.size,
+    byPriority: { interactive: counts[0]!, normal: counts[1]!, batch: counts[2]! },
+    oldestWaitMs: t - oldest,
+    waiters: waiting.map((w, position) => ({ priority: priorities[w.rank]!, position, waitedMs: t - w.since })),
+    rejected: gate.rejected
+  }
+}
+
+const makeGate = (options: Options): Gate =>
+  new Gate({
+    limit: options.limit === "adaptive" ? resolve(options.adaptive) : Math.max(1, Math.floor(options.limit)),
+    capacity: options.capacity ?? defaults.capacity,
+    agingMs: Duration.toMillis(options.agingEvery ?? defaults.agingEvery)
+  })
+
+/** Slots over a gate built now (synchronously; `make` is the effectful constructor). */
+export const unsafeMake = (options: Options): Slots => {
+  const gate = makeGate(options)
+  const classifyExit = options.classify ?? classify
+  return {
+    withSlot: (priority, effect, callOptions) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(take(gate, priority, callOptions?.wait ?? true, restore), (ticket) =>
+          restore(effect).pipe(
+            Effect.onExit((exit) => {
+              const work = Exit.isSuccess(exit) && callOptions?.work ? callOptions.work(exit.value) : undefined
+              return finish(gate, ticket, classifyExit(exit), work)
+            })
+          )
+        )
+      ),
+    acquire: (priority, callOptions) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(take(gate, priority, callOptions?.wait ?? true, restore), (ticket) =>
+          Effect.as(Effect.addFinalizer(() => finish(gate, ticket, "ignore", undefined)), {
+            done: (outcome: Outcome, work?: number) => now((t) => gate.report(ticket, t, outcome, work))
+          })
+        )
+      ),
+    snapshot: now((t) => snapshotOf(gate, t))
+  }
+}
+
+/** A backend's slots, fixed or adaptive. */
+export const make = (options: Options): Effect.Effect<Slots> => Effect.sync(() => unsafeMake(options))

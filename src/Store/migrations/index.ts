@@ -1,0 +1,15 @@
+/**
+ * The numbered migrations, applied in order and recorded in `effect_sql_migrations`. Each creates the tables of
+ * one area and every index its repository's queries need. Numbers are assigned per area:
+ * 1 episodes + ticks + archive index, 2 events + dead letters, 3 memories, 4 api keys, 5 cache entries.
+ */
+import { SqliteMigrator } from "@effect/sql-sqlite-node"
+import episodes from "./0001_episodes.js"
+import events from "./0002_events.js"
+import memories from "./0003_memories.js"
+
+export const migrations = SqliteMigrator.fromRecord({
+  "1_episodes": episodes,
+  "2_events": events,
+  "3_memories": memories
+})
