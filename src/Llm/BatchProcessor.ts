@@ -178,7 +178,9 @@ export const make = <A, B, E, R>(
     /** Takes a batch and hands it to a worker fiber in one uninterruptible step, so no entry is lost. */
     const dispatch = Effect.uninterruptible(
       Effect.flatMap(STM.commit(TPriorityQueue.takeUpTo(queue, batchSize)), (batch) =>
-        batch.length === 0 ? permits.release(1) : FiberSet.run(running, Effect.interruptible(runBatch(batch)))
+        batch.length === 0
+          ? permits.release(1)
+          : Effect.asVoid(FiberSet.run(running, Effect.interruptible(runBatch(batch))))
       )
     )
 

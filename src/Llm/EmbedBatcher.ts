@@ -191,3 +191,17 @@ export const make = (
 
     return { embed, stats: Ref.get(stats) } as const
   })
+
+/** The single-text form of a request, or undefined when it carries several texts (those go out as they are). */
+export const single = (req: EmbedRequest): EmbedOne | undefined => {
+  const input = typeof req.input === "string" ? req.input : req.input?.length === 1 ? req.input[0] : undefined
+  if (input === undefined) return undefined
+  return {
+    model: req.model,
+    input,
+    ...(req.truncate === undefined ? {} : { truncate: req.truncate }),
+    ...(req.dimensions === undefined ? {} : { dimensions: req.dimensions }),
+    ...(req.keep_alive === undefined ? {} : { keep_alive: req.keep_alive }),
+    ...(req.options === undefined ? {} : { options: req.options })
+  }
+}

@@ -18,6 +18,7 @@ import { normalizeName } from "../Domain/ModelName.js"
 import { Backends } from "./Backends.js"
 import * as Budget from "./Budget.js"
 import { keyOf } from "./CacheKey.js"
+import * as EmbedBatcher from "./EmbedBatcher.js"
 import * as Fallback from "./Fallback.js"
 import * as Pipeline from "./Pipeline.js"
 import * as Replies from "./Replies.js"
@@ -45,6 +46,8 @@ export interface CallOptions {
 }
 
 export interface Options {
+  /** The embedding batcher: window (5 ms) and maximum batch (64). */
+  readonly batching?: EmbedBatcher.Options
   readonly retry?: Retry.Options
   readonly timeouts?: Timeouts.Options
   /** Fallback strategies by model name. */
@@ -69,7 +72,7 @@ export interface Stats {
 type Unary<Req, A> = (req: Req, options?: CallOptions) => Effect.Effect<A, LlmError>
 
 export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
-  effect: (options: Options = {}) =>
+  scoped: (options: Options = {}) =>
     Effect.gen(function* () {
       const backends = yield* Backends
       const cache = yield* ResponseCache
@@ -98,6 +101,32 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       const strategies = (model: string, call: CallOptions) =>
         call.fallbacks ?? fallbacksByModel.get(normalizeName(model)) ?? defaultFallbacks
 
+      const direct = <Req extends { readonly model: string }, A>(
+        spec: Replies.Spec<Req, A>,
+        req: Req,
+        call: CallOptions
+      ) =>
+        Pipeline.unary(
+          backends,
+          { method: spec.method, model: req.model, tokens: spec.tokens },
+          (c) => spec.run(c, req),
+          settings(call),
+          onRetry
+        )
+      const batcher = yield* EmbedBatcher.make((req) => direct(Replies.embed, req, {}), options.batching)
+      /** Single-text embeddings go through the batcher (one `/api/embed` per window); the rest straight out. */
+      const upstream = <Req extends { readonly model: string }, A>(
+        spec: Replies.Spec<Req, A>,
+        req: Req,
+        call: CallOptions
+      ): Effect.Effect<A, LlmError> => {
+        const one = spec.kind === "embed" ? EmbedBatcher.single(req as unknown as EmbedRequest) : undefined
+        // the cast is sound: for kind "embed", A is EmbedResponse
+        return one === undefined
+          ? direct(spec, req, call)
+          : (batcher.embed(one) as unknown as Effect.Effect<A, LlmError>)
+      }
+
       const served = <Req extends { readonly model: string }, A>(
         spec: Replies.Spec<Req, A>,
         req: Req,
@@ -106,15 +135,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       ): Effect.Effect<Served<A>, LlmError> => {
         const key = keyOf(spec.kind, req as never)
         const compute = Budget.reserveCall.pipe(
-          Effect.zipRight(
-            Pipeline.unary(
-              backends,
-              { method: spec.method, model: req.model, tokens: spec.tokens },
-              (c) => spec.run(c, req),
-              settings(call),
-              onRetry
-            )
-          ),
+          Effect.zipRight(upstream(spec, req, call)),
           Effect.tap((answer) => Budget.charge(spec.tokens(answer)))
         )
         const primary = cache.get(key, call.cache ?? "use", compute)
@@ -220,7 +241,8 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         embed,
         embedServed,
         embedMany,
-        stats: Ref.get(stats)
+        stats: Ref.get(stats),
+        batching: batcher.stats
       } as const
     })
 }) {}
