@@ -13,7 +13,8 @@ export const defaults = {
   port: 11435,
   host: "127.0.0.1",
   ollama: "http://127.0.0.1:11434",
-  simulatorPort: 11434
+  simulatorPort: 11434,
+  dataDir: "./data"
 } as const
 
 /**
@@ -33,6 +34,9 @@ export const backendMode: Config.Config<BackendMode> = Config.literal(
     )
   )
 )
+
+/** `SLUICE_DATA_DIR`: the database, archives and backups live here. */
+export const dataDir = Config.string("SLUICE_DATA_DIR").pipe(Config.withDefault(defaults.dataDir))
 
 /** `SLUICE_PORT`: the gateway's port (beside Ollama's 11434). */
 export const port = Config.integer("SLUICE_PORT")

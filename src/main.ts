@@ -6,12 +6,13 @@ import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
 import pkg from "../package.json" with { type: "json" }
+import { archive } from "./Cli/Archive.js"
 import { serve } from "./Cli/Serve.js"
 import { simulate } from "./Cli/Simulate.js"
 
 const sluice = Command.make("sluice").pipe(
   Command.withDescription("Sluice: a fast, protective engine in front of Ollama"),
-  Command.withSubcommands([serve, simulate])
+  Command.withSubcommands([serve, simulate, archive])
 )
 
 const run = Command.run(sluice, { name: "sluice", version: pkg.version })
