@@ -1,4 +1,44 @@
-/** Placeholder: the owning area fills in its tables and indexes. */
+/**
+ * Vector memory: `memory_namespaces` pins each namespace to one embedding model and dimension (on its first write);
+ * `memories` holds the memories, their vectors as float32 little-endian blobs.
+ *
+ * `expires_at` is the cleanup key (last use + ttl × (1 + importance), see VectorMemory.ts): the sweep deletes
+ * rows past it and capacity eviction removes the smallest first, so both are index range scans.
+ *
+ * Indexes, one per query shape of MemoriesRepo:
+ * - memories_by_namespace (namespace, agent, expires_at, id): the index rebuild (`namespace = ?`), eviction order
+ *   within one agent's namespace (`namespace = ? AND agent = ? ORDER BY expires_at, id`, covering) and the counts
+ *   per (namespace, agent);
+ * - memories_by_expiry (expires_at): the TTL sweep (`expires_at <= ?`).
+ *
+ * Times are integer milliseconds (BIGINT on PostgreSQL; SQLite's INTEGER is already 64-bit), BLOB is BYTEA there.
+ */
+import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 
-export default Effect.void
+export default Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE memory_namespaces (
+    namespace TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  )`
+  yield* sql`CREATE TABLE memories (
+    id TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    namespace TEXT NOT NULL REFERENCES memory_namespaces (namespace),
+    model TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    text TEXT NOT NULL,
+    importance REAL NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    uses INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    metadata TEXT
+  )`
+  yield* sql`CREATE INDEX memories_by_namespace ON memories (namespace, agent, expires_at, id)`
+  yield* sql`CREATE INDEX memories_by_expiry ON memories (expires_at)`
+})

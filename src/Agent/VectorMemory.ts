@@ -1,0 +1,265 @@
+/**
+ * Long-term memory for agents: texts with their embeddings, recalled by cosine similarity.
+ *
+ * Choices:
+ * - A namespace is pinned to (embedding model, dimension) by its first write (table `memory_namespaces`); a write
+ *   or a query in another space fails with DimensionMismatch naming both. Model names compare as Ollama does.
+ * - SQLite (MemoriesRepo) is the truth; each namespace also has an in-memory VectorIndex (exact cosine top-k),
+ *   rebuilt from the table when the service starts and updated after every committed write or delete.
+ * - Embeddings come from the Embedder port; `layerLlm` sends them through the engine (batching, cache, retries).
+ * - Writes, deletes, sweeps and the usage updates of a recall are serialised by one permit, so the duplicate check,
+ *   the insert and the eviction it causes are atomic; searching the index needs no permit (it is synchronous).
+ * - Cleanup (VectorMemoryCleanup.ts): a lifetime of `ttl × (1 + importance)` after the last use, a capacity per
+ *   (agent, namespace) enforced on write (closest to expiry evicted first), and a scoped sweep every `sweepEvery`.
+ * - Near-duplicates: a write whose cosine with one of the same agent's memories in the namespace is at least
+ *   `mergeThreshold` updates that memory instead (uses + 1, last use now, importance = max of both; its text and
+ *   metadata stay).
+ * - Times come from `Clock`, so TestClock drives expiry in tests.
+ */
+import { Clock, Duration, Effect, Schedule, Stream } from "effect"
+import { randomUUID } from "node:crypto"
+import { normalizeName } from "../Domain/ModelName.js"
+import { decodeVector, type Memory, MemoriesRepo, type Metadata, type Pin } from "../Store/MemoriesRepo.js"
+import { VectorIndex } from "./VectorIndex.js"
+import {
+  clamp,
+  expiresAt,
+  overflow as overflowOf,
+  type Space,
+  sweep as sweepOf,
+  type SweepResult,
+  used
+} from "./VectorMemoryCleanup.js"
+import { Embedder } from "./VectorMemoryEmbedder.js"
+import { DimensionMismatch } from "./VectorMemoryError.js"
+
+export type { Memory, Metadata, SweepResult }
+
+export interface Options {
+  /** Embedding model for `remember` and text queries of new namespaces (default "nomic-embed-text"). */
+  readonly model?: string
+  /** Memories kept per (agent, namespace) (default 1000). */
+  readonly capacity?: number
+  /** Lifetime after the last use, multiplied by 1 + importance (default 30 days). */
+  readonly ttl?: Duration.DurationInput
+  /** Cosine at or above which a write merges into an existing memory (default 0.95). */
+  readonly mergeThreshold?: number
+  /** Interval of the background sweep (default 1 minute). */
+  readonly sweepEvery?: Duration.DurationInput
+}
+
+export const defaults = {
+  model: "nomic-embed-text",
+  capacity: 1000,
+  ttl: "30 days",
+  mergeThreshold: 0.95,
+  sweepEvery: "1 minute",
+  importance: 0.5
+} as const
+
+export interface RememberInput {
+  readonly agent: string
+  readonly namespace: string
+  readonly text: string
+  /** 0..1 (default 0.5); clamped. */
+  readonly importance?: number
+  readonly metadata?: Metadata
+  /** Overrides the configured embedding model. */
+  readonly model?: string
+}
+
+export interface RememberVectorInput extends RememberInput {
+  readonly vector: ReadonlyArray<number>
+  /** The model that produced the vector. */
+  readonly model: string
+}
+
+export interface RecallQuery {
+  readonly namespace: string
+  /** A text (embedded with the namespace's model) or a vector of the namespace's dimension. */
+  readonly query: string | ReadonlyArray<number>
+  readonly k: number
+  /** Only this agent's memories (default: every agent's). */
+  readonly agent?: string
+  /** Cosine at or above (-1..1). */
+  readonly minScore?: number
+  /** Created at or after (epoch ms). */
+  readonly since?: number
+  /** Created at or before (epoch ms). */
+  readonly until?: number
+  /** The model the query vector comes from (default: the pinned one). */
+  readonly model?: string
+}
+
+export interface Recalled {
+  readonly memory: Memory
+  readonly score: number
+}
+
+export interface NamespaceStats extends Pin {
+  readonly memories: number
+  readonly agents: Readonly<Record<string, number>>
+}
+
+export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorMemory", {
+  scoped: (options: Options = {}) =>
+    Effect.gen(function* () {
+      const repo = yield* MemoriesRepo
+      const embedder = yield* Embedder
+      const model = options.model ?? defaults.model
+      const capacity = Math.max(1, Math.floor(options.capacity ?? defaults.capacity))
+      const ttl = Duration.toMillis(options.ttl ?? defaults.ttl)
+      const mergeThreshold = options.mergeThreshold ?? defaults.mergeThreshold
+      const lock = (yield* Effect.makeSemaphore(1)).withPermits(1)
+      const spaces = yield* rebuild(repo)
+
+      const mismatch = (pin: Pin, actualModel: string, actual: number) =>
+        normalizeName(actualModel) === pin.model && actual === pin.dim
+          ? Effect.void
+          : Effect.fail(
+              new DimensionMismatch({
+                namespace: pin.namespace,
+                expected: pin.dim,
+                actual,
+                expectedModel: pin.model,
+                actualModel: normalizeName(actualModel)
+              })
+            )
+
+      /** The namespace's space, pinned now on a first write; fails when the vector is of another space. */
+      const spaceFor = (namespace: string, actualModel: string, dim: number, now: number) => {
+        const existing = spaces.get(namespace)
+        if (existing !== undefined) return Effect.as(mismatch(existing.pin, actualModel, dim), existing)
+        const space: Space = { pin: { namespace, model: normalizeName(actualModel), dim }, index: new VectorIndex(dim) }
+        return Effect.as(
+          Effect.tap(repo.pin(space.pin, now), () => spaces.set(namespace, space)),
+          space
+        )
+      }
+
+      const overflow = overflowOf(repo, capacity)
+
+      const merge = (id: string, importance: number | undefined, now: number) =>
+        Effect.gen(function* () {
+          const [current] = yield* repo.byIds([id])
+          if (current === undefined) return yield* Effect.dieMessage(`memory ${id} is indexed but not stored`)
+          const merged = used(current, now, ttl, Math.max(current.importance, clamp(importance ?? 0)))
+          yield* repo.updateUsage(merged)
+          return merged
+        })
+
+      const insert = (space: Space, input: RememberVectorInput, now: number) =>
+        Effect.gen(function* () {
+          const importance = clamp(input.importance ?? defaults.importance)
+          const memory: Memory = {
+            id: randomUUID(),
+            agent: input.agent,
+            namespace: input.namespace,
+            text: input.text,
+            importance,
+            createdAt: now,
+            lastUsedAt: now,
+            uses: 1,
+            expiresAt: expiresAt(now, importance, ttl),
+            ...(input.metadata === undefined ? {} : { metadata: input.metadata })
+          }
+          const write = repo.insert({ ...memory, model: space.pin.model, vector: input.vector })
+          const evicted = yield* repo.transaction(Effect.zipRight(write, overflow(space, input.agent, memory.id, 1)))
+          space.index.add(memory.id, memory.agent, now, input.vector)
+          for (const id of evicted) space.index.remove(id)
+          return memory
+        })
+
+      const write = (input: RememberVectorInput) =>
+        Effect.gen(function* () {
+          if (input.vector.length === 0) return yield* Effect.dieMessage("VectorMemory: an empty vector")
+          const now = yield* Clock.currentTimeMillis
+          const space = yield* spaceFor(input.namespace, input.model, input.vector.length, now)
+          const filter = { agent: input.agent, minScore: mergeThreshold }
+          const [near] = space.index.search(input.vector, 1, filter)
+          return near === undefined ? yield* insert(space, input, now) : yield* merge(near.id, input.importance, now)
+        }).pipe(lock)
+
+      const queryVector = (space: Space, q: RecallQuery) =>
+        Effect.gen(function* () {
+          const queryModel = q.model ?? space.pin.model
+          const vector =
+            typeof q.query === "string" ? ((yield* embedder.embed(queryModel, [q.query]))[0] ?? []) : q.query
+          yield* mismatch(space.pin, queryModel, vector.length)
+          return vector
+        })
+
+      /** Marks the hits used and returns them with their rows (a memory deleted meanwhile is left out). */
+      const touch = (hits: ReadonlyArray<{ id: string; score: number }>) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const rows = new Map((yield* repo.byIds(hits.map((h) => h.id))).map((m) => [m.id, m]))
+          const recalled = hits.flatMap(({ id, score }) => {
+            const row = rows.get(id)
+            return row === undefined ? [] : [{ memory: used(row, now, ttl), score }]
+          })
+          yield* repo.transaction(Effect.forEach(recalled, (r) => repo.updateUsage(r.memory), { discard: true }))
+          return recalled
+        }).pipe(lock)
+
+      const sweep = sweepOf(repo, spaces, capacity).pipe(lock, Effect.withSpan("VectorMemory.sweep"))
+
+      yield* sweep.pipe(
+        Effect.catchAll((error) => Effect.logWarning("vector memory sweep failed", error)),
+        Effect.repeat(Schedule.spaced(options.sweepEvery ?? defaults.sweepEvery)),
+        Effect.forkScoped
+      )
+
+      return {
+        /** Embeds the text (through the Embedder) and stores it, or merges it into a near-duplicate. */
+        remember: Effect.fn("VectorMemory.remember")(function* (input: RememberInput) {
+          const embedModel = input.model ?? model
+          const [vector] = yield* embedder.embed(embedModel, [input.text])
+          return yield* write({ ...input, model: embedModel, vector: vector ?? [] })
+        }),
+        /** Stores a vector computed elsewhere (bulk loads, tests), or merges it into a near-duplicate. */
+        rememberVector: Effect.fn("VectorMemory.rememberVector")((input: RememberVectorInput) => write(input)),
+        /** The k most similar memories passing the filters, best first; they count as used. */
+        recall: Effect.fn("VectorMemory.recall")(function* (q: RecallQuery) {
+          const space = spaces.get(q.namespace)
+          if (space === undefined) return [] as ReadonlyArray<Recalled>
+          const vector = yield* queryVector(space, q)
+          const { agent, minScore, since, until } = q
+          const hits = space.index.search(vector, q.k, { agent, minScore, since, until })
+          return hits.length === 0 ? [] : yield* touch(hits)
+        }),
+        /** Deletes one memory; false when there was none. */
+        forget: Effect.fn("VectorMemory.forget")(function* (id: string) {
+          const space = [...spaces.values()].find((s) => s.index.has(id))
+          yield* repo.remove([id])
+          return space?.index.remove(id) ?? false
+        }, lock),
+        /** Runs the cleanup now (what the background sweep runs). */
+        sweep,
+        stats: Effect.sync((): ReadonlyArray<NamespaceStats> =>
+          [...spaces.values()].map(({ index, pin }) => ({
+            ...pin,
+            memories: index.length,
+            agents: Object.fromEntries(index.agentsPresent().map((agent) => [agent, index.count(agent)]))
+          }))
+        )
+      } as const
+    }),
+  dependencies: [MemoriesRepo.Default]
+}) {}
+
+/** Every pinned namespace's index, loaded from the table (sized from the counts, so no regrowth). */
+const rebuild = (repo: MemoriesRepo) =>
+  Effect.gen(function* () {
+    const sizes = new Map<string, number>()
+    for (const { namespace, n } of yield* repo.counts) sizes.set(namespace, (sizes.get(namespace) ?? 0) + n)
+    const spaces = new Map<string, Space>()
+    for (const pin of yield* repo.pins) {
+      const index = new VectorIndex(pin.dim, sizes.get(pin.namespace) ?? 0)
+      yield* Stream.runForEach(repo.vectors(pin.namespace), (row) =>
+        Effect.sync(() => index.add(row.id, row.agent, row.created_at, decodeVector(row.vector)))
+      )
+      spaces.set(pin.namespace, { pin, index })
+    }
+    return spaces
+  }).pipe(Effect.withSpan("VectorMemory.rebuild"))
