@@ -72,7 +72,7 @@ export const boundaries = {
 
 export const requests = counter(
   "sluice_llm_requests_total",
-  "Engine calls (library, gateway, agents) by how they ended: ok, fallback or error.",
+  "Engine calls (library, gateway, agents) by how they ended: ok, fallback, error or interrupted.",
   ["model", "endpoint", "priority", "outcome"]
 )
 export const requestDuration = seconds(
@@ -88,7 +88,7 @@ export const upstreamRequests = counter(
 )
 export const upstreamDuration = seconds(
   "sluice_llm_upstream_duration_seconds",
-  "Time of one attempt on a backend, from holding a slot to the last byte.",
+  "Time of one attempt on a backend, until its last byte.",
   boundaries.duration,
   ["backend", "endpoint"]
 )
@@ -141,13 +141,9 @@ export const budgetExhausted = counter("sluice_budget_exhausted_total", "Budgets
 
 // ---- backends -----------------------------------------------------------------------------------------------
 
-export const backendUp = gauge("sluice_backend_up", "1 when the backend answered its last check, else 0.", [
-  "backend"
-])
+export const backendUp = gauge("sluice_backend_up", "1 when the backend answered its last check, else 0.", ["backend"])
 export const backendInFlight = gauge("sluice_backend_in_flight", "Calls in flight on the backend now.", ["backend"])
-export const backendSlots = gauge("sluice_backend_slots", "Calls the backend may run at once (its slots).", [
-  "backend"
-])
+export const backendSlots = gauge("sluice_backend_slots", "Calls the backend may run at once (its slots).", ["backend"])
 export const backendModels = gauge("sluice_backend_models", "Models the backend listed last time.", ["backend"])
 export const schedulerLimit = gauge(
   "sluice_scheduler_limit",

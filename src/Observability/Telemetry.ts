@@ -1,0 +1,128 @@
+/**
+ * Tracing: where spans go, and how a trace crosses the gateway.
+ *
+ * - Export: when `SLUICE_OTLP_ENDPOINT` (`/v1/traces` appended), `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as
+ *   is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` appended) is set, in that order of precedence, spans go to that OTLP/HTTP collector as JSON
+ *   through @effect/opentelemetry's `OtlpTracer`: no OTel SDK, batches every 5 s, flushed when the layer's scope
+ *   closes (shutdown). `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`) adds headers, `OTEL_SERVICE_NAME` overrides
+ *   the service name "sluice", `OTEL_SDK_DISABLED=true` turns export off. Otherwise nothing is exported: Effect's
+ *   built-in tracer still makes spans (cheap, in memory), so trace ids still reach logs and Ollama.
+ * - Incoming: `HttpServer.serve` wraps every request in @effect/platform's `HttpMiddleware.tracer`, which reads
+ *   W3C `traceparent` (then b3, x-b3-*) with `HttpTraceContext.fromHeaders` and makes it the parent of the
+ *   request's server span; nothing to add in the gateway. `serverTracing` names those spans by route and leaves
+ *   `/metrics` and the health probes untraced.
+ * - Outgoing: @effect/platform's `HttpClient` makes a client span per request and sends `traceparent` and `b3`
+ *   headers with it (FiberRef `currentTracerPropagation`, on by default), so every call to Ollama carries the
+ *   trace of the gateway request that caused it. The OTLP exporter's own requests run with the tracer off.
+ * - Logs: `Logging.ts` adds `trace_id` and `span_id` of the current span to every line.
+ */
+import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
+import { FetchHttpClient, HttpMiddleware, type HttpServerRequest, HttpTraceContext } from "@effect/platform"
+import type { Headers } from "@effect/platform"
+import { Config, Duration, Effect, Layer, Option } from "effect"
+import type { Tracer } from "effect"
+import { routeOf } from "./Track.js"
+
+export interface Options {
+  /** The collector's traces URL, e.g. `http://localhost:4318/v1/traces`. */
+  readonly url: string
+  readonly serviceName?: string | undefined
+  readonly serviceVersion?: string | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** How often batches are sent; default 5 seconds. */
+  readonly exportInterval?: Duration.DurationInput | undefined
+}
+
+/** `base` with `/v1/traces` appended, as the OTLP spec says for `OTEL_EXPORTER_OTLP_ENDPOINT`. */
+export const tracesUrl = (base: string): string =>
+  base.endsWith("/v1/traces") ? base : `${base.replace(/\/+$/, "")}/v1/traces`
+
+/** Parses `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`, values URL-encoded). */
+export const parseHeaders = (text: string): Record<string, string> => {
+  const headers: Record<string, string> = {}
+  for (const part of text.split(",")) {
+    const at = part.indexOf("=")
+    if (at <= 0) continue
+    headers[part.slice(0, at).trim().toLowerCase()] = decodeURIComponent(part.slice(at + 1).trim())
+  }
+  return headers
+}
+
+/** Exports every span to an OTLP/HTTP (JSON) collector. */
+export const layerOtlp = (options: Options): Layer.Layer<never> =>
+  OtlpTracer.layer({
+    url: options.url,
+    resource: { serviceName: options.serviceName ?? "sluice", serviceVersion: options.serviceVersion },
+    headers: options.headers,
+    exportInterval: options.exportInterval ?? Duration.seconds(5)
+  }).pipe(Layer.provide(OtlpSerialization.layerJson), Layer.provide(FetchHttpClient.layer))
+
+const optionalString = (name: string) => Config.option(Config.nonEmptyString(name))
+
+/** The export settings from the environment, or None when no endpoint is set (or OTEL_SDK_DISABLED=true). */
+export const optionsFromEnv = (serviceVersion?: string): Effect.Effect<Option.Option<Options>, never> =>
+  Effect.gen(function* () {
+    const disabled = yield* Config.boolean("OTEL_SDK_DISABLED").pipe(Config.withDefault(false))
+    const sluice = yield* optionalString("SLUICE_OTLP_ENDPOINT")
+    const traces = yield* optionalString("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    const base = yield* optionalString("OTEL_EXPORTER_OTLP_ENDPOINT")
+    const headers = yield* optionalString("OTEL_EXPORTER_OTLP_HEADERS")
+    const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("sluice"))
+    // SLUICE_ first; then, as the OTel spec says, the traces-specific endpoint before the generic one
+    const url = Option.map(sluice, tracesUrl).pipe(
+      Option.orElse(() => traces),
+      Option.orElse(() => Option.map(base, tracesUrl))
+    )
+    if (disabled || Option.isNone(url)) return Option.none()
+    return Option.some({
+      url: url.value,
+      serviceName,
+      serviceVersion,
+      headers: Option.match(headers, { onNone: () => undefined, onSome: parseHeaders })
+    })
+  }).pipe(Effect.orDie)
+
+/** OTLP export when configured in the environment, else nothing (Effect's in-memory tracer). */
+export const layer = (serviceVersion?: string): Layer.Layer<never> =>
+  Layer.unwrapEffect(
+    Effect.map(optionsFromEnv(serviceVersion), (options) =>
+      Option.match(options, {
+        onNone: () => Layer.empty,
+        onSome: (o) => Layer.merge(layerOtlp(o), Layer.effectDiscard(Effect.logInfo(`exporting traces to ${o.url}`)))
+      })
+    )
+  )
+
+/** Paths that get no server span (scrapes and probes would drown the traces). */
+export const untracedPaths: ReadonlyArray<string> = ["/metrics", "/health/live", "/health/ready"]
+
+/**
+ * For the gateway's server layer: server spans named `http <METHOD> <route>` (bounded: unknown paths are
+ * "other") and no spans for `untracedPaths`. `Server.layer(...).pipe(Telemetry.serverTracing)`.
+ */
+export const serverTracing = <A, E, R>(server: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> => {
+  const route = routeOf()
+  return server.pipe(
+    HttpMiddleware.withSpanNameGenerator(
+      (req: HttpServerRequest.HttpServerRequest) => `http ${req.method} ${route(req.url)}`
+    ),
+    HttpMiddleware.withTracerDisabledWhen((req) => untracedPaths.includes(req.url.split("?")[0] ?? req.url))
+  )
+}
+
+/** The parent span a caller sent (W3C `traceparent`, else b3), for entry points outside `HttpServer.serve`. */
+export const parentFrom = (headers: Headers.Headers): Option.Option<Tracer.ExternalSpan> =>
+  HttpTraceContext.fromHeaders(headers)
+
+/** Runs `effect` as a child of the trace in `headers`, if they carry one. */
+export const withParentFrom =
+  (headers: Headers.Headers) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Option.match(parentFrom(headers), { onNone: () => effect, onSome: (span) => Effect.withParentSpan(effect, span) })
+
+/** The current trace and span ids, if a span is running (e.g. for an `x-sluice-trace-id` header). */
+export const currentTrace: Effect.Effect<Option.Option<{ readonly traceId: string; readonly spanId: string }>> =
+  Effect.map(Effect.option(Effect.currentSpan), (span) =>
+    Option.map(span, (s) => ({ traceId: s.traceId, spanId: s.spanId }))
+  )

@@ -1,0 +1,206 @@
+/**
+ * Combinators that time a call and record it with `Recorders.ts` when it ends, so wiring the engine and the
+ * gateway is one `.pipe(...)` per place:
+ *
+ * - `request(labels, servedOf?)` around a whole engine call (Llm): outcome ok / fallback / error / interrupted,
+ *   its duration, the fallback strategy and the error kind.
+ * - `upstream(labels)` / `upstreamStream(labels, isLast)` around one attempt on a backend (Pipeline): outcome
+ *   (ok or the error kind), duration, tokens in and out, time to first token, mean inter-token gap, decode speed.
+ * - `http(routeOf)`: gateway middleware: requests by route, method and status, duration to the last body byte
+ *   (streams included), requests in flight.
+ *
+ * Times come from `Clock`, so they follow the TestClock in tests. Token counts are read structurally from
+ * Ollama's answer fields (`prompt_eval_count`, `eval_count`, `eval_duration`); no text is ever read.
+ */
+import { HttpBody, HttpMiddleware, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Cause, Clock, Effect, Exit, Metric, Stream } from "effect"
+import * as Labels from "./Labels.js"
+import * as Metrics from "./Metrics.js"
+import * as Recorders from "./Recorders.js"
+
+/** Tokens and decode time an Ollama answer reports (any of them may be missing). */
+export interface Usage {
+  readonly tokensIn?: number | undefined
+  readonly tokensOut?: number | undefined
+  readonly evalDurationNs?: number | undefined
+}
+
+const numberField = (value: unknown, field: string): number | undefined => {
+  if (typeof value !== "object" || value === null || !(field in value)) return undefined
+  const n = (value as Record<string, unknown>)[field]
+  return typeof n === "number" ? n : undefined
+}
+
+/** Reads `prompt_eval_count`, `eval_count` and `eval_duration` from an answer or a final chunk. */
+export const usageOf = (answer: unknown): Usage => ({
+  tokensIn: numberField(answer, "prompt_eval_count"),
+  tokensOut: numberField(answer, "eval_count"),
+  evalDurationNs: numberField(answer, "eval_duration")
+})
+
+const outcomeOf = <E>(cause: Cause.Cause<E>) =>
+  Cause.isInterruptedOnly(cause) ? ("interrupted" as const) : ("error" as const)
+
+/** Labels of an engine call. */
+export interface RequestLabels {
+  readonly model: string
+  readonly endpoint: string
+  readonly priority?: string | undefined
+}
+
+const finishRequest = <A, E>(
+  labels: RequestLabels,
+  start: number,
+  exit: Exit.Exit<A, E>,
+  servedOf: ((a: A) => string) | undefined
+) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const base = { ...labels, durationMs: now - start }
+    if (Exit.isSuccess(exit)) {
+      const served = servedOf?.(exit.value) ?? "primary"
+      const outcome = served === "primary" ? "ok" : "fallback"
+      return Effect.zipRight(
+        Recorders.recordFallback(labels.endpoint, served),
+        Recorders.recordRequest({ ...base, outcome })
+      )
+    }
+    const failure = Cause.failureOption(exit.cause)
+    const counted = failure._tag === "Some" ? Recorders.recordError(labels.endpoint, failure.value) : Effect.void
+    return Effect.zipRight(counted, Recorders.recordRequest({ ...base, outcome: outcomeOf(exit.cause) }))
+  })
+
+/** Records a whole engine call when it ends; `servedOf` says how an answer was produced (`Served.served`). */
+export const request =
+  <A>(labels: RequestLabels, servedOf?: (answer: A) => string) =>
+  <E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.flatMap(Clock.currentTimeMillis, (start) =>
+      Effect.onExit(effect, (exit) => finishRequest(labels, start, exit, servedOf))
+    )
+
+/** The same for a streamed engine call: ends when the stream ends. */
+export const requestStream =
+  (labels: RequestLabels) =>
+  <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+    Stream.unwrap(
+      Effect.map(Clock.currentTimeMillis, (start) =>
+        Stream.ensuringWith(stream, (exit) => finishRequest(labels, start, exit, undefined))
+      )
+    )
+
+/** Labels of one attempt on a backend. */
+export interface UpstreamLabels {
+  readonly backend: string
+  readonly model: string
+  readonly endpoint: string
+}
+
+const failedOutcome = <E>(cause: Cause.Cause<E>): string => {
+  const failure = Cause.failureOption(cause)
+  return failure._tag === "Some" ? Labels.kind(failure.value) : outcomeOf(cause)
+}
+
+/** Records one unary attempt on a backend when it ends, with the tokens its answer reports. */
+export const upstream =
+  (labels: UpstreamLabels) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.flatMap(Clock.currentTimeMillis, (start) =>
+      Effect.onExit(effect, (exit) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Recorders.recordUpstream({
+            ...labels,
+            durationMs: now - start,
+            ...(Exit.isSuccess(exit)
+              ? { outcome: "ok", ...usageOf(exit.value) }
+              : { outcome: failedOutcome(exit.cause) })
+          })
+        )
+      )
+    )
+
+/** Records one streamed attempt when it ends: time to first chunk, chunks, and the usage of the last chunk. */
+export const upstreamStream =
+  <A>(labels: UpstreamLabels, isLast: (chunk: A) => boolean) =>
+  <E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+    Stream.unwrap(
+      Effect.map(Clock.currentTimeMillis, (start) => {
+        const seen = { chunks: 0, firstMs: undefined as number | undefined, usage: {} as Usage }
+        const onChunk = (chunk: A) =>
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            seen.chunks += 1
+            seen.firstMs ??= now - start
+            if (isLast(chunk)) seen.usage = usageOf(chunk)
+          })
+        const finish = (exit: Exit.Exit<unknown, E>) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Recorders.recordUpstream({
+              ...labels,
+              outcome: Exit.isSuccess(exit) ? "ok" : failedOutcome(exit.cause),
+              durationMs: now - start,
+              firstTokenMs: seen.firstMs,
+              chunks: seen.chunks,
+              ...seen.usage
+            })
+          )
+        return stream.pipe(Stream.tap(onChunk), Stream.ensuringWith(finish))
+      })
+    )
+
+// ---- gateway ------------------------------------------------------------------------------------------------
+
+/** The gateway's routes; any other path is recorded as "other", so scanners cannot grow the series. */
+export const gatewayRoutes: ReadonlyArray<string> = [
+  "/",
+  "/api/version",
+  "/api/tags",
+  "/api/ps",
+  "/api/show",
+  "/api/chat",
+  "/api/generate",
+  "/api/embed",
+  "/api/embeddings",
+  "/health",
+  "/health/live",
+  "/health/ready",
+  "/metrics"
+]
+
+/** Maps a request URL to one of `known` routes, or "other". */
+export const routeOf =
+  (known: ReadonlyArray<string> = gatewayRoutes) =>
+  (url: string): string => {
+    const path = url.split("?")[0] ?? url
+    return known.includes(path) ? path : "other"
+  }
+
+/** Gateway middleware recording every request; streamed bodies are timed until their last byte. */
+export const http = (route: (url: string) => string = routeOf()) =>
+  HttpMiddleware.make((app) =>
+    Effect.gen(function* () {
+      const req = yield* HttpServerRequest.HttpServerRequest
+      const start = yield* Clock.currentTimeMillis
+      yield* Metric.modify(Metrics.httpInFlight, 1)
+      const done = (status: number) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.zipRight(
+            Metric.modify(Metrics.httpInFlight, -1),
+            Recorders.recordHttp({ route: route(req.url), method: req.method, status, durationMs: now - start })
+          )
+        )
+      const timed = (response: HttpServerResponse.HttpServerResponse) => {
+        const body = response.body
+        if (body._tag !== "Stream") return response
+        const stream = Stream.ensuring(body.stream, done(response.status))
+        return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
+      }
+      return yield* app.pipe(
+        Effect.onExit((exit) =>
+          Exit.isFailure(exit)
+            ? Effect.flatMap(HttpServerError.causeResponse(exit.cause), ([response]) => done(response.status))
+            : exit.value.body._tag === "Stream"
+              ? Effect.void
+              : done(exit.value.status)
+        ),
+        Effect.map(timed)
+      )
+    })
+  )
