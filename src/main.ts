@@ -4,11 +4,14 @@
  */
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect } from "effect"
+import { Cause, Console, Effect, Layer } from "effect"
 import pkg from "../package.json" with { type: "json" }
 import { archive } from "./Cli/Archive.js"
 import { serve } from "./Cli/Serve.js"
 import { simulate } from "./Cli/Simulate.js"
+import * as Logging from "./Observability/Logging.js"
+import * as Recorders from "./Observability/Recorders.js"
+import * as Telemetry from "./Observability/Telemetry.js"
 
 const sluice = Command.make("sluice").pipe(
   Command.withDescription("Sluice: a fast, protective engine in front of Ollama"),
@@ -29,6 +32,7 @@ const report = (cause: Cause.Cause<unknown>) =>
 
 run(process.argv).pipe(
   Effect.tapErrorCause(report),
-  Effect.provide(NodeContext.layer),
+  Effect.zipLeft(Recorders.recordBuildInfo(pkg.version)),
+  Effect.provide(Layer.mergeAll(NodeContext.layer, Logging.layer, Telemetry.layer(pkg.version))),
   NodeRuntime.runMain({ disableErrorReporting: true })
 )

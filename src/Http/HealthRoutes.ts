@@ -16,13 +16,13 @@ const check = (backend: Backend) =>
   Effect.gen(function* () {
     const version = yield* backend.client.version.pipe(Effect.timeout(checkTimeout), Effect.either)
     const breaker = yield* backend.breaker.state
-    const inFlight = yield* backend.outstanding
+    const slots = yield* backend.slots.snapshot
     return {
       url: backend.url,
       reachable: Either.isRight(version),
       breaker,
-      inFlight,
-      slots: backend.slotCount,
+      inFlight: slots.inFlight,
+      slots: { limit: slots.limit, queued: slots.queued, oldestWaitMs: slots.oldestWaitMs },
       ...(Either.isRight(version) ? { version: version.right.version } : { error: version.left.message })
     }
   })

@@ -1,6 +1,6 @@
 /**
  * The Ollama servers Sluice serves in front of. Each backend has its own pooled client, circuit breaker,
- * rate-limit bucket and slots (a Semaphore sized to the parallel work it should get).
+ * rate-limit bucket and slots: the scheduler's bounded priority queue in front of the calls it may run at once.
  *
  * Choice (`candidates`): model-aware and health-aware, least outstanding requests first.
  * - Backends whose breaker is open are skipped (`isCallPermitted`).
@@ -8,20 +8,25 @@
  *   model list is unknown or stale follow, so a model pulled a moment ago still works. If no backend lists the
  *   model, every permitted backend is a candidate and Ollama's own 404 answers.
  * - Ties go to the backend with the fewest calls in flight, then to the configured order.
- * `slots` defaults to 8 per backend: Ollama queues beyond its own slots without limit, so this bounds what
- * Sluice sends; the throughput work makes it adaptive.
+ * `slots` is a number (configured) or "adaptive" (the default: Ollama does not report its parallel slots, so
+ * the limit is learned from latency and 503s; see Scheduler/AdaptiveLimit.ts). Either way Sluice never sends a
+ * backend more than that; calls beyond it wait in the backend's priority queue (Scheduler/Slots.ts).
  */
 import { Context, Duration, Effect, Layer, Ref, Schedule } from "effect"
 import { OllamaClient } from "../Ollama/OllamaClient.js"
 import { normalizeName } from "../Domain/ModelName.js"
+import * as Recorders from "../Observability/Recorders.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as RateLimiter from "./RateLimiter.js"
+import * as Slots from "./Scheduler/Slots.js"
 
 export interface BackendConfig {
   /** An OLLAMA_HOST-style address. */
   readonly url: string
-  /** Calls Sluice runs at once on this backend. */
-  readonly slots?: number
+  /** Calls Sluice runs at once on this backend: a number, or "adaptive" (learned; the default). */
+  readonly slots?: number | "adaptive"
+  /** Calls waiting for a slot at most (default 1024). */
+  readonly queueCapacity?: number
   readonly rateLimit?: RateLimiter.Limits
   readonly breaker?: CircuitBreaker.Options
   /** Keep-alive sockets in the client's pool. */
@@ -33,8 +38,7 @@ export interface Backend {
   readonly client: OllamaClient.Service
   readonly breaker: CircuitBreaker.Breaker
   readonly bucket: RateLimiter.Bucket
-  readonly slots: Effect.Semaphore
-  readonly slotCount: number
+  readonly slots: Slots.Slots
   /** Calls in flight on this backend right now. */
   readonly outstanding: Ref.Ref<number>
   /** Normalised names of the models the backend listed last time, or undefined before the first answer. */
@@ -47,20 +51,29 @@ export interface Options {
   readonly refreshEvery?: Duration.DurationInput
 }
 
-export const defaults = { slots: 8, refreshEvery: Duration.seconds(30), rateLimit: { requestsPerSecond: Infinity } }
+export const defaults = {
+  slots: "adaptive" as const,
+  refreshEvery: Duration.seconds(30),
+  rateLimit: { requestsPerSecond: Infinity }
+}
 
 const makeBackend = (config: BackendConfig) =>
   Effect.gen(function* () {
     const layer = OllamaClient.layer({ host: config.url, connections: config.connections })
     const client = Context.get(yield* Layer.build(layer), OllamaClient)
-    const slotCount = config.slots ?? defaults.slots
     return {
       url: client.backend,
       client,
       breaker: yield* CircuitBreaker.make(client.backend, config.breaker),
-      bucket: yield* RateLimiter.makeBucket(client.backend, config.rateLimit ?? defaults.rateLimit),
-      slots: yield* Effect.makeSemaphore(slotCount),
-      slotCount,
+      bucket: yield* RateLimiter.makeBucketWith(
+        client.backend,
+        config.rateLimit ?? defaults.rateLimit,
+        Recorders.rateLimitEvents(client.backend)
+      ),
+      slots: yield* Slots.make({
+        limit: config.slots ?? defaults.slots,
+        ...(config.queueCapacity === undefined ? {} : { capacity: config.queueCapacity })
+      }),
       outstanding: yield* Ref.make(0),
       models: yield* Ref.make<ReadonlySet<string> | undefined>(undefined)
     } satisfies Backend
@@ -70,7 +83,13 @@ const makeBackend = (config: BackendConfig) =>
 const refreshOne = (backend: Backend) =>
   backend.client.list.pipe(
     Effect.flatMap((list) => Ref.set(backend.models, new Set(list.models.map((m) => normalizeName(m.name))))),
-    Effect.catchAll((e) => Effect.logDebug(`cannot list the models of ${backend.url}: ${e.message}`))
+    Effect.zipRight(Recorders.setBackendUp(backend.url, true)),
+    Effect.catchAll((e) =>
+      Effect.zipRight(
+        Recorders.setBackendUp(backend.url, false),
+        Effect.logDebug(`cannot list the models of ${backend.url}: ${e.message}`)
+      )
+    )
   )
 
 const rank = (model: string) => (backend: Backend) =>

@@ -3,7 +3,9 @@
  * `sluice serve` provides and what an Effect app embeds when it wants every protection layer at once; each
  * part also has its own Layer for apps that want only some of them.
  */
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
+import * as Sampler from "../Observability/Sampler.js"
+import * as Slots from "./Scheduler/Slots.js"
 import { Backends, type BackendConfig } from "./Backends.js"
 import { Catalog } from "./Catalog.js"
 import { Llm, type Options as LlmOptions } from "./Llm.js"
@@ -17,9 +19,27 @@ export interface Options extends LlmOptions {
   readonly refreshEvery?: Duration.DurationInput
 }
 
+/** Reads the engine's stats into the metrics, every few seconds and before each scrape. */
+const sampler = Sampler.layer(
+  Effect.gen(function* () {
+    const backends = yield* Backends
+    const cache = yield* ResponseCache
+    const queue = Effect.map(
+      Effect.forEach(backends.all, (b) => b.slots.snapshot),
+      (snapshots) => ({
+        capacity: snapshots.length * Slots.defaults.capacity,
+        depth: Object.fromEntries(
+          Slots.priorities.map((p) => [p, snapshots.reduce((sum, s) => sum + s.byPriority[p], 0)])
+        )
+      })
+    )
+    return { backends: backends.all, cache: cache.stats, queue }
+  })
+)
+
 /** Llm + Catalog, with the Backends and ResponseCache they run on (also provided, for health and stats). */
 export const layer = (options: Options) =>
-  Layer.mergeAll(Llm.Default(options), Catalog.Default).pipe(
+  Layer.mergeAll(Llm.Default(options), Catalog.Default, sampler).pipe(
     Layer.provideMerge(
       Layer.merge(
         Backends.Default({

@@ -19,7 +19,10 @@ import { Backends } from "./Backends.js"
 import * as Budget from "./Budget.js"
 import { keyOf } from "./CacheKey.js"
 import * as EmbedBatcher from "./EmbedBatcher.js"
+import * as Recorders from "../Observability/Recorders.js"
+import * as Track from "../Observability/Track.js"
 import * as Fallback from "./Fallback.js"
+import type * as Slots from "./Scheduler/Slots.js"
 import * as Pipeline from "./Pipeline.js"
 import * as Replies from "./Replies.js"
 import { type CachePolicy, type Lookup, ResponseCache } from "./ResponseCache.js"
@@ -27,7 +30,7 @@ import * as Retry from "./Retry.js"
 import * as Timeouts from "./Timeouts.js"
 
 /** Scheduling classes, most urgent first. */
-export type Priority = "interactive" | "normal" | "batch"
+export type Priority = Slots.Priority
 
 /** Per-call choices. */
 export interface CallOptions {
@@ -82,7 +85,11 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       )
       const defaultFallbacks = options.defaultFallbacks ?? [Fallback.stale]
 
-      const onRetry = () => Ref.update(stats, (s) => ({ ...s, retries: s.retries + 1 }))
+      const onRetry = (method: string) => (error: LlmError) =>
+        Effect.zipRight(
+          Ref.update(stats, (s) => ({ ...s, retries: s.retries + 1 })),
+          Recorders.recordRetry(method, error)
+        )
       const onServed = (served: Fallback.Served) =>
         served === "primary"
           ? Effect.void
@@ -108,10 +115,16 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       ) =>
         Pipeline.unary(
           backends,
-          { method: spec.method, model: req.model, tokens: spec.tokens },
+          {
+            method: spec.method,
+            model: req.model,
+            tokens: spec.tokens,
+            priority: call.priority ?? "normal",
+            wait: call.wait ?? true
+          },
           (c) => spec.run(c, req),
           settings(call),
-          onRetry
+          onRetry(spec.method)
         )
       const batcher = yield* EmbedBatcher.make((req) => direct(Replies.embed, req, {}), options.batching)
       /** Single-text embeddings go through the batcher (one `/api/embed` per window); the rest straight out. */
@@ -135,6 +148,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       ): Effect.Effect<Served<A>, LlmError> => {
         const key = keyOf(spec.kind, req as never)
         const compute = Budget.reserveCall.pipe(
+          Effect.tapError(Recorders.recordBudgetExhausted),
           Effect.zipRight(upstream(spec, req, call)),
           Effect.tap((answer) => Budget.charge(spec.tokens(answer)))
         )
@@ -161,7 +175,17 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
             Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
             served(spec, req, call, true)
           )
-          return call.budget === undefined ? counted : Budget.scoped("call", call.budget)(counted)
+          const budgeted =
+            call.budget === undefined
+              ? counted
+              : Budget.scopedWith("call", call.budget, Recorders.recordBudgetExhausted)(counted)
+          return budgeted.pipe(
+            Track.request<Served<A>>(
+              { model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" },
+              (s) => s.served
+            ),
+            Effect.withSpan(`Llm.${spec.method}`, { attributes: { model: req.model } })
+          )
         }
 
       const streamed = <Req extends { readonly model: string }, A>(
@@ -173,14 +197,20 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         const key = keyOf(spec.kind, req as never)
         const compute = Stream.unwrap(
           Effect.as(
-            Budget.reserveCall,
+            Effect.tapError(Budget.reserveCall, Recorders.recordBudgetExhausted),
             Pipeline.stream(
               backends,
-              { method: spec.method, model: req.model, tokens: spec.tokens },
+              {
+                method: spec.method,
+                model: req.model,
+                tokens: spec.tokens,
+                priority: call.priority ?? "normal",
+                wait: call.wait ?? true
+              },
               (c) => spec.open(c, req),
               spec.isLast,
               settings(call),
-              onRetry
+              onRetry(spec.method)
             )
           )
         ).pipe(Stream.tap((chunk) => (spec.isLast(chunk) ? Budget.charge(spec.tokens(chunk)) : Effect.void)))
@@ -194,7 +224,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
             stale: cache.staleStream<A>(key),
             reply: (content) => spec.reply?.(req, content) ?? []
           },
-          onServed
+          (served) => Effect.zipRight(onServed(served), Recorders.recordFallback(spec.method, served))
         )
       }
 
@@ -206,6 +236,9 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
               Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
               streamed(spec, req, call, true)
             )
+          ).pipe(
+            Track.requestStream({ model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" }),
+            Stream.withSpan(`Llm.${spec.method}Stream`, { attributes: { model: req.model } })
           )
 
       const valueOf =

@@ -11,11 +11,13 @@
  *   per-attempt timeout starts when the slot is held (queueing time is not the backend's fault).
  * Streams follow the same order; they are retried only before their first chunk reached the caller.
  */
-import { Clock, Effect, Ref, Stream } from "effect"
+import { Clock, Effect, Exit, Ref, Stream } from "effect"
 import { CircuitOpen, type LlmError, type OllamaError } from "../Domain/LlmError.js"
 import type { OllamaClient } from "../Ollama/OllamaClient.js"
 import type { Backend, Backends } from "./Backends.js"
+import * as Track from "../Observability/Track.js"
 import * as Retry from "./Retry.js"
+import * as Slots from "./Scheduler/Slots.js"
 import * as Timeouts from "./Timeouts.js"
 
 export interface Settings {
@@ -27,12 +29,16 @@ export interface Settings {
 export interface Call<A> {
   readonly method: string
   readonly model: string
+  /** Its class in the backend's queue. */
+  readonly priority: Slots.Priority
+  /** When the queue is full: wait for room, or fail at once with QueueFull. */
+  readonly wait: boolean
   /** Model tokens the answer used (charged to the backend's tokens-per-minute bucket). */
   readonly tokens: (answer: A) => number
 }
 
 /** Counts retries for the engine's stats. */
-export type OnRetry = () => Effect.Effect<void>
+export type OnRetry = (error: LlmError) => Effect.Effect<void>
 
 const allOpen = (backends: Backends) =>
   Effect.gen(function* () {
@@ -53,6 +59,12 @@ const pick = (backends: Backends, model: string, tried: Ref.Ref<ReadonlySet<stri
     return backend
   })
 
+/** Output tokens: the adaptive limit measures latency per token, so long answers do not look like overload. */
+const workOf =
+  <A>(call: Call<A>) =>
+  (answer: A): number =>
+    Math.max(1, call.tokens(answer))
+
 const onBackend = <A>(
   backends: Backends,
   backend: Backend,
@@ -61,8 +73,13 @@ const onBackend = <A>(
   settings: Settings
 ): Effect.Effect<A, LlmError> => {
   const where = { backend: backend.url, method: call.method }
-  const attempt = run(backend.client).pipe(Timeouts.unary(where, settings.timeouts.attempt, "attempt"))
-  return backend.bucket.limit(backend.breaker.protect(backend.slots.withPermits(1)(attempt))).pipe(
+  const attempt = run(backend.client).pipe(
+    Timeouts.unary(where, settings.timeouts.attempt, "attempt"),
+    Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method }),
+    Effect.withSpan("Llm.attempt", { attributes: { backend: backend.url, model: call.model } })
+  )
+  const slotted = backend.slots.withSlot(call.priority, attempt, { wait: call.wait, work: workOf(call) })
+  return backend.bucket.limit(backend.breaker.protect(slotted)).pipe(
     Effect.tap((answer) => backend.bucket.charge(call.tokens(answer))),
     backends.track(backend)
   )
@@ -95,10 +112,12 @@ const streamOnBackend = <A>(
 ): Stream.Stream<A, LlmError> => {
   const where = { backend: backend.url, method: call.method }
   const slotted = Stream.unwrapScoped(
-    Effect.as(
-      Effect.acquireRelease(backend.slots.take(1), () => backend.slots.release(1)),
+    Effect.map(backend.slots.acquire(call.priority, { wait: call.wait }), (held) =>
       open(backend.client).pipe(
-        Timeouts.stream(where, { firstToken: settings.timeouts.firstToken, idle: settings.timeouts.idle })
+        Timeouts.stream(where, { firstToken: settings.timeouts.firstToken, idle: settings.timeouts.idle }),
+        Track.upstreamStream({ backend: backend.url, model: call.model, endpoint: call.method }, isLast),
+        Stream.tap((chunk) => (isLast(chunk) ? held.done("ok", workOf(call)(chunk)) : Effect.void)),
+        Stream.tapError((error) => held.done(Slots.classify(Exit.fail(error))))
       )
     )
   )

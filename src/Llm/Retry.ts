@@ -74,6 +74,14 @@ const retryAfter: Schedule.Schedule<LlmError, LlmError> = Schedule.identity<LlmE
   Schedule.addDelay((error) => Duration.millis(retryAfterOf(error) ?? 0))
 )
 
+/**
+ * Whether the engine retries `error`: retryable errors, except Sluice's own refusals (a full queue for a call
+ * that chose not to wait, a rate limit that already waited its maximum): retrying would defeat them; the caller
+ * gets them with their Retry-After.
+ */
+const retries = (error: LlmError): boolean =>
+  error.retryable && error._tag !== "QueueFull" && error._tag !== "RateLimited"
+
 /** The policy without the hook: outputs the delay before the next retry. */
 const core = (options: Required<Options>): Schedule.Schedule<Duration.Duration, LlmError> => {
   const deadline = Duration.decode(options.deadline)
@@ -81,7 +89,7 @@ const core = (options: Required<Options>): Schedule.Schedule<Duration.Duration, 
     Schedule.intersect(Schedule.elapsed),
     Schedule.whileOutput(([delay, elapsed]) => Duration.lessThanOrEqualTo(Duration.sum(elapsed, delay), deadline)),
     Schedule.intersect(Schedule.recurs(options.maxRetries)),
-    Schedule.whileInput((error: LlmError) => error.retryable),
+    Schedule.whileInput(retries),
     Schedule.map(([[delay]]) => delay)
   )
 }

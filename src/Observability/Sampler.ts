@@ -34,7 +34,8 @@ export interface BucketSnapshot {
 /** One backend as the sampler reads it (fits `Backends.Backend`). */
 export interface BackendSource {
   readonly url: string
-  readonly slotCount: number
+  /** The backend's scheduler slots: the current limit (configured or learned). */
+  readonly slots: { readonly snapshot: Effect.Effect<{ readonly limit: number }> }
   readonly outstanding: Effect.Effect<number>
   readonly breaker: { readonly stats: Effect.Effect<BreakerStats> }
   readonly bucket: { readonly snapshot: Effect.Effect<BucketSnapshot> }
@@ -128,7 +129,7 @@ const sampleBackend = (b: BackendSource, advance: Advance) =>
     yield* Effect.all(
       [
         Metric.set(Labels.tag(Metrics.backendInFlight, at), yield* b.outstanding),
-        Metric.set(Labels.tag(Metrics.backendSlots, at), b.slotCount),
+        Metric.set(Labels.tag(Metrics.backendSlots, at), (yield* b.slots.snapshot).limit),
         models === undefined ? Effect.void : Metric.set(Labels.tag(Metrics.backendModels, at), models.size),
         Metric.set(Labels.tag(Metrics.breakerState, at), stateValue[breaker.state]),
         advance(`trips.${backend}`, Labels.tag(Metrics.breakerTrips, at), breaker.trips),

@@ -32,7 +32,7 @@ const fakeEngine = Effect.gen(function* () {
     backends: [
       {
         url: backend,
-        slotCount: 8,
+        slots: { snapshot: Effect.succeed({ limit: 8 }) },
         outstanding: Ref.make(2).pipe(Effect.flatten),
         breaker: { stats: Ref.get(breaker) },
         bucket: { snapshot: Effect.succeed({ requests: 5, tokens: undefined, waiting: 1 }) },

@@ -13,6 +13,8 @@
  *   down, it is re-measured every `probeEvery` windows, Envoy-style: for one window the effective limit drops to
  *   half, only samples of calls that started with at most that many in flight count, and their median replaces
  *   the baseline (so it follows a backend that became slower or faster, e.g. another model now shares the GPU).
+ *   The first probe follows the first window, and a probe that finds the baseline far lower than believed (the
+ *   backend was already queueing: the limit started too high) halves the limit and probes again.
  *
  * The decision, once per full window (AIMD, as TCP):
  * - median > tolerance x baseline: the backend queues; shrink the limit multiplicatively (x `backoff`).
@@ -109,7 +111,7 @@ export const initial = (options: Resolved): State => ({
   samples: [],
   peak: 0,
   cooldown: 0,
-  windows: 0,
+  windows: options.probeEvery > 0 ? options.probeEvery - 1 : 0,
   probing: false
 })
 
@@ -137,10 +139,21 @@ const overload = (options: Resolved, state: State): State =>
         probing: false
       }
 
+/**
+ * A probe window ended: its median is the new baseline. If it is far below the old one, the old baseline was
+ * measured while the backend queued (the limit started too high): halve the limit and probe again.
+ */
+const probed = (options: Resolved, state: State, value: number): State => {
+  const hidden = state.baseline !== undefined && value * options.tolerance < state.baseline
+  const deeper = hidden && limitOf(options, state) > options.min
+  const limit = deeper ? clamp(options, state.limit / 2) : state.limit
+  return { ...state, baseline: value, limit, probing: deeper, windows: 0 }
+}
+
 const decide = (options: Resolved, state: State): State => {
   const value = median(state.samples)
   const next = { ...state, samples: [], peak: 0 }
-  if (state.probing) return { ...next, baseline: value, probing: false, windows: 0 }
+  if (state.probing) return probed(options, next, value)
   const baseline = Math.min(state.baseline ?? value, value)
   const windows = state.windows + 1
   const probing = options.probeEvery > 0 && windows >= options.probeEvery

@@ -48,7 +48,7 @@ const within = (values: ReadonlyArray<number>, low: number, high: number) => {
 
 describe("AdaptiveLimit", () => {
   it("starts at `initial` and grows by one per window while latency holds and the limit is used", () => {
-    const m = machine({ initial: 4, window: 10 })
+    const m = machine({ initial: 4, window: 10, probeEvery: 0 })
     assert.strictEqual(m.limit(), 4)
     assert.strictEqual(m.feed(...Array.from({ length: 9 }, () => ok(100, 4))), 4)
     assert.strictEqual(m.feed(ok(100, 4)), 5)
@@ -119,6 +119,17 @@ describe("AdaptiveLimit", () => {
     within(recovered.slice(50), 5, 8)
   })
 
+  it("probes at half the limit after the first window, and deeper while it finds a hidden queue", () => {
+    const m = machine({ initial: 40, window: 10 })
+    m.used(1, 1000) // 40 in flight on 4 slots: 10x the real latency, taken for the baseline
+    assert.strictEqual(m.limit(), 20)
+    assert.isTrue(m.state().probing)
+    simulate(m, 12, 4, () => 100)
+    assert.strictEqual(m.state().baseline, 100)
+    assert.isFalse(m.state().probing)
+    assert.isTrue(m.limit() >= 4 && m.limit() <= 8, String(m.limit()))
+  })
+
   it("re-measures the baseline, so a backend that became slower is not starved", () => {
     const m = machine({ initial: 4, probeEvery: 5 })
     const limits = simulate(m, 600, 4, (round) => (round < 200 ? 100 : 300))
@@ -129,7 +140,7 @@ describe("AdaptiveLimit", () => {
 
   it.effect("make: a Ref-backed limit fed with samples", () =>
     Effect.gen(function* () {
-      const limit = yield* AdaptiveLimit.make({ initial: 2, window: 1 })
+      const limit = yield* AdaptiveLimit.make({ initial: 2, window: 1, probeEvery: 0 })
       assert.strictEqual(yield* limit.limit, 2)
       assert.strictEqual(yield* limit.sample(ok(100, 2)), 3)
       assert.strictEqual(yield* limit.sample(overload), 1)
