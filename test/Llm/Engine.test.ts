@@ -105,4 +105,39 @@ describe("the engine, end to end", () => {
       assert.strictEqual((yield* sim.stats).requests["/api/chat"], 3)
     })
   )
+
+  it.scopedLive("configured slots are never exceeded at the backend, and priorities still all complete", () =>
+    Effect.gen(function* () {
+      const config = mapModels(fast(), (m) => ({ ...m, outputTokenMs: 2 }))
+      const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config })
+      const llm = Context.get(yield* Layer.build(Engine.layer({ backends: [{ url: sim.url, slots: 2 }] })), Llm)
+      const priorities = ["interactive", "normal", "batch"] as const
+      yield* Effect.forEach(
+        Array.from({ length: 30 }, (_, i) => i),
+        (i) => llm.chat(chatRequest(`slot ${i}`), { priority: priorities[i % 3]! }),
+        { concurrency: "unbounded" }
+      )
+      const stats = yield* sim.stats
+      assert.strictEqual(stats.peakConcurrency["llama3.2:latest"], 2)
+    })
+  )
+
+  it.scopedLive("100 concurrent single-text embeds become ceil(100 / 64) /api/embed calls", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config: fast() })
+      const llm = yield* engineOver([sim.url])
+      const texts = Array.from({ length: 100 }, (_, i) => `text number ${i}`)
+      const vectors = yield* Effect.forEach(texts, (input) => llm.embed({ model: "nomic-embed-text", input }), {
+        concurrency: "unbounded"
+      })
+      assert.strictEqual((yield* sim.stats).requests["/api/embed"], 2)
+      const direct = yield* Effect.promise(() =>
+        fetch(`${sim.url}/api/embed`, {
+          method: "POST",
+          body: JSON.stringify({ model: "nomic-embed-text", input: texts[42] })
+        }).then((r) => r.json() as Promise<{ embeddings: Array<Array<number>> }>)
+      )
+      assert.deepStrictEqual(vectors[42]!.embeddings[0], direct.embeddings[0])
+    })
+  )
 })
