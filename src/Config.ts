@@ -38,6 +38,9 @@ export const backendMode: Config.Config<BackendMode> = Config.literal(
 /** `SLUICE_DATA_DIR`: the database, archives and backups live here. */
 export const dataDir = Config.string("SLUICE_DATA_DIR").pipe(Config.withDefault(defaults.dataDir))
 
+/** `SLUICE_DRAIN_TIMEOUT`: how long requests in flight may take to finish at shutdown (default 30 seconds). */
+export const drainTimeout = Config.duration("SLUICE_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+
 /** `SLUICE_PORT`: the gateway's port (beside Ollama's 11434). */
 export const port = Config.integer("SLUICE_PORT")
 /** `SLUICE_HOST`: the gateway's bind address; loopback by default. */

@@ -9,13 +9,14 @@ import pkg from "../package.json" with { type: "json" }
 import { archive } from "./Cli/Archive.js"
 import { serve } from "./Cli/Serve.js"
 import { simulate } from "./Cli/Simulate.js"
+import { validate } from "./Cli/Validate.js"
 import * as Logging from "./Observability/Logging.js"
 import * as Recorders from "./Observability/Recorders.js"
 import * as Telemetry from "./Observability/Telemetry.js"
 
 const sluice = Command.make("sluice").pipe(
   Command.withDescription("Sluice: a fast, protective engine in front of Ollama"),
-  Command.withSubcommands([serve, simulate, archive])
+  Command.withSubcommands([serve, simulate, archive, validate])
 )
 
 const run = Command.run(sluice, { name: "sluice", version: pkg.version })

@@ -8,6 +8,8 @@ import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
 import * as Server from "../Http/Server.js"
 import * as Backend from "../Lifecycle/Backend.js"
+import * as StartupValidator from "../Lifecycle/StartupValidator.js"
+import * as Store from "../Store/Store.js"
 import { decodeHost } from "../Ollama/Host.js"
 
 const port = Options.integer("port").pipe(
@@ -46,7 +48,12 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
   Effect.gen(function* () {
     const urls = yield* backendUrls(options.ollama)
     const engine = yield* Config.engine
+    const dataDir = yield* Config.dataDir
+    const context = yield* StartupValidator.contextFrom({ ...options, mode: options.backend, dataDir })
+    yield* StartupValidator.run(context, { print: "problems" })
+    const drainTimeout = yield* Config.drainTimeout
     const backends = Backend.layer(options.backend, urls, { ...engine.settings, backend: engine.backend })
-    return yield* Layer.launch(Server.layer({ port: options.port, host: options.host }).pipe(Layer.provide(backends)))
+    const server = Server.layer({ port: options.port, host: options.host, drainTimeout })
+    return yield* Layer.launch(server.pipe(Layer.provide(backends), Layer.provide(Store.layerSqlite({ dataDir }))))
   })
 ).pipe(Command.withDescription("Serve Ollama's API through Sluice (default port 11435, beside Ollama's 11434)"))

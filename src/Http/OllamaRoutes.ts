@@ -17,6 +17,7 @@ import { ChatRequest } from "../Domain/Chat.js"
 import { GenerateRequest } from "../Domain/Generate.js"
 import { EmbeddingsRequest, EmbedRequest } from "../Domain/Embed.js"
 import { ShowRequest } from "../Domain/Models.js"
+import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Catalog } from "../Llm/Catalog.js"
 import { Llm, type Served } from "../Llm/Llm.js"
 import { type BadRequest, decodeBody } from "./Body.js"
@@ -53,7 +54,10 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
     Effect.gen(function* () {
       const llm = yield* Llm
       const req = yield* decodeBody(schema)
-      return req.stream === false ? served(yield* once(llm, req)) : yield* Respond.ndjson(stream(llm, req))
+      // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
+      return req.stream === false
+        ? served(yield* Shutdown.untilDeadline(once(llm, req)))
+        : yield* Respond.ndjson(stream(llm, req))
     })
   )
 

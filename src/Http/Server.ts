@@ -6,8 +6,10 @@
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { type Duration, Effect, Layer } from "effect"
+import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { createServer } from "node:http"
+import { Readiness } from "../Observability/Health.js"
 import * as Telemetry from "../Observability/Telemetry.js"
 import * as Track from "../Observability/Track.js"
 import * as HealthRoutes from "./HealthRoutes.js"
@@ -24,9 +26,38 @@ export const app = HttpRouter.concatAll(OllamaRoutes.routes, HealthRoutes.routes
   Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound))
 )
 
-/** Serves the gateway; the HttpServer it provides tells the bound address (port 0 picks a free one). */
-export const layer = (options: { readonly port: number; readonly host: string }) =>
-  HttpServer.serve(app, Track.http()).pipe(
+export interface Options {
+  readonly port: number
+  readonly host: string
+  /** How long requests in flight may take to finish at shutdown. */
+  readonly drainTimeout?: Duration.DurationInput
+}
+
+/** Readiness turns false the moment the drain starts. */
+const readiness = Layer.effect(
+  Readiness,
+  Effect.map(Shutdown.Drain, (drain) => ({ shuttingDown: drain.draining }))
+)
+
+/** The gateway served with its middleware: measured, and drained at shutdown. */
+const served = Layer.unwrapEffect(
+  Effect.map(Shutdown.Drain, (drain) =>
+    HttpServer.serve(app, (inner) => Track.http()(Shutdown.middleware(drain)(inner)))
+  )
+)
+
+/**
+ * Serves the gateway; the HttpServer it provides tells the bound address (port 0 picks a free one). On close,
+ * requests in flight drain first (Lifecycle/Shutdown.ts), then the server closes.
+ */
+export const layer = (options: Options) =>
+  Shutdown.onClose.pipe(
+    Layer.provideMerge(served),
+    Layer.provideMerge(HealthRoutes.layer()),
+    Layer.provideMerge(readiness),
+    Layer.provideMerge(
+      Shutdown.layer(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout })
+    ),
     Telemetry.serverTracing,
     HttpServer.withLogAddress,
     Layer.provideMerge(NodeHttpServer.layer(createServer, options))

@@ -59,7 +59,10 @@ export const defaults = {
 
 const makeBackend = (config: BackendConfig) =>
   Effect.gen(function* () {
-    const layer = OllamaClient.layer({ host: config.url, connections: config.connections })
+    // the pool must not be narrower than the configured slots, or undici would queue what the scheduler admitted
+    const slots = config.slots ?? defaults.slots
+    const connections = config.connections ?? (typeof slots === "number" ? Math.max(32, slots) : undefined)
+    const layer = OllamaClient.layer({ host: config.url, connections })
     const client = Context.get(yield* Layer.build(layer), OllamaClient)
     return {
       url: client.backend,

@@ -12,7 +12,14 @@
  * Times come from `Clock`, so they follow the TestClock in tests. Token counts are read structurally from
  * Ollama's answer fields (`prompt_eval_count`, `eval_count`, `eval_duration`); no text is ever read.
  */
-import { HttpBody, HttpMiddleware, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  HttpApp,
+  HttpBody,
+  HttpMiddleware,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
 import { Cause, Clock, Effect, Exit, Metric, Stream } from "effect"
 import * as Labels from "./Labels.js"
 import * as Metrics from "./Metrics.js"
@@ -186,21 +193,25 @@ export const http = (route: (url: string) => string = routeOf()) =>
             Recorders.recordHttp({ route: route(req.url), method: req.method, status, durationMs: now - start })
           )
         )
-      const timed = (response: HttpServerResponse.HttpServerResponse) => {
-        const body = response.body
-        if (body._tag !== "Stream") return response
-        const stream = Stream.ensuring(body.stream, done(response.status))
-        return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
-      }
+      // the server writes the answer inside `app`: a streamed body is timed through a pre-response handler
+      let streamed = false
+      yield* HttpApp.appendPreResponseHandler((_request, response) =>
+        Effect.sync(() => {
+          const body = response.body
+          if (body._tag !== "Stream") return response
+          streamed = true
+          const stream = Stream.ensuring(body.stream, done(response.status))
+          return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
+        })
+      )
       return yield* app.pipe(
         Effect.onExit((exit) =>
           Exit.isFailure(exit)
             ? Effect.flatMap(HttpServerError.causeResponse(exit.cause), ([response]) => done(response.status))
-            : exit.value.body._tag === "Stream"
+            : streamed || exit.value.body._tag === "Stream"
               ? Effect.void
               : done(exit.value.status)
-        ),
-        Effect.map(timed)
+        )
       )
     })
   )

@@ -1,7 +1,10 @@
 /** Test helpers: run the built `sluice` command as a child process, as a user (or systemd) would. */
 import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync } from "node:fs"
 import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 export interface Running {
   readonly child: ChildProcess
@@ -9,6 +12,8 @@ export interface Running {
   readonly stderr: () => string
   /** Resolves with the exit code. */
   readonly exited: Promise<number | null>
+  /** The data directory the child was given (SLUICE_DATA_DIR). */
+  readonly dataDir: string
 }
 
 /** A loopback port nothing listens on (bound, then closed). */
@@ -27,13 +32,16 @@ export const sluice = (args: ReadonlyArray<string>, env: Record<string, string> 
   Effect.acquireRelease(
     Effect.sync((): Running => {
       const { NODE_ENV: _n, SLUICE_BACKEND: _b, OLLAMA_HOST: _o, ...inherited } = process.env
-      const child = spawn(process.execPath, ["bin/sluice.mjs", ...args], { env: { ...inherited, ...env } })
+      const dataDir = mkdtempSync(join(tmpdir(), "sluice-cli-"))
+      const child = spawn(process.execPath, ["bin/sluice.mjs", ...args], {
+        env: { ...inherited, SLUICE_DATA_DIR: dataDir, ...env }
+      })
       let out = ""
       let err = ""
       child.stdout.on("data", (d: Buffer) => (out += d.toString()))
       child.stderr.on("data", (d: Buffer) => (err += d.toString()))
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-      return { child, stdout: () => out, stderr: () => err, exited }
+      return { child, stdout: () => out, stderr: () => err, exited, dataDir }
     }),
     (running) => Effect.sync(() => running.child.kill("SIGKILL"))
   )

@@ -39,7 +39,7 @@ describe("sluice serve (the built bin)", () => {
       const port = yield* closedPort
       const run = yield* sluice(["serve", "--port", "0", "--backend", "ollama", "--ollama", `127.0.0.1:${port}`])
       assert.strictEqual(yield* Effect.promise(() => run.exited), 1)
-      assert.include(run.stderr(), `No Ollama answered at http://127.0.0.1:${port}`)
+      assert.include(run.stderr(), `not answering: http://127.0.0.1:${port}`)
       assert.include(run.stderr(), "--backend simulator")
     })
   )

@@ -1,0 +1,104 @@
+/**
+ * Graceful shutdown of `sluice serve` as a child process, in front of a slow simulator: SIGTERM mid-way through
+ * 100 concurrent calls (streamed and not).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { Effect } from "effect"
+import { join } from "node:path"
+import * as Simulator from "../../src/Simulator/Simulator.js"
+import { fast, mapModels } from "../../src/Simulator/SimulatorConfig.js"
+import { sluice, waitFor } from "./process.js"
+
+const listening = /Listening on (http:\/\/[\w.:[\]]+)/
+
+/** A simulated model that takes about `ms` per call, with room for 100 calls at once. */
+const slow = (tokenMs: number) =>
+  mapModels(fast({ maxQueue: 1000 }), (m) => ({ ...m, outputTokenMs: tokenMs, numParallel: 100 }))
+
+type Result = { readonly kind: "complete" | "clean-error"; readonly status: number } | { readonly kind: "broken" }
+
+/** One call; a complete answer ends with done:true, a clean error is a JSON error body or a final error line. */
+const call = (url: string, i: number): Promise<Result> => {
+  const stream = i % 2 === 0
+  const body = JSON.stringify({ model: "llama3.2", messages: [{ role: "user", content: `call ${i}` }], stream })
+  return fetch(`${url}/api/chat`, { method: "POST", body })
+    .then(async (response): Promise<Result> => {
+      const text = (await response.text()).trim()
+      const last = JSON.parse(text.slice(text.lastIndexOf("\n") + 1)) as Record<string, unknown>
+      if (last.done === true) return { kind: "complete", status: response.status }
+      if (typeof last.error === "string") return { kind: "clean-error", status: response.status }
+      console.log("no end", i, response.status, text.length, text.slice(-120))
+      return { kind: "broken" }
+    })
+    .catch((e: unknown) => {
+      console.log("broken call", i, stream, String(e))
+      return { kind: "broken" }
+    })
+}
+
+const shutdownRun = (tokenMs: number, drainTimeout: string) =>
+  Effect.gen(function* () {
+    const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config: slow(tokenMs) })
+    const run = yield* sluice(["serve", "--port", "0", "--ollama", sim.url], {
+      SLUICE_DRAIN_TIMEOUT: drainTimeout,
+      SLUICE_BACKEND_SLOTS: "100"
+    })
+    const url = yield* waitFor(run, listening)
+    const calls = Array.from({ length: 100 }, (_, i) => call(url, i))
+    yield* Effect.promise(() =>
+      (async () => {
+        while (((await sim.stats.pipe(Effect.runPromise)).inFlight["llama3.2:latest"] ?? 0) < 30) {
+          await new Promise((r) => setTimeout(r, 20))
+        }
+      })()
+    )
+    const signalled = performance.now()
+    run.child.kill("SIGTERM")
+    const ready = yield* Effect.promise(() =>
+      fetch(`${url}/health/ready`).then(
+        (r) => r.status,
+        () => 0
+      )
+    )
+    const results = yield* Effect.promise(() => Promise.all(calls))
+    const code = yield* Effect.promise(() => run.exited)
+    return { ready, results, code, exitedAfterMs: performance.now() - signalled, dataDir: run.dataDir }
+  })
+
+const integrity = (dataDir: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ integrity_check: string }>`PRAGMA integrity_check`).pipe(
+    Effect.map((rows) => rows[0]?.integrity_check),
+    Effect.provide(SqliteClient.layer({ filename: join(dataDir, "sluice.db") })),
+    Effect.orDie
+  )
+
+describe("sluice serve: graceful shutdown", () => {
+  it.scopedLive("SIGTERM drains 100 calls in flight: readiness flips first, every call completes, exit 0", () =>
+    Effect.gen(function* () {
+      const { ready, results, code, exitedAfterMs, dataDir } = yield* shutdownRun(40, "20 seconds")
+      assert.strictEqual(ready, 503)
+      assert.deepStrictEqual(
+        results.filter((r) => r.kind !== "complete"),
+        []
+      )
+      assert.strictEqual(code, 0)
+      assert.isBelow(exitedAfterMs, 21_000)
+      assert.strictEqual(yield* integrity(dataDir), "ok")
+    })
+  )
+
+  it.scopedLive("at the drain deadline the calls still running end with a clean error, and the process exits 0", () =>
+    Effect.gen(function* () {
+      const { results, code, exitedAfterMs } = yield* shutdownRun(400, "1 second")
+      assert.deepStrictEqual(
+        results.filter((r) => r.kind === "broken"),
+        []
+      )
+      assert.isAbove(results.filter((r) => r.kind === "clean-error").length, 0)
+      assert.strictEqual(code, 0)
+      assert.isBelow(exitedAfterMs, 1_000 + 1_000 + 1_500)
+    })
+  )
+})
