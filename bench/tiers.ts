@@ -9,7 +9,7 @@
 import { Effect, ManagedRuntime } from "effect"
 import { performance } from "node:perf_hooks"
 import type { ChatRequest } from "../src/Domain/Chat.js"
-import { Backends } from "../src/Llm/Backends.js"
+import { Backends, defaults as backendDefaults } from "../src/Llm/Backends.js"
 import * as Engine from "../src/Llm/Engine.js"
 import { Llm } from "../src/Llm/Llm.js"
 import { defaultModels } from "../src/Simulator/SimulatorConfig.js"
@@ -25,7 +25,13 @@ const predict = 20
 const callers = 32
 const calls = Number(process.env.SLUICE_BENCH_CALLS ?? 200)
 const sequentialCalls = 30
-const llama = model(defaultModels[0]!, { numParallel: slots, loadMs: 0, promptTokenMs: 0, outputTokenMs: tokenMs, jitter: 0 })
+const llama = model(defaultModels[0]!, {
+  numParallel: slots,
+  loadMs: 0,
+  promptTokenMs: 0,
+  outputTokenMs: tokenMs,
+  jitter: 0
+})
 const nominalCeiling = slots / ((predict * tokenMs) / 1000)
 
 const request = (tag: string, i: number): ChatRequest => ({
@@ -60,7 +66,9 @@ const measure = async (
   tier: string,
   engineSlots: number | undefined,
   shape: string,
-  body: (chat: (req: ChatRequest, priority?: "batch") => Effect.Effect<unknown, unknown, Llm>) => Effect.Effect<Outcome, never, Llm>
+  body: (
+    chat: (req: ChatRequest, priority?: "batch") => Effect.Effect<unknown, unknown, Llm>
+  ) => Effect.Effect<Outcome, never, Llm>
 ): Promise<Row> => {
   let simulatedMs = 0
   let answers = 0
@@ -78,7 +86,16 @@ const measure = async (
   await sim.resetStats()
   const outcome = await runtime.runPromise(body(chat))
   const upstream = (await sim.stats()).requests["/api/chat"] ?? 0
-  return { tier, engineSlots: engineSlots === undefined ? "unset (8)" : String(engineSlots), callers: shape, outcome, simulatedMs, answers, upstream, lookups }
+  return {
+    tier,
+    engineSlots: engineSlots === undefined ? `unset (${String(backendDefaults.slots)})` : String(engineSlots),
+    callers: shape,
+    outcome,
+    simulatedMs,
+    answers,
+    upstream,
+    lookups
+  }
 }
 
 /** All of `reqs` submitted at once, each timed from the common start. */
@@ -94,9 +111,17 @@ for (const engineSlots of [slots, undefined]) {
   const tag = `s${engineSlots ?? "unset"}`
   await warm(runtime, tag)
   if (engineSlots === slots) {
-    rows.push(await measure(runtime, "(a) sequential", engineSlots, "1", (chat) => runEffects(sequentialCalls, 1, (i) => chat(request(`a-${tag}`, i)))))
+    rows.push(
+      await measure(runtime, "(a) sequential", engineSlots, "1", (chat) =>
+        runEffects(sequentialCalls, 1, (i) => chat(request(`a-${tag}`, i)))
+      )
+    )
   }
-  rows.push(await measure(runtime, "(b) concurrent", engineSlots, String(callers), (chat) => runEffects(calls, callers, (i) => chat(request(`b-${tag}`, i)))))
+  rows.push(
+    await measure(runtime, "(b) concurrent", engineSlots, String(callers), (chat) =>
+      runEffects(calls, callers, (i) => chat(request(`b-${tag}`, i)))
+    )
+  )
   rows.push(
     await measure(runtime, "(c) batch priority", engineSlots, `${calls} at once`, (chat) =>
       allAtOnce(calls, (i) => chat(request(`c-${tag}`, i), "batch"))
@@ -119,10 +144,14 @@ for (const engineSlots of [slots, undefined]) {
     }
     // (d) half the calls repeat prompts answered earlier (the cache is warmed with them, untimed).
     const half = Math.floor(calls / 2)
-    await runtime.runPromise(runEffects(half, callers, (i) => Effect.flatMap(Llm, (llm) => llm.chat(request(`d-old-${tag}`, i)))))
+    await runtime.runPromise(
+      runEffects(half, callers, (i) => Effect.flatMap(Llm, (llm) => llm.chat(request(`d-old-${tag}`, i))))
+    )
     rows.push(
       await measure(runtime, "(d) batch, 50 % cache hits", engineSlots, `${calls} at once`, (chat) =>
-        allAtOnce(calls, (i) => chat(request(i % 2 === 0 ? `d-new-${tag}` : `d-old-${tag}`, Math.floor(i / 2)), "batch"))
+        allAtOnce(calls, (i) =>
+          chat(request(i % 2 === 0 ? `d-new-${tag}` : `d-old-${tag}`, Math.floor(i / 2)), "batch")
+        )
       )
     )
   }
@@ -143,7 +172,19 @@ const setup = [
   `Engine: Engine.layer with one backend, default cache/retry/timeouts; distinct prompts per call except the repeats of (d); ${calls} calls per row after a 16-call warm-up, ${sequentialCalls} for (a).`,
   `Latency is per call from its submission; "at once" rows submit every call at t = 0, so their p50 includes queueing in Sluice.`
 ]
-const headers = ["tier", "engine slots", "callers", "req/s", "ceiling S/L̄", "× ceiling", "p50", "p99", "upstream calls", "cache lookups", "failures"]
+const headers = [
+  "tier",
+  "engine slots",
+  "callers",
+  "req/s",
+  "ceiling S/L̄",
+  "× ceiling",
+  "p50",
+  "p99",
+  "upstream calls",
+  "cache lookups",
+  "failures"
+]
 const tableRows = table.map(({ row, s, ceiling }) => [
   row.tier,
   row.engineSlots,
@@ -154,7 +195,9 @@ const tableRows = table.map(({ row, s, ceiling }) => [
   fmt.ms(s.p50),
   fmt.ms(s.p99),
   String(row.upstream),
-  Object.entries(row.lookups).map(([k, n]) => `${k} ${n}`).join(", "),
+  Object.entries(row.lookups)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", "),
   failureText(row.outcome.failures)
 ])
 if (chatBatchRow !== undefined) {
@@ -181,10 +224,26 @@ Report.write({
   setup,
   tables: [{ headers, rows: tableRows }],
   notes: [
-    "The scheduler (priority classes) and adaptive slots are not in `Llm` yet: today (c) is a concurrent dispatch bounded by the backend's slots, so it should match (b).",
-    "Engine slots unset = Backends.defaults.slots (8): twice the simulator's 4 slots, so the simulator's own queue keeps its slots busy between two of Sluice's calls."
+    "(c) submits every call at once with priority batch: with a single class of traffic the scheduler's priorities cannot change throughput, so (c) should match (b); its p50 is queueing time in Sluice.",
+    `Engine slots unset = Backends.defaults.slots (${String(backendDefaults.slots)}). A fixed number equal to the simulator's slots leaves each slot idle for one round trip plus Sluice's own work between two calls; more than that lets the simulator's queue keep its slots busy.`
   ],
-  data: { slots, tokenMs, predict, callers, calls, rows: table.map(({ row, s, meanL, ceiling }) => ({ ...row, outcome: undefined, failures: Object.fromEntries(row.outcome.failures), summary: s, meanLatencyMs: meanL, ceiling, cpuMs: row.outcome.cpuMs })), chatBatch: chatBatchRow }
+  data: {
+    slots,
+    tokenMs,
+    predict,
+    callers,
+    calls,
+    rows: table.map(({ row, s, meanL, ceiling }) => ({
+      ...row,
+      outcome: undefined,
+      failures: Object.fromEntries(row.outcome.failures),
+      summary: s,
+      meanLatencyMs: meanL,
+      ceiling,
+      cpuMs: row.outcome.cpuMs
+    })),
+    chatBatch: chatBatchRow
+  }
 })
 Report.writeFile(
   "tiers.svg",

@@ -6,6 +6,7 @@ import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Layer } from "effect"
 import pkg from "../package.json" with { type: "json" }
+import { agent } from "./Cli/Agent.js"
 import { archive } from "./Cli/Archive.js"
 import { serve } from "./Cli/Serve.js"
 import { simulate } from "./Cli/Simulate.js"
@@ -16,7 +17,7 @@ import * as Telemetry from "./Observability/Telemetry.js"
 
 const sluice = Command.make("sluice").pipe(
   Command.withDescription("Sluice: a fast, protective engine in front of Ollama"),
-  Command.withSubcommands([serve, simulate, archive, validate])
+  Command.withSubcommands([serve, simulate, agent, archive, validate])
 )
 
 const run = Command.run(sluice, { name: "sluice", version: pkg.version })

@@ -19,7 +19,9 @@ const label = (e: unknown): string =>
   typeof e === "object" && e !== null && "_tag" in e
     ? String((e as { _tag: unknown })._tag)
     : e instanceof Error
-      ? e.name === "Error" ? e.message.slice(0, 60) : e.name
+      ? e.name === "Error"
+        ? e.message.slice(0, 60)
+        : e.name.replace("(FiberFailure) ", "")
       : String(e).slice(0, 60)
 
 const count = (failures: Map<string, number>, e: unknown) => {
@@ -81,9 +83,10 @@ export const runEffects = <R>(
     })
     const cpu = process.cpuUsage()
     const start = performance.now()
-    return Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded", discard: true }).pipe(
-      Effect.map(() => ({ latencies, failures, elapsedMs: performance.now() - start, cpuMs: cpuMs(cpu) }))
-    )
+    return Effect.all(
+      Array.from({ length: concurrency }, () => worker),
+      { concurrency: "unbounded", discard: true }
+    ).pipe(Effect.map(() => ({ latencies, failures, elapsedMs: performance.now() - start, cpuMs: cpuMs(cpu) })))
   })
 
 /** Open-loop arrivals: call i starts at `i / rate` seconds whatever happened to earlier calls. */

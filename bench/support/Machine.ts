@@ -19,3 +19,6 @@ export const machine = (): Machine => ({
 
 export const describe = (m: Machine): string =>
   `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}`
+
+/** The 1-minute load average: other work on the machine shows here (figures are noisy above ~1 per core). */
+export const load = (): string => os.loadavg()[0]!.toFixed(2)

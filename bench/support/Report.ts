@@ -3,7 +3,7 @@
  * bench/results/<scenario>.md, and the raw figures to bench/results/<scenario>.json.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
-import { describe, machine } from "./Machine.js"
+import { describe, load, machine } from "./Machine.js"
 
 export const resultsDir = new URL("../results/", import.meta.url)
 
@@ -38,7 +38,7 @@ export const markdown = (report: Report): string =>
   [
     `## ${report.scenario}: ${report.title}`,
     "",
-    `Machine: ${describe(machine())}.`,
+    `Machine: ${describe(machine())}; load average ${load()} when the scenario ended.`,
     "",
     ...report.setup.map((s) => `- ${s}`),
     "",
@@ -51,7 +51,7 @@ export const write = (report: Report): void => {
   const text = markdown(report)
   console.log(text)
   writeFileSync(new URL(`${report.scenario}.md`, resultsDir), text + "\n")
-  const json = { scenario: report.scenario, date: new Date().toISOString(), machine: machine(), ...report }
+  const json = { ...report, date: new Date().toISOString(), machine: machine(), load: load() }
   writeFileSync(new URL(`${report.scenario}.json`, resultsDir), JSON.stringify(json, null, 2) + "\n")
 }
 

@@ -33,9 +33,17 @@ const cpuOf = (pid: number) => (): number => {
   }
 }
 
+/** Children still running: killed if the bench process exits without stopping them (a failed scenario). */
+const running = new Set<ChildProcess>()
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL")
+})
+
 const start = (args: Array<string>, pattern: RegExp): Promise<Server> =>
   new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] })
+    running.add(child)
+    child.once("exit", () => running.delete(child))
     let out = ""
     const onData = (data: Buffer) => {
       out += data.toString()
@@ -63,7 +71,7 @@ const start = (args: Array<string>, pattern: RegExp): Promise<Server> =>
 export const simulator = async (config: ConfigOverrides): Promise<Simulator> => {
   const server = await start(
     ["--import", "tsx", "bench/simulator-process.ts", JSON.stringify(config)],
-    /listening on (http:\/\/[^\s]+)/
+    /listening on (http:\/\/[^\s"'}\\]+)/
   )
   return {
     ...server,
@@ -73,7 +81,8 @@ export const simulator = async (config: ConfigOverrides): Promise<Simulator> => 
 }
 
 /** Starts the fixed-reply stub server. */
-export const stub = (): Promise<Server> => start(["--import", "tsx", "bench/stub-server.ts"], /listening on (http:\/\/[^\s]+)/)
+export const stub = (): Promise<Server> =>
+  start(["--import", "tsx", "bench/stub-server.ts"], /listening on (http:\/\/[^\s"'}\\]+)/)
 
 /** A model config with only the latency model spelled out; everything else from the defaults. */
 export const model = (

@@ -1,0 +1,148 @@
+/**
+ * Memory bench: the resident memory that 10,000 queued calls cost. The simulator (own process) answers slowly
+ * (60 s per call) on 4 slots; the engine's backend has 4 slots, so 4 calls are on the wire and the other 9,996
+ * wait in Sluice. RSS and heap are read after a forced GC before the calls and once they are all queued; then
+ * every call is interrupted (which also aborts the 4 upstream requests) and memory is read again. The same for
+ * the bare OllamaClient, whose undici pool (4 sockets) queues the requests itself. Needs `--expose-gc`.
+ *
+ *   npm run bench -- memory        or   node --expose-gc --import tsx bench/memory.ts
+ */
+import { Effect, Fiber, ManagedRuntime } from "effect"
+import type { ChatRequest } from "../src/Domain/Chat.js"
+import * as Engine from "../src/Llm/Engine.js"
+import { Llm } from "../src/Llm/Llm.js"
+import { OllamaClient } from "../src/Ollama/OllamaClient.js"
+import { defaultModels } from "../src/Simulator/SimulatorConfig.js"
+import * as Report from "./support/Report.js"
+import { describeModel, model, simulator } from "./support/Server.js"
+
+const count = Number(process.env.SLUICE_BENCH_QUEUED ?? 10_000)
+const slots = 4
+const slow = model(defaultModels[0]!, {
+  numParallel: slots,
+  loadMs: 0,
+  promptTokenMs: 0,
+  outputTokenMs: 1000,
+  jitter: 0
+})
+const fast = model(defaultModels[1]!, { numParallel: slots, loadMs: 0, promptTokenMs: 0, outputTokenMs: 0, jitter: 0 })
+
+const gc = (globalThis as { gc?: () => void }).gc
+if (gc === undefined) throw new Error("run with node --expose-gc")
+
+const snapshot = async () => {
+  for (let i = 0; i < 3; i++) {
+    gc()
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external }
+}
+
+const request = (tag: string, i: number, model = "llama3.2"): ChatRequest => ({
+  model,
+  messages: [{ role: "user", content: `queued ${tag} call ${i}: please answer` }],
+  options: { num_predict: 60 }
+})
+
+interface Row {
+  readonly client: string
+  readonly before: Awaited<ReturnType<typeof snapshot>>
+  readonly queued: Awaited<ReturnType<typeof snapshot>>
+  readonly released: Awaited<ReturnType<typeof snapshot>>
+  readonly inFlight: number
+}
+
+const sim = await simulator({ models: [slow, fast] })
+const rows: Array<Row> = []
+
+const measure = async <R>(
+  client: string,
+  runtime: ManagedRuntime.ManagedRuntime<R, never>,
+  call: (i: number) => Effect.Effect<unknown, unknown, R>,
+  warm: (i: number) => Effect.Effect<unknown, unknown, R>
+) => {
+  process.stderr.write(`[memory] ${client}\n`)
+  await runtime.runPromise(
+    Effect.forEach(
+      Array.from({ length: 200 }, (_, i) => i),
+      warm,
+      { concurrency: 8 }
+    )
+  )
+  const before = await snapshot()
+  const fibers = await runtime.runPromise(
+    Effect.forEach(
+      Array.from({ length: count }, (_, i) => i),
+      (i) => Effect.forkDaemon(call(i))
+    )
+  )
+  await new Promise((r) => setTimeout(r, 1500))
+  const queued = await snapshot()
+  const stats = await sim.stats()
+  await runtime.runPromise(Fiber.interruptAll(fibers))
+  const released = await snapshot()
+  rows.push({ client, before, queued, released, inFlight: stats.inFlight["llama3.2:latest"] ?? 0 })
+}
+
+try {
+  const engine = ManagedRuntime.make(Engine.layer({ backends: [{ url: sim.url, slots }] }))
+  await measure(
+    `Sluice engine (llm.chat, slots ${slots})`,
+    engine,
+    (i) => Effect.flatMap(Llm, (llm) => llm.chat(request("engine", i))),
+    (i) => Effect.flatMap(Llm, (llm) => llm.chat(request("warm", i, "qwen3")))
+  )
+  await engine.dispose()
+  const bare = ManagedRuntime.make(OllamaClient.layer({ host: sim.url, connections: slots }))
+  await measure(
+    `Sluice bare OllamaClient (pool of ${slots} sockets)`,
+    bare,
+    (i) => Effect.flatMap(OllamaClient, (c) => c.chat(request("bare", i))),
+    (i) => Effect.flatMap(OllamaClient, (c) => c.chat(request("warm", i, "qwen3")))
+  )
+  await bare.dispose()
+} finally {
+  await sim.stop()
+}
+
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`
+const perCall = (bytes: number) => `${(bytes / count / 1024).toFixed(2)} KB`
+Report.write({
+  scenario: "memory",
+  title: `resident memory of ${count.toLocaleString("en")} queued calls`,
+  setup: [
+    `Simulator in its own process: ${describeModel(slow)} and num_predict 60, so a call takes 60 s and none finishes during the measurement.`,
+    `${count.toLocaleString("en")} distinct chat calls forked at once; ${slots} reach the simulator, the rest wait in the client. Memory after 3 forced GCs, 1.5 s after forking.`
+  ],
+  tables: [
+    {
+      headers: [
+        "client",
+        "RSS before",
+        "RSS queued",
+        "RSS delta",
+        "per call",
+        "heap delta",
+        "per call (heap)",
+        "RSS after interrupting",
+        "on the wire"
+      ],
+      rows: rows.map((r) => [
+        r.client,
+        mb(r.before.rss),
+        mb(r.queued.rss),
+        mb(r.queued.rss - r.before.rss),
+        perCall(r.queued.rss - r.before.rss),
+        mb(r.queued.heapUsed - r.before.heapUsed),
+        perCall(r.queued.heapUsed - r.before.heapUsed),
+        mb(r.released.rss),
+        String(r.inFlight)
+      ])
+    }
+  ],
+  notes: [
+    "RSS does not shrink much after the calls end: V8 keeps the heap pages it grew into; the heap delta is the live memory of the queued calls."
+  ],
+  data: { count, slots, rows }
+})

@@ -1,0 +1,210 @@
+/**
+ * The agent runtime (ARCHITECTURE.md §7): runs an agent spec toward a goal as an episode, tick by tick. Each tick
+ * observes the agent's inbox, recalls memories, thinks with tools, acts, remembers (AgentTick.ts), and is
+ * committed with `Episodes.commitTick` in one transaction before the next starts.
+ *
+ * Choices:
+ * - How an episode ends: `finish` -> completed with its result; a tick that fails (the engine or the memory gave
+ *   up) -> failed with the error; a tick over budget -> recorded as "budget-exceeded", then the next tick
+ *   (`onBudgetExceeded: "continue"`) or failed (`"end"`); tick `maxTicks` without `finish` -> failed.
+ *   The ending is committed with the tick that causes it, so no crash can separate the two.
+ * - The commit is uninterruptible: a tick is stored whole or not at all. Interrupting a run (shutdown, Ctrl-C)
+ *   drops the tick in flight and marks the episode "interrupted"; a killed process leaves it "running". Both
+ *   resume at `ticks + 1` with the spec stored in the episode.
+ * - One runner per episode in this process (`AlreadyRunning` otherwise). Two processes resuming the same
+ *   episode cannot both commit a tick n: the second is refused with `TickOutOfOrder` by the store.
+ * - `runAll` opens every agent's inbox before any tick runs, so agents started together never miss each
+ *   other's first messages.
+ */
+import { Effect, Layer, Option, Schema } from "effect"
+import type { Scope } from "effect"
+import { Llm } from "../Llm/Llm.js"
+import * as Inbox from "./AgentInbox.js"
+import * as AgentSpec from "./AgentSpec.js"
+import * as AgentTick from "./AgentTick.js"
+import { type Ending, Episodes } from "./Episodes.js"
+import { EpisodeNotFound } from "./EpisodesError.js"
+import type { Episode, Tick } from "./EpisodesSchema.js"
+import { EventBus, type Options as BusOptions } from "./EventBus.js"
+import { type Tool, ToolRegistry } from "./Tools.js"
+import { type Options as MemoryOptions, VectorMemory } from "./VectorMemory.js"
+import { layerLlm } from "./VectorMemoryEmbedder.js"
+
+/** The episode already has a runner in this process. */
+export class AlreadyRunning extends Schema.TaggedError<AlreadyRunning>()("AlreadyRunning", { id: Schema.String }) {
+  override get message() {
+    return `episode ${this.id} is already running in this process`
+  }
+}
+
+export interface RunOptions {
+  /** Called once the episode is started or reopened, before its first tick. */
+  readonly onStart?: (episode: Episode) => Effect.Effect<void>
+  /** Called after each committed tick, with the episode as stored. */
+  readonly onTick?: (tick: Tick, episode: Episode) => Effect.Effect<void>
+}
+
+/** An agent to start, toward `goal` (default: the spec's own `goal`). */
+export interface Launch {
+  readonly spec: AgentSpec.AgentSpec
+  readonly goal?: string | undefined
+}
+
+interface Prepared {
+  readonly episode: Episode
+  readonly spec: AgentSpec.AgentSpec
+  readonly inbox: Inbox.Inbox
+}
+
+const endingOf = (spec: AgentSpec.AgentSpec, result: AgentTick.Result): Ending | undefined => {
+  const { tick } = result
+  if (Option.isSome(result.finished)) return { status: "completed", result: result.finished.value }
+  if (tick.outcome === "error") return { status: "failed", error: `tick ${tick.n}: ${tick.error}` }
+  if (tick.outcome === "budget-exceeded" && spec.onBudgetExceeded === "end") {
+    return { status: "failed", error: `tick ${tick.n} went over its budget: ${tick.error}` }
+  }
+  if (tick.n >= spec.maxTicks) return { status: "failed", error: `no finish within maxTicks (${spec.maxTicks})` }
+  return undefined
+}
+
+export class Agent extends Effect.Service<Agent>()("sluice/Agent", {
+  effect: Effect.gen(function* () {
+    const services: AgentTick.Services = { llm: yield* Llm, memory: yield* VectorMemory, tools: yield* ToolRegistry }
+    const bus = yield* EventBus
+    const episodes = yield* Episodes
+    const live = new Set<string>()
+
+    const checkTools = (spec: AgentSpec.AgentSpec, source: string) => {
+      const unknown = spec.tools.filter((name) => Option.isNone(services.tools.get(name)))
+      return unknown.length === 0
+        ? Effect.void
+        : Effect.fail(
+            new AgentSpec.SpecError({
+              source,
+              reason: `unknown tool(s) ${unknown.join(", ")}; the registry has ${services.tools.names.join(", ")}`
+            })
+          )
+    }
+
+    const prepare = (launch: Launch) =>
+      Effect.gen(function* () {
+        const { spec } = launch
+        yield* checkTools(spec, spec.name)
+        const goal = launch.goal ?? spec.goal
+        if (goal === undefined) {
+          return yield* new AgentSpec.SpecError({
+            source: spec.name,
+            reason: "no goal: give one (--goal) or set `goal`"
+          })
+        }
+        const episode = yield* episodes.start({ agent: spec.name, goal, spec: AgentSpec.encode(spec) })
+        const inbox = yield* Inbox.open(bus, spec.name)
+        return { episode, spec, inbox } satisfies Prepared
+      })
+
+    const reopen = (id: string) =>
+      Effect.gen(function* () {
+        const found = yield* episodes.get(id)
+        if (Option.isNone(found)) return yield* new EpisodeNotFound({ id, where: "hot" })
+        const spec = yield* AgentSpec.decode(found.value.episode.spec, `of episode ${id}`)
+        yield* checkTools(spec, `of episode ${id}`)
+        if (live.has(id)) return yield* new AlreadyRunning({ id })
+        const episode = yield* episodes.resume(id)
+        const inbox = yield* Inbox.open(bus, spec.name)
+        return { episode, spec, inbox } satisfies Prepared
+      })
+
+    /** Ticks from `episode.ticks + 1` until the episode ends. */
+    const loop = (prepared: Prepared, options: RunOptions) =>
+      Effect.gen(function* () {
+        const { spec, inbox } = prepared
+        const id = prepared.episode.id
+        const interval = AgentSpec.durationOf(spec.tickInterval)
+        let episode = prepared.episode
+        if (options.onStart) yield* options.onStart(episode)
+        if (episode.ticks >= spec.maxTicks) {
+          return yield* episodes.finish(id, { status: "failed", error: `no finish within maxTicks (${spec.maxTicks})` })
+        }
+        while (episode.status === "running") {
+          if (episode.ticks > prepared.episode.ticks) yield* Effect.sleep(interval)
+          const observed = yield* inbox.drain
+          const input = { spec, goal: episode.goal, episodeId: id, n: episode.ticks + 1, observed }
+          const result = yield* AgentTick.run(services, input)
+          episode = yield* Effect.uninterruptible(episodes.commitTick(result.tick, endingOf(spec, result)))
+          if (options.onTick) yield* options.onTick(result.tick, episode)
+        }
+        return episode
+      })
+
+    const drive = (prepared: Prepared, options: RunOptions) => {
+      const id = prepared.episode.id
+      const markInterrupted = episodes
+        .finish(id, { status: "interrupted" })
+        .pipe(Effect.catchAll((error) => Effect.logWarning(`episode ${id}: cannot mark it interrupted`, error)))
+      return Effect.suspend(
+        (): Effect.Effect<Episode, Effect.Effect.Error<ReturnType<typeof loop>> | AlreadyRunning> => {
+          if (live.has(id)) return Effect.fail(new AlreadyRunning({ id }))
+          live.add(id)
+          return loop(prepared, options).pipe(
+            Effect.onInterrupt(() => markInterrupted),
+            Effect.ensuring(Effect.sync(() => live.delete(id))),
+            Effect.annotateLogs({ agent: prepared.spec.name, episode: id })
+          )
+        }
+      )
+    }
+
+    const together = <E>(prepare: Effect.Effect<ReadonlyArray<Prepared>, E, Scope.Scope>, options: RunOptions) =>
+      Effect.scoped(
+        Effect.flatMap(prepare, (all) => Effect.forEach(all, (p) => drive(p, options), { concurrency: "unbounded" }))
+      )
+
+    /** Runs several agents at once, each in its own episode; returns the episodes as they ended. */
+    const runAll = Effect.fn("Agent.runAll")((launches: ReadonlyArray<Launch>, options: RunOptions = {}) =>
+      together(Effect.forEach(launches, prepare), options)
+    )
+
+    return {
+      runAll,
+      /** Starts an episode of `spec` toward `goal` and runs it to its end; returns the ended episode. */
+      run: Effect.fn("Agent.run")(function* (spec: AgentSpec.AgentSpec, goal?: string, options: RunOptions = {}) {
+        const [episode] = yield* together(
+          Effect.map(prepare({ spec, goal }), (p) => [p]),
+          options
+        )
+        return episode!
+      }),
+      /** Continues an interrupted (or crashed) episode after its last committed tick, to its end. */
+      resume: Effect.fn("Agent.resume")(function* (id: string, options: RunOptions = {}) {
+        const [episode] = yield* together(
+          Effect.map(reopen(id), (p) => [p]),
+          options
+        )
+        return episode!
+      })
+    } as const
+  })
+}) {}
+
+export interface LayerOptions<R> {
+  /** Tools beside the built-ins (see `ToolRegistry.layerWith`). */
+  readonly tools?: ReadonlyArray<Tool<any, any, R>>
+  readonly memory?: MemoryOptions
+  readonly bus?: BusOptions
+}
+
+/**
+ * The runtime with what it runs on (ToolRegistry, VectorMemory embedding through the engine, EventBus,
+ * Episodes), all provided too; it needs the engine (`Llm`) and the database (`SqlClient`).
+ */
+export const layer = <R = never>(options: LayerOptions<R> = {}) =>
+  Agent.Default.pipe(
+    Layer.provideMerge(ToolRegistry.layerWith(options.tools ?? [])),
+    Layer.provideMerge(
+      Layer.mergeAll(
+        VectorMemory.Default(options.memory).pipe(Layer.provide(layerLlm)),
+        EventBus.layer(options.bus ?? {}),
+        Episodes.Default
+      )
+    )
+  )

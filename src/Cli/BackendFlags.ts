@@ -1,0 +1,47 @@
+/**
+ * The backend flags of the commands that call models (`agent run`, `agent resume`), with the same names,
+ * environment fallbacks and meaning as `sluice serve`'s: `--ollama` (repeated; OLLAMA_HOST), `--backend
+ * auto|ollama|simulator` (SLUICE_BACKEND, NODE_ENV=production -> ollama), and the engine settings of Config.ts.
+ */
+import { Options } from "@effect/cli"
+import { Effect, Layer } from "effect"
+import * as Config from "../Config.js"
+import * as Backend from "../Lifecycle/Backend.js"
+import { decodeHost } from "../Ollama/Host.js"
+
+export const ollama = Options.text("ollama").pipe(
+  Options.withDescription(
+    "an Ollama server, as OLLAMA_HOST accepts it (host, host:port, scheme://host:port/path); repeat it, or " +
+      "separate URLs with commas in OLLAMA_HOST, for several backends"
+  ),
+  Options.repeated,
+  Options.map((urls) => urls.flatMap(Config.splitHosts))
+)
+
+export const backend = Options.choice("backend", ["auto", "ollama", "simulator"]).pipe(
+  Options.withDescription(
+    "auto: Ollama if it answers, else the built-in simulator; ollama: never the simulator; simulator: always (SLUICE_BACKEND)"
+  ),
+  Options.withFallbackConfig(Config.backendMode)
+)
+
+export const dataDir = Options.text("data-dir").pipe(
+  Options.withDescription("the data directory (SLUICE_DATA_DIR)"),
+  Options.withFallbackConfig(Config.dataDir)
+)
+
+export interface Flags {
+  readonly ollama: ReadonlyArray<string>
+  readonly backend: Config.BackendMode
+}
+
+/** The engine (and BackendInfo) for the flags: their URLs, else OLLAMA_HOST's, else the default. */
+export const engineLayer = (flags: Flags) =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const given = flags.ollama.length > 0 ? flags.ollama : yield* Config.ollamaHosts
+      const urls = yield* Effect.forEach(given, (url) => decodeHost(url))
+      const engine = yield* Config.engine
+      return Backend.layer(flags.backend, urls, { ...engine.settings, backend: engine.backend })
+    })
+  )
