@@ -160,6 +160,9 @@ export const OllamaError = Schema.Union(
 )
 export type OllamaError = typeof OllamaError.Type
 
+/** The `backend` of a CircuitOpen raised because every backend's breaker is open. */
+export const everyBackend = "every backend"
+
 /** The circuit breaker of a backend is open: the call fails fast without touching the network. */
 export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
   backend: Schema.String,

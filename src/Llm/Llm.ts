@@ -256,12 +256,23 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
           concurrency: "unbounded"
         })
       /** One vector per text, in order. */
-      const embedMany = (model: string, texts: Iterable<string>, call: CallOptions = {}) =>
-        Effect.forEach(
-          texts,
-          (input) => Effect.map(embed({ model, input }, { priority: "batch", ...call }), (r) => r.embeddings[0]!),
-          { concurrency: "unbounded" }
+      /**
+       * One vector per text, in order. The texts go out in array calls of the batcher's maximum batch (one engine
+       * call each: cached, retried, budgeted as one), which costs far less than a call per text (bench/embeddings).
+       */
+      const embedMany = (model: string, texts: Iterable<string>, call: CallOptions = {}) => {
+        const all = Array.from(texts)
+        const size = Math.max(1, options.batching?.maxBatch ?? 64)
+        const chunks = Array.from({ length: Math.ceil(all.length / size) }, (_, i) =>
+          all.slice(i * size, (i + 1) * size)
         )
+        return Effect.map(
+          Effect.forEach(chunks, (input) => embed({ model, input }, { priority: "batch", ...call }), {
+            concurrency: "unbounded"
+          }),
+          (answers) => answers.flatMap((r) => r.embeddings)
+        )
+      }
       const generateServed = unary(Replies.generate)
       return {
         chat,

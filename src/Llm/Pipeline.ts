@@ -12,7 +12,7 @@
  * Streams follow the same order; they are retried only before their first chunk reached the caller.
  */
 import { Clock, Effect, Exit, Ref, Stream } from "effect"
-import { CircuitOpen, type LlmError, type OllamaError } from "../Domain/LlmError.js"
+import { CircuitOpen, everyBackend, type LlmError, type OllamaError } from "../Domain/LlmError.js"
 import type { OllamaClient } from "../Ollama/OllamaClient.js"
 import type { Backend, Backends } from "./Backends.js"
 import * as Track from "../Observability/Track.js"
@@ -45,7 +45,7 @@ const allOpen = (backends: Backends) =>
     const now = yield* Clock.currentTimeMillis
     const stats = yield* Effect.forEach(backends.all, (b) => b.breaker.stats)
     const soonest = Math.min(...stats.map((s) => s.openUntilMs ?? now))
-    return new CircuitOpen({ backend: "every backend", retryAfterMs: Math.max(0, soonest - now) })
+    return new CircuitOpen({ backend: everyBackend, retryAfterMs: Math.max(0, soonest - now) })
   })
 
 /** Picks the best backend not tried yet in this call (or the best one when all were tried). */

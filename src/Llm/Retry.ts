@@ -20,7 +20,7 @@
  */
 import { Duration, Effect, Ref, Schedule, ScheduleDecision, ScheduleIntervals, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
-import { retryAfterOf } from "../Domain/LlmError.js"
+import { everyBackend, retryAfterOf } from "../Domain/LlmError.js"
 
 /** The knobs of the policy; each absent field takes its value from `defaults`. */
 export interface Options {
@@ -76,11 +76,15 @@ const retryAfter: Schedule.Schedule<LlmError, LlmError> = Schedule.identity<LlmE
 
 /**
  * Whether the engine retries `error`: retryable errors, except Sluice's own refusals (a full queue for a call
- * that chose not to wait, a rate limit that already waited its maximum): retrying would defeat them; the caller
- * gets them with their Retry-After.
+ * that chose not to wait, a rate limit that already waited its maximum) and an open breaker on every backend
+ * (the point of a breaker is to fail fast): retrying would defeat them; the caller gets them with their
+ * Retry-After. An open breaker on one backend is retried: the retry goes to another backend.
  */
 const retries = (error: LlmError): boolean =>
-  error.retryable && error._tag !== "QueueFull" && error._tag !== "RateLimited"
+  error.retryable &&
+  error._tag !== "QueueFull" &&
+  error._tag !== "RateLimited" &&
+  !(error._tag === "CircuitOpen" && error.backend === everyBackend)
 
 /** The policy without the hook: outputs the delay before the next retry. */
 const core = (options: Required<Options>): Schedule.Schedule<Duration.Duration, LlmError> => {

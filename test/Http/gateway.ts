@@ -18,7 +18,7 @@ const backend = (settings: Backend.EngineSettings) =>
   Layer.unwrapEffect(
     Effect.map(Simulator, (sim) =>
       Layer.merge(
-        Engine.layer({ ...settings, backends: [{ url: sim.url }] }),
+        Engine.layer({ ...settings, backends: [{ ...settings.backend, url: sim.url }] }),
         Layer.succeed(BackendInfo, { kind: "simulator", urls: [sim.url], requested: ["test"] })
       )
     )
