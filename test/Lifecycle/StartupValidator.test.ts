@@ -122,7 +122,7 @@ describe("StartupValidator", () => {
       ])
       const rows = byName(yield* StartupValidator.validate(context({ urls: [url], dataDir })))
       assert.strictEqual(rows.get("database-migrations")!.result, "pass")
-      assert.include(rows.get("database-migrations")!.detail, "all 3 migrations applied")
+      assert.match(rows.get("database-migrations")!.detail, /all \d+ migrations applied/)
       assert.strictEqual(rows.get("database-integrity")!.result, "pass")
       const dimension = rows.get("embedding-dimension")!
       assert.strictEqual(dimension.result, "fail")
