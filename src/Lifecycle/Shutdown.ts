@@ -133,7 +133,7 @@ const followBody = (
 ): HttpServerResponse.HttpServerResponse => {
   const body = response.body
   if (body._tag !== "Stream") return response
-  const stream = cutAtDeadline(drain, body.stream).pipe(Stream.ensuring(done))
+  const stream = cutAtDeadline(drain, body.stream, finalLine(body.contentType)).pipe(Stream.ensuring(done))
   return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
 }
 
@@ -142,13 +142,23 @@ const followBody = (
  * interrupted when the stream's scope closes). A plain `Stream.interruptWhen` is not enough here: interrupting an
  * engine stream mid-pull surfaces as an interruption of the whole body, and the error line would never be sent.
  */
-const cutAtDeadline = <E>(drain: Service, stream: Stream.Stream<Uint8Array, E>) =>
+/** The last line of a stream cut at the deadline, in the stream's own framing (NDJSON, or SSE for /v1). */
+const finalLine = (contentType: string | undefined): Uint8Array => {
+  const message = new ShuttingDown().message
+  return encoder.encode(
+    contentType?.startsWith("text/event-stream")
+      ? `data: ${JSON.stringify({ error: { message, type: "api_error", param: null, code: null } })}\n\n`
+      : JSON.stringify({ error: message }) + "\n"
+  )
+}
+
+const cutAtDeadline = <E>(drain: Service, stream: Stream.Stream<Uint8Array, E>, line: Uint8Array) =>
   Stream.unwrapScoped(
     Effect.map(Stream.toPull(stream), (pull) => {
       let ended = false
       const cut = Effect.map(Effect.interruptible(Deferred.await(drain.deadline)), () => {
         ended = true
-        return Chunk.of(encoder.encode(JSON.stringify({ error: new ShuttingDown().message }) + "\n"))
+        return Chunk.of(line)
       })
       const step = Effect.suspend(() => (ended ? Effect.fail(Option.none()) : Effect.raceFirst(pull, cut)))
       return Stream.repeatEffectChunkOption(step)
