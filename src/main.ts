@@ -8,7 +8,9 @@ import { Cause, Console, Effect, Layer } from "effect"
 import pkg from "../package.json" with { type: "json" }
 import { agent } from "./Cli/Agent.js"
 import { archive } from "./Cli/Archive.js"
+import { backup, restore } from "./Cli/Backup.js"
 import { batch } from "./Cli/Batch.js"
+import { keys } from "./Cli/Keys.js"
 import { serve } from "./Cli/Serve.js"
 import { simulate } from "./Cli/Simulate.js"
 import { validate } from "./Cli/Validate.js"
@@ -18,7 +20,7 @@ import * as Telemetry from "./Observability/Telemetry.js"
 
 const sluice = Command.make("sluice").pipe(
   Command.withDescription("Sluice: a fast, protective engine in front of Ollama"),
-  Command.withSubcommands([serve, batch, simulate, agent, archive, validate])
+  Command.withSubcommands([serve, batch, simulate, agent, archive, validate, keys, backup, restore])
 )
 
 const run = Command.run(sluice, { name: "sluice", version: pkg.version })

@@ -19,7 +19,8 @@ import { EmbeddingsRequest, EmbedRequest } from "../Domain/Embed.js"
 import { ShowRequest } from "../Domain/Models.js"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Catalog } from "../Llm/Catalog.js"
-import { Llm, type Served } from "../Llm/Llm.js"
+import { type CallOptions, Llm, type Served } from "../Llm/Llm.js"
+import * as Auth from "./Auth.js"
 import { type BadRequest, decodeBody } from "./Body.js"
 import * as Respond from "./Respond.js"
 
@@ -27,7 +28,7 @@ const running = HttpServerResponse.text("Ollama is running", { contentType: "tex
 
 type Failure = LlmError | BadRequest
 
-const toResponse = (e: Failure) => (e._tag === "BadRequest" ? Respond.error(400, e.message) : Respond.fromError(e))
+const toResponse = (e: Failure) => (e._tag === "BadRequest" ? Respond.error(e.status, e.message) : Respond.fromError(e))
 
 /** Answers every failure in Ollama's error shape; nothing escapes as a defect or a 500 by accident. */
 const handle = <R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, Failure, R>) =>
@@ -47,17 +48,18 @@ const served = <A>(answer: Served<A>) =>
 /** Streams unless the request says `stream: false` (Ollama's default is to stream). */
 const inference = <Req extends { readonly stream?: boolean }, I, A>(
   schema: Schema.Schema<Req, I>,
-  once: (llm: Llm, req: Req) => Effect.Effect<Served<A>, LlmError>,
-  stream: (llm: Llm, req: Req) => Stream.Stream<A, LlmError>
+  once: (llm: Llm, req: Req, options: CallOptions) => Effect.Effect<Served<A>, LlmError>,
+  stream: (llm: Llm, req: Req, options: CallOptions) => Stream.Stream<A, LlmError>
 ) =>
   handle(
     Effect.gen(function* () {
       const llm = yield* Llm
       const req = yield* decodeBody(schema)
+      const options = yield* Auth.callOptions
       // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
       return req.stream === false
-        ? served(yield* Shutdown.untilDeadline(once(llm, req)))
-        : yield* Respond.ndjson(stream(llm, req))
+        ? served(yield* Shutdown.untilDeadline(once(llm, req, options)))
+        : yield* Respond.ndjson(stream(llm, req, options))
     })
   )
 
@@ -65,7 +67,8 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
 const embed = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
-    return served(yield* llm.embedServed(yield* decodeBody(EmbedRequest)))
+    const req = yield* decodeBody(EmbedRequest)
+    return served(yield* llm.embedServed(req, yield* Auth.callOptions))
   })
 )
 
@@ -100,16 +103,16 @@ export const routes = HttpRouter.empty.pipe(
     "/api/chat",
     inference(
       ChatRequest,
-      (llm, req) => llm.chatServed(req),
-      (llm, req) => llm.chatStream(req)
+      (llm, req, options) => llm.chatServed(req, options),
+      (llm, req, options) => llm.chatStream(req, options)
     )
   ),
   HttpRouter.post(
     "/api/generate",
     inference(
       GenerateRequest,
-      (llm, req) => llm.generateServed(req),
-      (llm, req) => llm.generateStream(req)
+      (llm, req, options) => llm.generateServed(req, options),
+      (llm, req, options) => llm.generateStream(req, options)
     )
   ),
   HttpRouter.post("/api/embed", embed),

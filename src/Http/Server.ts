@@ -1,5 +1,5 @@
 /**
- * The gateway's HTTP server: Ollama's API and /health on one router, served by Node's http server on
+ * The gateway's HTTP server: Ollama's API, OpenAI's API (`/v1`, docs/gateway.md) and /health on one router, served by Node's http server on
  * loopback by default. Unknown paths answer 404 `404 page not found`, as Ollama does. Every request is measured
  * (route, status, duration) and traced (an incoming `traceparent` becomes the parent span); there is no
  * per-request access log line on this hot path: the metrics and traces carry it.
@@ -8,13 +8,16 @@ import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { type Duration, Effect, Layer } from "effect"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
-import { createServer } from "node:http"
 import { Readiness } from "../Observability/Health.js"
 import * as Telemetry from "../Observability/Telemetry.js"
 import * as Track from "../Observability/Track.js"
+import * as Auth from "./Auth.js"
+import * as Guard from "./Guard.js"
 import * as HealthRoutes from "./HealthRoutes.js"
 import * as ObservabilityRoutes from "./ObservabilityRoutes.js"
 import * as OllamaRoutes from "./OllamaRoutes.js"
+import * as OpenAiRoutes from "./OpenAiRoutes.js"
+import * as RequestId from "./RequestId.js"
 
 const notFound = HttpServerResponse.text("404 page not found", {
   status: 404,
@@ -22,9 +25,12 @@ const notFound = HttpServerResponse.text("404 page not found", {
 })
 
 /** The gateway as an HttpApp (routes plus a 404 for anything else). */
-export const app = HttpRouter.concatAll(OllamaRoutes.routes, HealthRoutes.routes, ObservabilityRoutes.routes).pipe(
-  Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound))
-)
+export const app = HttpRouter.concatAll(
+  OllamaRoutes.routes,
+  OpenAiRoutes.routes,
+  HealthRoutes.routes,
+  ObservabilityRoutes.routes
+).pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound)))
 
 export interface Options {
   readonly port: number
@@ -39,12 +45,17 @@ const readiness = Layer.effect(
   Effect.map(Shutdown.Drain, (drain) => ({ shuttingDown: drain.draining }))
 )
 
-/** The gateway served with its middleware: measured, and drained at shutdown. */
+/** Metric labels: the known routes of both API families. */
+const route = Track.routeOf([...Track.gatewayRoutes, ...OpenAiRoutes.paths])
+
+/** The gateway served with its middleware: measured, stamped (request id, overhead), and drained at shutdown. */
 const served = Layer.unwrapEffect(
-  Effect.map(Shutdown.Drain, (drain) =>
-    HttpServer.serve(app, (inner) => Track.http()(Shutdown.middleware(drain)(inner)))
+  Effect.map(Effect.zip(Shutdown.Drain, Auth.Auth), ([drain, auth]) =>
+    HttpServer.serve(app, (inner) =>
+      Track.http(route)(RequestId.middleware(Shutdown.middleware(drain)(Auth.middleware(auth)(inner))))
+    )
   )
-)
+).pipe(Layer.provide(Guard.layerConfig))
 
 /**
  * Serves the gateway; the HttpServer it provides tells the bound address (port 0 picks a free one). On close,
@@ -53,6 +64,7 @@ const served = Layer.unwrapEffect(
 export const layer = (options: Options) =>
   Shutdown.onClose.pipe(
     Layer.provideMerge(served),
+    Layer.provideMerge(Auth.layer({ host: options.host })),
     Layer.provideMerge(HealthRoutes.layer()),
     Layer.provideMerge(readiness),
     Layer.provideMerge(
@@ -60,5 +72,5 @@ export const layer = (options: Options) =>
     ),
     Telemetry.serverTracing,
     HttpServer.withLogAddress,
-    Layer.provideMerge(NodeHttpServer.layer(createServer, options))
+    Layer.provideMerge(NodeHttpServer.layer(Guard.createServer, options))
   )

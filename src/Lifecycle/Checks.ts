@@ -10,9 +10,11 @@ import { createServer } from "node:net"
 import { totalmem } from "node:os"
 import { join } from "node:path"
 import { getHeapStatistics } from "node:v8"
+import * as AuthPolicy from "../Http/AuthPolicy.js"
 import * as Retry from "../Llm/Retry.js"
 import * as Timeouts from "../Llm/Timeouts.js"
 import { freeDiskMb } from "../Observability/HealthProcess.js"
+import { authConfigured } from "./ChecksAuth.js"
 import type { Check, Context, Outcome } from "./StartupValidator.js"
 
 const pass = (detail: string): Outcome => ({ ok: true, detail })
@@ -219,28 +221,7 @@ const listenPortFree = (c: Context): Check => ({
 })
 
 /** Whether `host` binds loopback only. */
-export const isLoopback = (host: string) => {
-  const h = host
-    .trim()
-    .toLowerCase()
-    .replace(/^\[|\]$/g, "")
-  return h === "localhost" || h === "::1" || h.startsWith("127.")
-}
-
-const authConfigured = (c: Context): Check => ({
-  name: "auth-configured",
-  severity: "fatal",
-  run: Effect.succeed(
-    isLoopback(c.host)
-      ? pass(`bound to loopback (${c.host}): only this machine can call`)
-      : c.apiKeys
-        ? pass(`bound to ${c.host}; API keys are configured`)
-        : fail(
-            `bound to ${c.host} (beyond loopback) without API keys: anyone who reaches it can use the models`,
-            "set SLUICE_API_KEY (or SLUICE_API_KEYS), or bind --host 127.0.0.1 behind a proxy that authenticates"
-          )
-  )
-})
+export const isLoopback = AuthPolicy.isLoopback
 
 const memoryLimits = (c: Context): Check => ({
   name: "memory-limits",

@@ -114,6 +114,18 @@ layer(gateway(fast()), { excludeTestServices: true })("gateway: Ollama's API in 
     })
   )
 
+  it.effect("an unknown model on embed and on the legacy embeddings is a 404 ResponseError", () =>
+    Effect.gen(function* () {
+      const ollama = yield* client
+      const embed = yield* failure(() => ollama.embed({ model: "nope", input: "x" }))
+      assert.strictEqual(embed.name, "ResponseError")
+      assert.strictEqual(embed.status_code, 404)
+      assert.include(embed.message, "nope")
+      const legacy = yield* failure(() => ollama.embeddings({ model: "nope", prompt: "x" }))
+      assert.strictEqual(legacy.status_code, 404)
+    })
+  )
+
   it.effect("curl: a chat without `stream` streams NDJSON ending in done:true", () =>
     Effect.gen(function* () {
       const url = yield* GatewayUrl

@@ -7,9 +7,11 @@ import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import episodes from "./0001_episodes.js"
 import events from "./0002_events.js"
 import memories from "./0003_memories.js"
+import apiKeys from "./0004_api_keys.js"
 
 export const migrations = SqliteMigrator.fromRecord({
   "1_episodes": episodes,
   "2_events": events,
-  "3_memories": memories
+  "3_memories": memories,
+  "4_api_keys": apiKeys
 })

@@ -1,0 +1,186 @@
+/**
+ * Per-key limits at the gateway: requests per minute and model tokens per minute (token buckets from
+ * Llm/RateLimiter.ts), and calls in flight at once (a semaphore). The limiters of a key are made when the key is
+ * first seen and kept in memory for the process's life, one set per key id.
+ *
+ * Choices:
+ * - `rpm` is a bucket of `rpm` requests refilled continuously over a minute (`requestsPerSecond = rpm / 60`,
+ *   `burst = rpm`): a fresh key may send `rpm` requests at once, then one every `60 / rpm` seconds.
+ * - `maxWait` is 0: a request over its key's limit is refused at once with 429 rather than held open (an HTTP
+ *   client has its own timeout and retry policy; `Retry-After` tells it exactly when a token is back).
+ * - The concurrency permit is taken before the request token, so a request refused for concurrency does not
+ *   spend one. The gateway's middleware wraps the whole answer, body included, so a stream holds its permit
+ *   until its last byte.
+ * - Model tokens are charged after the answer, from the counts it reports: `prompt_eval_count + eval_count`
+ *   (Ollama, unary or the final NDJSON line of a stream) or `usage.total_tokens` (OpenAI, unary, or streams that
+ *   asked for `include_usage`). An answer that reports none costs nothing.
+ * - The headers follow OpenAI's names: `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests`,
+ *   `x-ratelimit-reset-requests` (the time until the bucket is full again, e.g. `12s`), and the `-tokens` trio for
+ *   `tpm`. They are sent on every answer of a limited key, 429 or not.
+ */
+import { HttpBody, HttpServerResponse } from "@effect/platform"
+import { Data, Effect, HashMap, Option, Stream, SynchronizedRef } from "effect"
+import { type Bucket, makeBucket } from "../Llm/RateLimiter.js"
+import type { KeyLimits } from "../Store/KeysRepo.js"
+
+/** A key's limit refused a request. */
+export class KeyLimited extends Data.TaggedError("KeyLimited")<{
+  readonly key: string
+  readonly limit: "requests" | "tokens" | "concurrency"
+  readonly retryAfterMs: number
+  readonly headers: Readonly<Record<string, string>>
+}> {
+  override get message() {
+    return this.limit === "concurrency"
+      ? `too many concurrent requests for API key ${this.key}; retry in ${Math.ceil(this.retryAfterMs)} ms`
+      : `rate limit on ${this.limit} per minute reached for API key ${this.key}; retry in ${Math.ceil(this.retryAfterMs)} ms`
+  }
+}
+
+/** What a refusal for concurrency suggests as Retry-After (a slot frees when a call ends; nothing says when). */
+export const concurrencyRetryMs = 1_000
+
+/** One key's limiters. */
+export interface Limiter {
+  /**
+   * Runs `effect` under the key's limits, handing it the rate-limit headers for its answer; fails with
+   * `KeyLimited` (and does not run it) when a limit refuses.
+   */
+  readonly run: <A, E, R>(
+    effect: (headers: Readonly<Record<string, string>>) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | KeyLimited, R>
+  /** Charges the model tokens of an answer (a no-op without `tpm`). */
+  readonly charge: (tokens: number) => Effect.Effect<void>
+  /** Whether answers should be metered for tokens. */
+  readonly metered: boolean
+}
+
+const bucketLimits = (limits: KeyLimits) =>
+  limits.rpm === undefined && limits.tpm === undefined
+    ? Option.none()
+    : Option.some({
+        requestsPerSecond: limits.rpm === undefined ? undefined : limits.rpm / 60,
+        burst: limits.rpm,
+        tokensPerMinute: limits.tpm,
+        maxWait: 0
+      })
+
+/** The seconds until a bucket of `size` refilling `size` per minute is full again from `level`. */
+const resetIn = (size: number, level: number) => `${Math.max(0, Math.ceil(((size - level) * 60) / size))}s`
+
+/** OpenAI's rate-limit headers for a bucket's levels. */
+export const headersOf = (
+  limits: KeyLimits,
+  levels: { readonly requests: number; readonly tokens: number | undefined }
+): Record<string, string> => {
+  const headers: Record<string, string> = {}
+  const trio = (kind: string, size: number, level: number) => {
+    headers[`x-ratelimit-limit-${kind}`] = String(size)
+    headers[`x-ratelimit-remaining-${kind}`] = String(Math.max(0, Math.floor(level)))
+    headers[`x-ratelimit-reset-${kind}`] = resetIn(size, level)
+  }
+  if (limits.rpm !== undefined) trio("requests", limits.rpm, levels.requests)
+  if (limits.tpm !== undefined && levels.tokens !== undefined) trio("tokens", limits.tpm, levels.tokens)
+  return headers
+}
+
+/** Takes a request token; the headers after it, or `KeyLimited` with the headers at the refusal. */
+const takeFrom = (bucket: Bucket, key: string, limits: KeyLimits) =>
+  bucket.take.pipe(
+    Effect.zipRight(bucket.snapshot),
+    Effect.map((levels) => headersOf(limits, levels)),
+    Effect.catchTag("RateLimited", (e) =>
+      Effect.flatMap(bucket.snapshot, (levels) =>
+        Effect.fail(
+          new KeyLimited({ key, limit: e.limit, retryAfterMs: e.retryAfterMs, headers: headersOf(limits, levels) })
+        )
+      )
+    )
+  )
+
+const makeLimiter = (key: string, limits: KeyLimits): Effect.Effect<Limiter> =>
+  Effect.gen(function* () {
+    const bucket = yield* Option.match(bucketLimits(limits), {
+      onNone: () => Effect.succeed(Option.none<Bucket>()),
+      onSome: (l) => Effect.asSome(makeBucket(`key:${key}`, l))
+    })
+    const concurrency = limits.concurrency
+    const slots = concurrency === undefined ? undefined : yield* Effect.makeSemaphore(Math.max(1, concurrency))
+    const take = Option.match(bucket, {
+      onNone: () => Effect.succeed<Record<string, string>>({}),
+      onSome: (b) => takeFrom(b, key, limits)
+    })
+    const busy = new KeyLimited({ key, limit: "concurrency", retryAfterMs: concurrencyRetryMs, headers: {} })
+    const run: Limiter["run"] = (effect) => {
+      const limited = Effect.flatMap(take, effect)
+      if (slots === undefined) return limited
+      return Effect.flatMap(
+        slots.withPermitsIfAvailable(1)(limited),
+        Option.match({ onNone: () => Effect.fail(busy), onSome: Effect.succeed })
+      )
+    }
+    return {
+      run,
+      charge: (tokens) => Option.match(bucket, { onNone: () => Effect.void, onSome: (b) => b.charge(tokens) }),
+      metered: limits.tpm !== undefined
+    } satisfies Limiter
+  })
+
+/** The limiters of every key seen so far. */
+export const makeRegistry = Effect.map(SynchronizedRef.make(HashMap.empty<string, Limiter>()), (ref) => ({
+  /** The limiters of key `id`; `limits` apply when the key is first seen. */
+  limiterOf: (id: string, limits: KeyLimits): Effect.Effect<Limiter> =>
+    SynchronizedRef.modifyEffect(ref, (map) =>
+      Option.match(HashMap.get(map, id), {
+        onSome: (found) => Effect.succeed([found, map] as const),
+        onNone: () => Effect.map(makeLimiter(id, limits), (l) => [l, HashMap.set(map, id, l)] as const)
+      })
+    )
+}))
+
+export type Registry = Effect.Effect.Success<typeof makeRegistry>
+
+const lastCount = (text: string, field: string): number | undefined => {
+  let found: number | undefined
+  for (const m of text.matchAll(new RegExp(`"${field}":\\s*(\\d+)`, "g"))) found = Number(m[1])
+  return found
+}
+
+/**
+ * The model tokens an answer (or a piece of a stream) reports: Ollama's `prompt_eval_count + eval_count`, else
+ * OpenAI's `usage.total_tokens`; the last occurrence wins. A key inside a JSON string is escaped (`\"`) and never
+ * matches.
+ */
+export const tokensIn = (text: string): number | undefined => {
+  const prompt = lastCount(text, "prompt_eval_count")
+  const completion = lastCount(text, "eval_count")
+  if (prompt !== undefined || completion !== undefined) return (prompt ?? 0) + (completion ?? 0)
+  return lastCount(text, "total_tokens")
+}
+
+const decoder = new TextDecoder()
+
+/**
+ * The answer with its tokens charged: a unary body at once, a stream when it ends (from the last piece that
+ * reported counts).
+ */
+export const meter = (
+  response: HttpServerResponse.HttpServerResponse,
+  charge: (tokens: number) => Effect.Effect<void>
+): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  const body = response.body
+  if (body._tag === "Uint8Array") return Effect.as(charge(tokensIn(decoder.decode(body.body)) ?? 0), response)
+  if (body._tag !== "Stream") return Effect.succeed(response)
+  return Effect.sync(() => {
+    let tokens = 0
+    const stream = body.stream.pipe(
+      Stream.tap((bytes) =>
+        Effect.sync(() => {
+          tokens = tokensIn(decoder.decode(bytes)) ?? tokens
+        })
+      ),
+      Stream.ensuring(Effect.suspend(() => charge(tokens)))
+    )
+    return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
+  })
+}
