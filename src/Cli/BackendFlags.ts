@@ -1,5 +1,6 @@
 /**
- * The backend flags of the commands that call models (`agent run`, `agent resume`), with the same names,
+ * The flags shared by the commands that serve or call models (`serve`, `validate`, `batch`, `agent run`,
+ * `agent resume`), with the same names,
  * environment fallbacks and meaning as `sluice serve`'s: `--ollama` (repeated; OLLAMA_HOST), `--backend
  * auto|ollama|simulator` (SLUICE_BACKEND, NODE_ENV=production -> ollama), and the engine settings of Config.ts.
  */
@@ -8,6 +9,18 @@ import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
 import * as Backend from "../Lifecycle/Backend.js"
 import { decodeHost } from "../Ollama/Host.js"
+
+export const port = Options.integer("port").pipe(
+  Options.withDescription("the port the gateway listens on (SLUICE_PORT)"),
+  Options.withFallbackConfig(Config.port),
+  Options.withDefault(Config.defaults.port)
+)
+
+export const host = Options.text("host").pipe(
+  Options.withDescription("the address the gateway binds (SLUICE_HOST); loopback by default"),
+  Options.withFallbackConfig(Config.host),
+  Options.withDefault(Config.defaults.host)
+)
 
 export const ollama = Options.text("ollama").pipe(
   Options.withDescription(

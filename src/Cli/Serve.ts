@@ -3,39 +3,17 @@
  * Flags override the environment (SLUICE_PORT, SLUICE_HOST, OLLAMA_HOST, SLUICE_BACKEND), which overrides
  * the defaults in Config.ts.
  */
-import { Command, Options } from "@effect/cli"
+import { Command } from "@effect/cli"
 import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
 import * as Server from "../Http/Server.js"
 import * as Backend from "../Lifecycle/Backend.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
 import * as Store from "../Store/Store.js"
+import * as BackendFlags from "./BackendFlags.js"
 import { decodeHost } from "../Ollama/Host.js"
 
-const port = Options.integer("port").pipe(
-  Options.withDescription("the port the gateway listens on (SLUICE_PORT)"),
-  Options.withFallbackConfig(Config.port),
-  Options.withDefault(Config.defaults.port)
-)
-const host = Options.text("host").pipe(
-  Options.withDescription("the address the gateway binds (SLUICE_HOST); loopback by default"),
-  Options.withFallbackConfig(Config.host),
-  Options.withDefault(Config.defaults.host)
-)
-const ollama = Options.text("ollama").pipe(
-  Options.withDescription(
-    "an Ollama server, as OLLAMA_HOST accepts it (host, host:port, scheme://host:port/path); repeat it, or " +
-      "separate URLs with commas in OLLAMA_HOST, for several backends"
-  ),
-  Options.repeated,
-  Options.map((urls) => urls.flatMap(Config.splitHosts))
-)
-const backend = Options.choice("backend", ["auto", "ollama", "simulator"]).pipe(
-  Options.withDescription(
-    "auto: Ollama if it answers, else the built-in simulator; ollama: never the simulator; simulator: always (SLUICE_BACKEND)"
-  ),
-  Options.withFallbackConfig(Config.backendMode)
-)
+const { backend, host, ollama, port } = BackendFlags
 
 /** The flags' URLs, else OLLAMA_HOST's, else the default; each parsed like OLLAMA_HOST. */
 const backendUrls = (flags: ReadonlyArray<string>) =>
