@@ -15,6 +15,7 @@
  */
 import type { MetricLabel, MetricPair } from "effect"
 import { Effect, Metric, MetricKeyType, MetricState, Option } from "effect"
+import * as Metrics from "./Metrics.js"
 
 /** The content type of the text format. */
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -103,9 +104,19 @@ const samples = (name: string, pair: MetricPair.MetricPair.Untyped): Array<reado
   return []
 }
 
-/** Renders a registry snapshot as Prometheus text (ends with a newline). */
-export const render = (pairs: Iterable<MetricPair.MetricPair.Untyped>): string => {
+/**
+ * Renders a registry snapshot as Prometheus text (ends with a newline). Metrics in `declared` that have no sample
+ * yet (a counter whose event never happened, a labelled gauge never set) still get their HELP and TYPE lines, so
+ * every declared metric is visible in `/metrics` from the start, and dashboards and alert rules can rely on them.
+ */
+export const render = (
+  pairs: Iterable<MetricPair.MetricPair.Untyped>,
+  declared: ReadonlyArray<{ readonly name: string; readonly kind: string; readonly help: string }> = []
+): string => {
   const families = new Map<string, Family>()
+  for (const d of declared) {
+    families.set(d.name, { name: d.name, type: d.kind as Family["type"], help: d.help, lines: [] })
+  }
   for (const pair of pairs) {
     const name = metricName(pair.metricKey.name)
     let family = families.get(name)
@@ -127,4 +138,4 @@ export const render = (pairs: Iterable<MetricPair.MetricPair.Untyped>): string =
 }
 
 /** Every metric in Effect's registry as Prometheus text. */
-export const scrape: Effect.Effect<string> = Effect.map(Metric.snapshot, render)
+export const scrape: Effect.Effect<string> = Effect.map(Metric.snapshot, (pairs) => render(pairs, Metrics.catalog))
