@@ -81,7 +81,7 @@ const run = (llm: Llm, job: Job): Effect.Effect<unknown, LlmError> => {
 }
 
 /** A result line. */
-interface Result {
+export interface Result {
   readonly id: string
   readonly ok: boolean
   readonly response?: unknown
@@ -98,12 +98,33 @@ const resultOf = (llm: Llm, line: Line): Effect.Effect<Result> => {
       error: { tag: "InvalidJob", message: String(job.left) }
     })
   }
-  return run(llm, job.right).pipe(
-    Effect.map((response): Result => ({ id: job.right.id, ok: true, response })),
+  return outcome(llm, job.right)
+}
+
+/** Runs a decoded job to its result line (never fails). */
+const outcome = (llm: Llm, job: Job): Effect.Effect<Result> =>
+  run(llm, job).pipe(
+    Effect.map((response): Result => ({ id: job.id, ok: true, response })),
     Effect.catchAll((e) =>
-      Effect.succeed<Result>({ id: job.right.id, ok: false, error: { tag: e._tag, message: e.message } })
+      Effect.succeed<Result>({ id: job.id, ok: false, error: { tag: e._tag, message: e.message } })
     )
   )
+
+const decodeJobValue = Schema.decodeUnknownEither(Job)
+
+/**
+ * Runs one already parsed job (the gateway's `POST /batches`) to a result line; never fails. A value that is not
+ * a valid job is a failed result, named by its `id` when it has a string one, else by `fallbackId`.
+ */
+export const resultOfValue = (llm: Llm, value: unknown, fallbackId: string): Effect.Effect<Result> => {
+  const job = decodeJobValue(value)
+  if (job._tag === "Right") return outcome(llm, job.right)
+  const id = typeof value === "object" && value !== null ? (value as { id?: unknown }).id : undefined
+  return Effect.succeed<Result>({
+    id: typeof id === "string" ? id : fallbackId,
+    ok: false,
+    error: { tag: "InvalidJob", message: String(job.left) }
+  })
 }
 
 /** Progress on stderr: a line every `every` jobs (and at the end). */

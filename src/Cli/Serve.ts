@@ -6,6 +6,7 @@
 import { Command } from "@effect/cli"
 import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
+import * as AgentRuns from "../Http/AgentRuns.js"
 import * as Server from "../Http/Server.js"
 import * as Backend from "../Lifecycle/Backend.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
@@ -31,7 +32,10 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
     yield* StartupValidator.run(context, { print: "problems" })
     const drainTimeout = yield* Config.drainTimeout
     const backends = Backend.layer(options.backend, urls, { ...engine.settings, backend: engine.backend })
-    const server = Server.layer({ port: options.port, host: options.host, drainTimeout })
+    // the agent runtime (AgentRuns) shares the engine and the database with the gateway
+    const server = Server.layer({ port: options.port, host: options.host, drainTimeout }).pipe(
+      Layer.provide(AgentRuns.layer)
+    )
     return yield* Layer.launch(server.pipe(Layer.provide(backends), Layer.provide(Store.layerSqlite({ dataDir }))))
   })
 ).pipe(Command.withDescription("Serve Ollama's API through Sluice (default port 11435, beside Ollama's 11434)"))

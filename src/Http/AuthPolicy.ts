@@ -36,9 +36,9 @@ export const inferenceRoutes: ReadonlyArray<string> = [
 
 const under = (path: string, base: string) => path === base || path.startsWith(`${base}/`)
 
-/** The scope a path needs: inference, agents, else admin (`/metrics`, `/health`, `/health/ready`, the rest). */
+/** The scope a path needs: inference (also `/batches/*`), agents, else admin (`/metrics`, `/health`, the rest). */
 export const scopeOf = (path: string): Scope => {
-  if (inferenceRoutes.includes(path) || under(path, "/v1")) return "inference"
+  if (inferenceRoutes.includes(path) || under(path, "/v1") || under(path, "/batches")) return "inference"
   if (under(path, "/agents")) return "agents"
   return "admin"
 }

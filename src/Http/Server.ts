@@ -1,5 +1,6 @@
 /**
- * The gateway's HTTP server: Ollama's API, OpenAI's API (`/v1`, docs/gateway.md) and /health on one router, served by Node's http server on
+ * The gateway's HTTP server: Ollama's API, OpenAI's API (`/v1`, docs/gateway.md), Sluice's own batch and agent
+ * APIs (`/batches`, `/agents`) and /health on one router, served by Node's http server on
  * loopback by default. Unknown paths answer 404 `404 page not found`, as Ollama does. Every request is measured
  * (route, status, duration) and traced (an incoming `traceparent` becomes the parent span); there is no
  * per-request access log line on this hot path: the metrics and traces carry it.
@@ -11,7 +12,10 @@ import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Readiness } from "../Observability/Health.js"
 import * as Telemetry from "../Observability/Telemetry.js"
 import * as Track from "../Observability/Track.js"
+import * as AgentRoutes from "./AgentRoutes.js"
 import * as Auth from "./Auth.js"
+import { BatchJobs } from "./BatchJobs.js"
+import * as BatchRoutes from "./BatchRoutes.js"
 import * as Guard from "./Guard.js"
 import * as HealthRoutes from "./HealthRoutes.js"
 import * as ObservabilityRoutes from "./ObservabilityRoutes.js"
@@ -29,7 +33,9 @@ export const app = HttpRouter.concatAll(
   OllamaRoutes.routes,
   OpenAiRoutes.routes,
   HealthRoutes.routes,
-  ObservabilityRoutes.routes
+  ObservabilityRoutes.routes,
+  BatchRoutes.routes,
+  AgentRoutes.routes
 ).pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound)))
 
 export interface Options {
@@ -59,13 +65,15 @@ const served = Layer.unwrapEffect(
 
 /**
  * Serves the gateway; the HttpServer it provides tells the bound address (port 0 picks a free one). On close,
- * requests in flight drain first (Lifecycle/Shutdown.ts), then the server closes.
+ * requests in flight drain first (Lifecycle/Shutdown.ts), then the server closes. The agent routes need
+ * `AgentRuns` provided from outside (else they answer 503); API batches run in `BatchJobs`, over the engine.
  */
 export const layer = (options: Options) =>
   Shutdown.onClose.pipe(
     Layer.provideMerge(served),
     Layer.provideMerge(Auth.layer({ host: options.host })),
     Layer.provideMerge(HealthRoutes.layer()),
+    Layer.provideMerge(BatchJobs.Default),
     Layer.provideMerge(readiness),
     Layer.provideMerge(
       Shutdown.layer(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout })

@@ -4,12 +4,15 @@
  */
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Layer } from "effect"
+import * as Agent from "../../src/Agent/Agent.js"
+import { AgentRuns } from "../../src/Http/AgentRuns.js"
 import * as Backend from "../../src/Lifecycle/Backend.js"
 import { BackendInfo } from "../../src/Lifecycle/Backend.js"
 import * as Engine from "../../src/Llm/Engine.js"
 import * as Server from "../../src/Http/Server.js"
 import { Simulator } from "../../src/Simulator/Simulator.js"
 import type { SimulatorConfig } from "../../src/Simulator/SimulatorConfig.js"
+import * as Store from "../../src/Store/Store.js"
 
 /** The gateway's base URL. */
 export class GatewayUrl extends Context.Tag("test/GatewayUrl")<GatewayUrl, string>() {}
@@ -38,5 +41,16 @@ export const layer = (config: SimulatorConfig, settings: Backend.EngineSettings 
   url.pipe(
     Layer.provideMerge(Server.layer({ port: 0, host: "127.0.0.1" })),
     Layer.provide(backend(settings)),
+    Layer.provideMerge(Simulator.layerTest(config))
+  )
+
+/** Simulator + gateway with the agent runtime (AgentRuns over the engine and an in-memory database). */
+export const layerWithAgents = (config: SimulatorConfig, settings: Backend.EngineSettings = {}) =>
+  url.pipe(
+    Layer.provideMerge(Server.layer({ port: 0, host: "127.0.0.1" })),
+    Layer.provideMerge(AgentRuns.Default),
+    Layer.provideMerge(Agent.layer({ memory: { model: "nomic-embed-text" } })),
+    Layer.provideMerge(Store.layerMemory),
+    Layer.provideMerge(backend(settings)),
     Layer.provideMerge(Simulator.layerTest(config))
   )
