@@ -28,7 +28,6 @@ const deployFiles = ["deploy/prometheus/alerts.yml", "deploy/prometheus/promethe
  * its HELP and TYPE lines (the renderer prints every declared metric). Why each has no sample:
  */
 const eventOnly: Record<string, string> = {
-  sluice_queue_wait_seconds: "recorded by the scheduler once it reports queue waits (not wired yet)",
   sluice_queue_rejections_total: "needs a full scheduler queue",
   sluice_ratelimit_rejections_total: "needs a rate limit and a caller waiting past its maximum (30 s)",
   sluice_budget_exhausted_total: "needs an agent or API key budget to run out",

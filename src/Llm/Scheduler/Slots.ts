@@ -27,6 +27,7 @@ import { QueueFull } from "../../Domain/LlmError.js"
 import type * as AdaptiveLimit from "./AdaptiveLimit.js"
 import { resolve } from "./AdaptiveLimit.js"
 import { Gate, type Ticket, type Waiter } from "./Gate.js"
+import * as Recorders from "../../Observability/Recorders.js"
 
 export type Priority = "interactive" | "normal" | "batch"
 
@@ -122,11 +123,19 @@ const take = (
     (entered): Effect.Effect<Ticket, QueueFull> => {
       switch (entered._tag) {
         case "Granted":
-          return Effect.succeed(entered.ticket)
+          return Effect.as(Recorders.recordQueueWait(priority, 0), entered.ticket)
         case "Full":
-          return Effect.fail(new QueueFull({ capacity: gate.capacity, retryAfterMs: entered.retryAfterMs }))
+          return Effect.zipRight(
+            Recorders.recordQueueRejection(priority),
+            Effect.fail(new QueueFull({ capacity: gate.capacity, retryAfterMs: entered.retryAfterMs }))
+          )
         case "Waiting":
-          return awaitGrant(gate, entered.waiter, restore)
+          return Effect.tap(awaitGrant(gate, entered.waiter, restore), () =>
+            Effect.flatMap(
+              now((t) => t - entered.waiter.since),
+              (waited) => Recorders.recordQueueWait(priority, waited)
+            )
+          )
       }
     }
   )
