@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
+import { waitFor } from "../Cli/process.js"
 
 export interface AgentProcess {
   readonly child: ChildProcess
@@ -57,19 +58,4 @@ export const agentOutput = (args: ReadonlyArray<string>) =>
   )
 
 /** Waits until stdout matches `pattern`, returning the first group; fails when the process exits first. */
-export const waitForOutput = (running: AgentProcess, pattern: RegExp) =>
-  Effect.async<string, Error>((resume) => {
-    const check = () => {
-      const match = pattern.exec(running.stdout())
-      if (match) {
-        clearInterval(timer)
-        resume(Effect.succeed(match[1] ?? match[0]))
-      }
-    }
-    const timer = setInterval(check, 20)
-    running.exited.then((code) => {
-      clearInterval(timer)
-      resume(Effect.fail(new Error(`exited with ${code}: ${running.stdout()} ${running.stderr()}`)))
-    })
-    return Effect.sync(() => clearInterval(timer))
-  })
+export const waitForOutput = (running: AgentProcess, pattern: RegExp) => waitFor(running, pattern)

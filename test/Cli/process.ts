@@ -47,7 +47,7 @@ export const sluice = (args: ReadonlyArray<string>, env: Record<string, string> 
   )
 
 /** Waits until stdout matches `pattern` (or the process exits), returning the first group. */
-export const waitFor = (running: Running, pattern: RegExp) =>
+export const waitFor = (running: Pick<Running, "stdout" | "stderr" | "exited">, pattern: RegExp) =>
   Effect.async<string, Error>((resume) => {
     const check = () => {
       const match = pattern.exec(running.stdout().replace(/\x1b\[[0-9;]*m/g, ""))
