@@ -39,5 +39,5 @@ run(process.argv).pipe(
   Effect.tapErrorCause(report),
   Effect.zipLeft(Recorders.recordBuildInfo(pkg.version)),
   Effect.provide(Layer.mergeAll(NodeContext.layer, Logging.layer, Telemetry.layer(pkg.version))),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )
