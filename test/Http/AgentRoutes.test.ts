@@ -1,26 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import { fast } from "../../src/Simulator/SimulatorConfig.js"
-import { GatewayUrl, layer as gateway, layerWithAgents } from "./gateway.js"
-
-interface Answer {
-  readonly status: number
-  readonly body: any
-}
-
-/** Calls the gateway and reads the JSON answer. */
-const call = (path: string, init: { method?: string; body?: unknown } = {}) =>
-  Effect.flatMap(GatewayUrl, (base) =>
-    Effect.promise(async (): Promise<Answer> => {
-      const response = await fetch(`${base}${path}`, {
-        method: init.method ?? "GET",
-        ...(init.body === undefined
-          ? {}
-          : { body: JSON.stringify(init.body), headers: { "content-type": "application/json" } })
-      })
-      return { status: response.status, body: await response.json() }
-    })
-  )
+import { call, layer as gateway, layerWithAgents } from "./gateway.js"
 
 const noter = { name: "noter", model: "llama3.2", tools: ["remember"], maxTicks: 2, memory: { recallK: 0 } }
 const goal = "remember that the launch is on friday"

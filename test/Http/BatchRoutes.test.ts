@@ -1,34 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import { fast, mapModels } from "../../src/Simulator/SimulatorConfig.js"
-import { GatewayUrl, layer as gateway } from "./gateway.js"
-
-interface Answer {
-  readonly status: number
-  readonly body: any
-  readonly text: string
-}
-
-/** Calls the gateway and reads the whole answer (JSON when it parses). */
-const call = (path: string, init: { method?: string; body?: unknown } = {}) =>
-  Effect.flatMap(GatewayUrl, (base) =>
-    Effect.promise(async (): Promise<Answer> => {
-      const response = await fetch(`${base}${path}`, {
-        method: init.method ?? "GET",
-        ...(init.body === undefined
-          ? {}
-          : { body: JSON.stringify(init.body), headers: { "content-type": "application/json" } })
-      })
-      const text = await response.text()
-      let body: unknown = undefined
-      try {
-        body = JSON.parse(text)
-      } catch {
-        body = undefined
-      }
-      return { status: response.status, body, text }
-    })
-  )
+import { call, layer as gateway } from "./gateway.js"
 
 const chatJob = (i: number) => ({
   id: `job-${i}`,

@@ -54,3 +54,31 @@ export const layerWithAgents = (config: SimulatorConfig, settings: Backend.Engin
     Layer.provideMerge(backend(settings)),
     Layer.provideMerge(Simulator.layerTest(config))
   )
+
+/** A gateway answer: status, the JSON body when it parses, and the raw text. */
+export interface Answer {
+  readonly status: number
+  readonly body: any
+  readonly text: string
+}
+
+/** Calls the gateway (JSON body in, whole answer out). */
+export const call = (path: string, init: { method?: string; body?: unknown } = {}) =>
+  Effect.flatMap(GatewayUrl, (base) =>
+    Effect.promise(async (): Promise<Answer> => {
+      const response = await fetch(`${base}${path}`, {
+        method: init.method ?? "GET",
+        ...(init.body === undefined
+          ? {}
+          : { body: JSON.stringify(init.body), headers: { "content-type": "application/json" } })
+      })
+      const text = await response.text()
+      let body: unknown = undefined
+      try {
+        body = JSON.parse(text)
+      } catch {
+        body = undefined
+      }
+      return { status: response.status, body, text }
+    })
+  )
