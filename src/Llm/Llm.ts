@@ -16,6 +16,7 @@ import type { GenerateRequest, GenerateResponse } from "../Domain/Generate.js"
 import type { LlmError } from "../Domain/LlmError.js"
 import { normalizeName } from "../Domain/ModelName.js"
 import { Backends } from "./Backends.js"
+import * as Admission from "./Admission.js"
 import * as Budget from "./Budget.js"
 import { keyOf } from "./CacheKey.js"
 import * as EmbedBatcher from "./EmbedBatcher.js"
@@ -111,7 +112,8 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       const direct = <Req extends { readonly model: string }, A>(
         spec: Replies.Spec<Req, A>,
         req: Req,
-        call: CallOptions
+        call: CallOptions,
+        admitted: Admission.Admitted = Admission.direct
       ) =>
         Pipeline.unary(
           backends,
@@ -120,23 +122,27 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
             model: req.model,
             tokens: spec.tokens,
             priority: call.priority ?? "normal",
-            wait: call.wait ?? true
+            wait: call.wait ?? true,
+            admitted
           },
           (c) => spec.run(c, req),
           settings(call),
           onRetry(spec.method)
         )
       const batcher = yield* EmbedBatcher.make((req) => direct(Replies.embed, req, {}), options.batching)
+      const singleEmbed = <Req, A>(spec: Replies.Spec<Req, A>, req: Req) =>
+        spec.kind === "embed" ? EmbedBatcher.single(req as unknown as EmbedRequest) : undefined
       /** Single-text embeddings go through the batcher (one `/api/embed` per window); the rest straight out. */
       const upstream = <Req extends { readonly model: string }, A>(
         spec: Replies.Spec<Req, A>,
         req: Req,
-        call: CallOptions
+        call: CallOptions,
+        admitted: Admission.Admitted | undefined
       ): Effect.Effect<A, LlmError> => {
-        const one = spec.kind === "embed" ? EmbedBatcher.single(req as unknown as EmbedRequest) : undefined
+        const one = singleEmbed(spec, req)
         // the cast is sound: for kind "embed", A is EmbedResponse
         return one === undefined
-          ? direct(spec, req, call)
+          ? direct(spec, req, call, admitted)
           : (batcher.embed(one) as unknown as Effect.Effect<A, LlmError>)
       }
 
@@ -144,12 +150,13 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         spec: Replies.Spec<Req, A>,
         req: Req,
         call: CallOptions,
-        withFallbacks: boolean
+        withFallbacks: boolean,
+        admission?: { readonly key: string; readonly admitted: Admission.Admitted }
       ): Effect.Effect<Served<A>, LlmError> => {
-        const key = keyOf(spec.kind, req as never)
+        const key = admission?.key ?? keyOf(spec.kind, req as never)
         const compute = Budget.reserveCall.pipe(
           Effect.tapError(Recorders.recordBudgetExhausted),
-          Effect.zipRight(upstream(spec, req, call)),
+          Effect.zipRight(upstream(spec, req, call, admission?.admitted)),
           Effect.tap((answer) => Budget.charge(spec.tokens(answer)))
         )
         const primary = cache.get(key, call.cache ?? "use", compute)
@@ -171,20 +178,46 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       const unary =
         <Req extends { readonly model: string }, A>(spec: Replies.Spec<Req, A>) =>
         (req: Req, call: CallOptions = {}): Effect.Effect<Served<A>, LlmError> => {
-          const counted = Effect.zipRight(
-            Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
-            served(spec, req, call, true)
-          )
-          const budgeted =
-            call.budget === undefined
-              ? counted
-              : Budget.scopedWith("call", call.budget, Recorders.recordBudgetExhausted)(counted)
-          return budgeted.pipe(
+          const key = keyOf(spec.kind, req as never)
+          const run = (admitted: Admission.Admitted) => {
+            const counted = Effect.zipRight(
+              Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
+              served(spec, req, call, true, { key, admitted })
+            )
+            const budgeted =
+              call.budget === undefined
+                ? counted
+                : Budget.scopedWith("call", call.budget, Recorders.recordBudgetExhausted)(counted)
+            // The span starts once the call is admitted (a span per queued call would cost more than the call's
+            // wait itself, Admission.ts); the wait is an attribute.
+            return Effect.withSpan(budgeted, `Llm.${spec.method}`, {
+              attributes: { model: req.model, "sluice.queue_wait_ms": admitted.waitedMs }
+            })
+          }
+          const admitted =
+            singleEmbed(spec, req) !== undefined
+              ? run(Admission.direct)
+              : Effect.flatMap(
+                  (call.cache ?? "use") === "use" ? cache.answersNow(key) : Effect.succeed(false),
+                  (answered) =>
+                    answered
+                      ? run(Admission.direct)
+                      : Admission.admit(
+                          backends,
+                          {
+                            model: req.model,
+                            priority: call.priority ?? "normal",
+                            wait: call.wait ?? true,
+                            deadline: settings(call).timeouts.deadline
+                          },
+                          run
+                        )
+                )
+          return admitted.pipe(
             Track.request<Served<A>>(
               { model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" },
               (s) => s.served
-            ),
-            Effect.withSpan(`Llm.${spec.method}`, { attributes: { model: req.model } })
+            )
           )
         }
 

@@ -16,6 +16,7 @@ import { CircuitOpen, everyBackend, type LlmError, type OllamaError } from "../D
 import type { OllamaClient } from "../Ollama/OllamaClient.js"
 import type { Backend, Backends } from "./Backends.js"
 import * as Track from "../Observability/Track.js"
+import type * as Admission from "./Admission.js"
 import * as Retry from "./Retry.js"
 import * as Slots from "./Scheduler/Slots.js"
 import * as Timeouts from "./Timeouts.js"
@@ -35,6 +36,8 @@ export interface Call<A> {
   readonly wait: boolean
   /** Model tokens the answer used (charged to the backend's tokens-per-minute bucket). */
   readonly tokens: (answer: A) => number
+  /** The slot the call reserved while waiting for admission (Admission.ts), claimed by its first attempt there. */
+  readonly admitted?: Admission.Admitted | undefined
 }
 
 /** Counts retries for the engine's stats. */
@@ -48,12 +51,16 @@ const allOpen = (backends: Backends) =>
     return new CircuitOpen({ backend: everyBackend, retryAfterMs: Math.max(0, soonest - now) })
   })
 
-/** Picks the best backend not tried yet in this call (or the best one when all were tried). */
-const pick = (backends: Backends, model: string, tried: Ref.Ref<ReadonlySet<string>>) =>
+/**
+ * Picks the best backend not tried yet in this call (or the best one when all were tried); the backend the call
+ * holds a reserved slot on goes first while it is still a candidate.
+ */
+const pick = (backends: Backends, model: string, tried: Ref.Ref<ReadonlySet<string>>, reservedOn?: string) =>
   Effect.gen(function* () {
     const candidates = yield* backends.candidates(model)
     const seen = yield* Ref.get(tried)
-    const backend = candidates.find((b) => !seen.has(b.url)) ?? candidates[0]
+    const untried = candidates.filter((b) => !seen.has(b.url))
+    const backend = untried.find((b) => b.url === reservedOn) ?? untried[0] ?? candidates[0]
     if (backend === undefined) return yield* Effect.flip(allOpen(backends))
     yield* Ref.set(tried, new Set(seen).add(backend.url))
     return backend
@@ -78,7 +85,11 @@ const onBackend = <A>(
     Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method }),
     Effect.withSpan("Llm.attempt", { attributes: { backend: backend.url, model: call.model } })
   )
-  const slotted = backend.slots.withSlot(call.priority, attempt, { wait: call.wait, work: workOf(call) })
+  const slotted = backend.slots.withSlot(call.priority, attempt, {
+    wait: call.wait,
+    work: workOf(call),
+    reserved: call.admitted?.reservation
+  })
   return backend.bucket.limit(backend.breaker.protect(slotted)).pipe(
     Effect.tap((answer) => backend.bucket.charge(call.tokens(answer))),
     backends.track(backend)
@@ -94,11 +105,16 @@ export const unary = <A>(
   onRetry: OnRetry
 ): Effect.Effect<A, LlmError> =>
   Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
-    Effect.flatMap(pick(backends, call.model, tried), (backend) =>
+    Effect.flatMap(pick(backends, call.model, tried, call.admitted?.backend), (backend) =>
       onBackend(backends, backend, call, run, settings)
     ).pipe(
       Retry.retry({ ...settings.retry, onRetry }),
-      Timeouts.unary({ backend: "engine", method: call.method }, settings.timeouts.deadline, "deadline")
+      Timeouts.unary(
+        { backend: "engine", method: call.method },
+        settings.timeouts.deadline,
+        "deadline",
+        call.admitted?.waitedMs
+      )
     )
   )
 

@@ -225,6 +225,17 @@ export const make = (options: Partial<Options> = {}) =>
       /** `lookupStream` without the lookup. */
       stream: <A, E, R>(key: string, policy: CachePolicy, compute: Stream.Stream<A, E, R>, done: (a: A) => boolean) =>
         Stream.unwrap(Effect.map(lookup(key, policy, compute, done), (result) => result.stream)),
+      /**
+       * Whether a `use` lookup of a unary key would be answered without a new upstream call now: a fresh entry,
+       * or an identical call in flight to follow (the engine's admission skips the queue for these).
+       */
+      answersNow: (key: string): Effect.Effect<boolean> =>
+        Effect.clockWith((clock) =>
+          Effect.sync(() => {
+            const slot = unarySlot(key)
+            return store.flights.has(slot) || Option.isSome(store.fresh(slot, clock.unsafeCurrentTimeMillis()))
+          })
+        ),
       /** The stored unary value, even if expired (for the fallback layer). */
       stale: <A>(key: string): Effect.Effect<Option.Option<A>> =>
         Effect.sync(() => store.stale(unarySlot(key)) as Option.Option<A>),

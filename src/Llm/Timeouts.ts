@@ -56,13 +56,21 @@ const bound = (timeout: Duration.DurationInput | undefined): Duration.Duration |
 const timeoutError = (where: Where, phase: Phase, duration: Duration.Duration): TimeoutError =>
   new TimeoutError({ backend: where.backend, method: where.method, phase, timeoutMs: Duration.toMillis(duration) })
 
-/** Bounds a unary call (one attempt, or the whole call with phase "deadline"); interrupts it on timeout. */
+/**
+ * Bounds a unary call (one attempt, or the whole call with phase "deadline"); interrupts it on timeout.
+ * `spentMs` of the bound were already used (a call's wait for admission): only the rest is left.
+ */
 export const unary =
-  (where: Where, timeout: Duration.DurationInput | undefined, phase: "attempt" | "deadline" = "attempt") =>
+  (where: Where, timeout: Duration.DurationInput | undefined, phase: "attempt" | "deadline" = "attempt", spentMs = 0) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> => {
     const duration = bound(timeout)
     if (duration === undefined) return effect
-    return Effect.timeoutFail(effect, { duration, onTimeout: () => timeoutError(where, phase, duration) })
+    const onTimeout = () => timeoutError(where, phase, duration)
+    if (spentMs <= 0) return Effect.timeoutFail(effect, { duration, onTimeout })
+    const left = Duration.toMillis(duration) - spentMs
+    return left > 0
+      ? Effect.timeoutFail(effect, { duration: Duration.millis(left), onTimeout })
+      : Effect.fail(onTimeout())
   }
 
 /** Bounds the wait for a stream's first chunk (`firstToken`) and every later gap between chunks (`idle`). */

@@ -60,12 +60,19 @@ const shutdownRun = (tokenMs: number, drainTimeout: string) =>
     )
     const signalled = performance.now()
     run.child.kill("SIGTERM")
-    const ready = yield* Effect.promise(() =>
-      fetch(`${url}/health/ready`).then(
-        (r) => r.status,
-        () => 0
-      )
-    )
+    // The signal is handled asynchronously: poll readiness until it stops answering 200. It must turn 503 (the
+    // listener still open) before connections are refused (0).
+    const ready = yield* Effect.promise(async () => {
+      for (let i = 0; i < 1000; i++) {
+        const status = await fetch(`${url}/health/ready`).then(
+          (r) => r.status,
+          () => 0
+        )
+        if (status !== 200) return status
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      return 200
+    })
     const results = yield* Effect.promise(() => Promise.all(calls))
     const code = yield* Effect.promise(() => run.exited)
     return {

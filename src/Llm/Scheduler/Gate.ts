@@ -10,11 +10,14 @@
  * - Invariant: someone waits only if every permit is taken (`inFlight >= limit`), and someone is blocked only if
  *   the line is full. `pump` restores both after every change (a release, a cancel, a limit that grew).
  * - A shrinking limit cuts no call: admissions simply wait until `inFlight < limit`.
+ * - A waiter may carry a deadline (`expiresAt`, a reservation bounded by its call's deadline, Slots.reserve):
+ *   `expireDue` removes the waiters whose deadline passed and wakes them ungranted. Slots runs the one timer.
  * - `retryAfterMs` of a refusal = (callers ahead + 1) / limit x the recent service time (an EWMA of how long
  *   calls held their slot; 1 s before the first one).
  */
 import { Deferred, Exit, FiberId } from "effect"
 import * as AdaptiveLimit from "./AdaptiveLimit.js"
+import { Expiries } from "./Expiries.js"
 import { Line, type Entry } from "./Line.js"
 
 /** A held permit: when and with how many in flight it was granted. */
@@ -29,6 +32,12 @@ export interface Ticket {
 export interface Waiter extends Entry, Ticket {
   readonly wake: Deferred.Deferred<void>
   granted: boolean
+  /** When the wait gives up, ms (Clock time); Infinity: never. */
+  readonly expiresAt: number
+  /** Woken ungranted because `expiresAt` passed. */
+  expired: boolean
+  /** Still in the line or the overflow. */
+  waiting: boolean
 }
 
 export type Entered =
@@ -54,6 +63,8 @@ export class Gate {
   rejected = 0
   serviceMs: number | undefined
   adaptive: AdaptiveLimit.State | undefined
+  /** Waiters with a deadline, earliest first. */
+  readonly expiries = new Expiries<Waiter>((w) => w.waiting)
   private seq = 0
 
   constructor(private readonly options: GateOptions) {
@@ -69,7 +80,7 @@ export class Gate {
   }
 
   /** A caller arrives: it gets a permit, a place in the line (or in the overflow), or a refusal. */
-  enter(rank: number, wait: boolean, now: number): Entered {
+  enter(rank: number, wait: boolean, now: number, expiresAt = Infinity): Entered {
     if (this.line.size === 0 && this.blocked.size === 0 && this.inFlight < this.limit) {
       this.inFlight++
       return { _tag: "Granted", ticket: { startedAt: now, inFlight: this.inFlight, reported: false, released: false } }
@@ -84,6 +95,9 @@ export class Gate {
       since: now,
       wake: Deferred.unsafeMake<void>(FiberId.none),
       granted: false,
+      expiresAt,
+      expired: false,
+      waiting: true,
       startedAt: now,
       inFlight: 0,
       reported: false,
@@ -91,13 +105,31 @@ export class Gate {
     }
     if (this.line.size < this.capacity) this.line.add(waiter)
     else this.blocked.add(waiter)
+    if (Number.isFinite(expiresAt)) this.expiries.add(waiter)
     return { _tag: "Waiting", waiter }
+  }
+
+  /** Wakes, ungranted, the waiters whose deadline is at or before `now`; returns the next deadline, if any. */
+  expireDue(now: number): number | undefined {
+    for (const waiter of this.expiries.due(now)) {
+      this.leave(waiter)
+      waiter.expired = true
+      Deferred.unsafeDone(waiter.wake, Exit.void)
+    }
+    this.pump(now)
+    return this.expiries.next()
+  }
+
+  private leave(waiter: Waiter): void {
+    waiter.waiting = false
+    if (!this.line.remove(waiter)) this.blocked.remove(waiter)
   }
 
   /** A waiter gave up (interrupted): it leaves the line, or gives back the permit granted at that moment. */
   cancel(waiter: Waiter, now: number): void {
     if (waiter.granted) return this.release(waiter, now)
-    if (!this.line.remove(waiter)) this.blocked.remove(waiter)
+    if (!waiter.waiting) return
+    this.leave(waiter)
     this.pump(now)
   }
 
@@ -139,6 +171,7 @@ export class Gate {
   private grant(waiter: Waiter, now: number): void {
     this.inFlight++
     waiter.granted = true
+    waiter.waiting = false
     waiter.startedAt = now
     waiter.inFlight = this.inFlight
     Deferred.unsafeDone(waiter.wake, Exit.void)

@@ -11,6 +11,10 @@
  * - An interrupted waiter leaves at once; if it was granted a permit at that very moment it gives it back.
  * - A limit that grows admits waiters at once; one that shrinks cuts no call, admissions wait for inFlight < limit.
  * - The latency of each call (from holding the slot to the end) and its outcome feed the adaptive limit.
+ * - `reserve` waits in the same line for a permit that one later `withSlot` call claims (the engine's admission,
+ *   Llm.ts): a caller can thus wait before it builds its whole pipeline, so a queued call costs a parked fiber and
+ *   a waiter, not the fibers, spans and closures of everything around the slot. Its wait may have a deadline; one
+ *   timer fiber per line (`sweep`), started on demand and stopped when no deadline is left, wakes the expired.
  *
  * Implementation: a synchronous gate (Gate.ts) mutated in one `Effect.sync` per operation, plus a `Deferred` per
  * waiter. Chosen over STM (TPriorityQueue is unstable and STM retries cost allocations) and over a Ref of
@@ -27,6 +31,7 @@ import { QueueFull } from "../../Domain/LlmError.js"
 import type * as AdaptiveLimit from "./AdaptiveLimit.js"
 import { resolve } from "./AdaptiveLimit.js"
 import { Gate, type Ticket, type Waiter } from "./Gate.js"
+import { Sweeper } from "./Sweeper.js"
 import * as Recorders from "../../Observability/Recorders.js"
 
 export type Priority = "interactive" | "normal" | "batch"
@@ -70,6 +75,18 @@ export interface Snapshot {
   readonly rejected: number
 }
 
+/** A permit taken ahead by `reserve`: claimed by one `withSlot` of the same Slots, or given back by `release`. */
+export interface Reservation {
+  /** Gives the permit back unless a call claimed it; safe to run more than once. */
+  readonly release: Effect.Effect<void>
+}
+
+interface Reserved extends Reservation {
+  readonly gate: Gate
+  readonly ticket: Ticket
+  claimed: boolean
+}
+
 /** A slot held for the life of a Scope (`acquire`). */
 export interface Held {
   /** Reports latency (until now) and outcome; the slot itself is released when the Scope closes. */
@@ -85,8 +102,22 @@ export interface Slots {
   readonly withSlot: <A, E, R>(
     priority: Priority,
     effect: Effect.Effect<A, E, R>,
-    options?: { readonly wait?: boolean | undefined; readonly work?: ((a: A) => number) | undefined }
+    options?: {
+      readonly wait?: boolean | undefined
+      readonly work?: ((a: A) => number) | undefined
+      /** A permit reserved ahead on these slots: used instead of waiting (ignored if claimed or foreign). */
+      readonly reserved?: Reservation | undefined
+    }
   ) => Effect.Effect<A, E | QueueFull, R>
+  /**
+   * Waits in the line for a permit without using it yet (see the module comment). Undefined when the line is
+   * full and `wait` is false, or when `deadlineAt` (Clock ms) passed first: the caller then takes the ordinary
+   * path, which fails or refuses as usual. The caller must `release` a reservation no call claimed.
+   */
+  readonly reserve: (
+    priority: Priority,
+    options?: { readonly wait?: boolean | undefined; readonly deadlineAt?: number | undefined }
+  ) => Effect.Effect<Reservation | undefined>
   /** The same, holding the slot for the life of the current Scope (for streams); `done` reports the outcome. */
   readonly acquire: (
     priority: Priority,
@@ -179,20 +210,93 @@ const makeGate = (options: Options): Gate =>
     agingMs: Duration.toMillis(options.agingEvery ?? defaults.agingEvery)
   })
 
+const claim = (gate: Gate, reservation: Reservation | undefined): Effect.Effect<Ticket> | undefined => {
+  const reserved = reservation as Reserved | undefined
+  if (reserved === undefined || reserved.gate !== gate || reserved.claimed || reserved.ticket.released) return undefined
+  reserved.claimed = true
+  return now((t) => {
+    reserved.ticket.startedAt = t
+    reserved.ticket.inFlight = gate.inFlight
+    return reserved.ticket
+  })
+}
+
+const reservationOf = (gate: Gate, ticket: Ticket): Reserved => {
+  const reserved: Reserved = {
+    gate,
+    ticket,
+    claimed: false,
+    release: Effect.suspend(() => (reserved.claimed ? Effect.void : finish(gate, ticket, "ignore", undefined)))
+  }
+  return reserved
+}
+
+const reserveOn = (
+  gate: Gate,
+  sweeper: Sweeper,
+  priority: Priority,
+  wait: boolean,
+  deadlineAt: number
+): Effect.Effect<Reservation | undefined> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      now((t) => gate.enter(rankOf[priority], wait, t, deadlineAt)),
+      (entered): Effect.Effect<Reservation | undefined> => {
+        switch (entered._tag) {
+          case "Granted":
+            return Effect.as(Recorders.recordQueueWait(priority, 0), reservationOf(gate, entered.ticket))
+          case "Full":
+            return Effect.succeed(undefined)
+          case "Waiting": {
+            const waiter = entered.waiter
+            const armed = Number.isFinite(deadlineAt) ? sweeper.arm(deadlineAt) : Effect.void
+            return Effect.zipRight(
+              armed,
+              restore(Deferred.await(waiter.wake)).pipe(
+                Effect.onInterrupt(() =>
+                  now((t) => {
+                    gate.cancel(waiter, t)
+                    sweeper.stopIfIdle()
+                  })
+                ),
+                Effect.zipRight(
+                  Effect.suspend(() => {
+                    sweeper.stopIfIdle()
+                    if (!waiter.granted) return Effect.succeed(undefined)
+                    return Effect.as(
+                      Effect.flatMap(
+                        now((t) => t - waiter.since),
+                        (waited) => Recorders.recordQueueWait(priority, waited)
+                      ),
+                      reservationOf(gate, waiter)
+                    )
+                  })
+                )
+              )
+            )
+          }
+        }
+      }
+    )
+  )
+
 /** Slots over a gate built now (synchronously; `make` is the effectful constructor). */
 export const unsafeMake = (options: Options): Slots => {
   const gate = makeGate(options)
+  const sweeper = new Sweeper(gate)
   const classifyExit = options.classify ?? classify
   return {
     withSlot: (priority, effect, callOptions) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(take(gate, priority, callOptions?.wait ?? true, restore), (ticket) =>
-          restore(effect).pipe(
-            Effect.onExit((exit) => {
-              const work = Exit.isSuccess(exit) && callOptions?.work ? callOptions.work(exit.value) : undefined
-              return finish(gate, ticket, classifyExit(exit), work)
-            })
-          )
+        Effect.flatMap(
+          claim(gate, callOptions?.reserved) ?? take(gate, priority, callOptions?.wait ?? true, restore),
+          (ticket) =>
+            restore(effect).pipe(
+              Effect.onExit((exit) => {
+                const work = Exit.isSuccess(exit) && callOptions?.work ? callOptions.work(exit.value) : undefined
+                return finish(gate, ticket, classifyExit(exit), work)
+              })
+            )
         )
       ),
     acquire: (priority, callOptions) =>
@@ -206,6 +310,8 @@ export const unsafeMake = (options: Options): Slots => {
           )
         )
       ),
+    reserve: (priority, callOptions) =>
+      reserveOn(gate, sweeper, priority, callOptions?.wait ?? true, callOptions?.deadlineAt ?? Infinity),
     snapshot: now((t) => snapshotOf(gate, t))
   }
 }

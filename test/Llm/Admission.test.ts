@@ -1,0 +1,83 @@
+/**
+ * Admission (Llm/Admission.ts) end to end over a slow simulator with one slot: a queued call's wait counts
+ * against its deadline, calls an identical call in flight answers skip the line, and interrupted queued calls
+ * leave it and hold no slot.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Fiber, Layer, Ref } from "effect"
+import { Backends } from "../../src/Llm/Backends.js"
+import * as Engine from "../../src/Llm/Engine.js"
+import { Llm } from "../../src/Llm/Llm.js"
+import * as Simulator from "../../src/Simulator/Simulator.js"
+import { fast, mapModels } from "../../src/Simulator/SimulatorConfig.js"
+import { chatRequest } from "./engine.js"
+
+/** A model that takes about 20 × 30 ms per call, one call at a time at Sluice. */
+const slowEngine = Effect.gen(function* () {
+  const config = mapModels(fast(), (m) => ({ ...m, outputTokenMs: 30 }))
+  const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config })
+  const context = yield* Layer.build(Engine.layer({ backends: [{ url: sim.url, slots: 1 }] }))
+  return { sim, llm: Context.get(context, Llm), backends: Context.get(context, Backends) }
+})
+
+const long = (text: string) => ({ ...chatRequest(text), options: { num_predict: 20 } })
+
+describe("Admission", () => {
+  it.scopedLive("a call's wait in the line counts against its deadline", () =>
+    Effect.gen(function* () {
+      const { sim, llm } = yield* slowEngine
+      const first = yield* Effect.fork(llm.chat(long("first")))
+      yield* Effect.sleep("50 millis")
+      const error = yield* Effect.flip(llm.chat(long("second"), { timeout: "100 millis" }))
+      assert.strictEqual(error._tag, "TimeoutError")
+      assert.deepInclude(error, { phase: "deadline", timeoutMs: 100 })
+      yield* Fiber.join(first)
+      assert.strictEqual((yield* sim.stats).requests["/api/chat"], 1, "the timed-out call never reached the backend")
+    })
+  )
+
+  it.scopedLive("a call that an identical call in flight answers does not queue behind other misses", () =>
+    Effect.gen(function* () {
+      const { sim, llm } = yield* slowEngine
+      const done = yield* Ref.make<ReadonlyArray<string>>([])
+      const run = (name: string, text: string) =>
+        Effect.fork(
+          Effect.zipRight(
+            llm.chat(long(text)),
+            Ref.update(done, (d) => [...d, name])
+          )
+        )
+      const a = yield* run("a", "shared question")
+      yield* Effect.sleep("50 millis")
+      const b = yield* run("b", "another question")
+      yield* Effect.sleep("50 millis")
+      const c = yield* run("c", "shared question")
+      yield* Fiber.joinAll([a, b, c])
+      const order = yield* Ref.get(done)
+      assert.isBelow(order.indexOf("c"), order.indexOf("b"), `c follows a's flight, b waits for the slot: ${order}`)
+      assert.strictEqual((yield* sim.stats).requests["/api/chat"], 2)
+    })
+  )
+
+  it.scopedLive("interrupted queued calls leave the line and hold no slot", () =>
+    Effect.gen(function* () {
+      const { sim, llm, backends } = yield* slowEngine
+      const slots = backends.all[0]!.slots
+      const first = yield* Effect.fork(llm.chat(long("holder")))
+      yield* Effect.sleep("50 millis")
+      const queued = yield* Effect.forEach(
+        Array.from({ length: 50 }, (_, i) => i),
+        (i) => Effect.fork(llm.chat(long(`queued ${i}`)))
+      )
+      yield* Effect.sleep("50 millis")
+      assert.strictEqual((yield* slots.snapshot).queued, 50)
+      yield* Fiber.interruptAll(queued)
+      assert.strictEqual((yield* slots.snapshot).queued, 0)
+      yield* Fiber.join(first)
+      const after = yield* slots.snapshot
+      assert.strictEqual(after.inFlight, 0)
+      yield* llm.chat(long("after"))
+      assert.strictEqual((yield* sim.stats).requests["/api/chat"], 2, "only the holder and the last call went out")
+    })
+  )
+})
