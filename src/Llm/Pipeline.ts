@@ -1,6 +1,7 @@
 /**
  * The inner part of every engine call: choose a backend, then rate limit -> circuit breaker -> slot ->
- * per-attempt timeout -> OllamaClient, all inside the retry policy and the call's deadline.
+ * per-attempt timeout -> OllamaClient, all inside the retry policy and the call's deadline (an instant that bounds
+ * the slot wait, each attempt and the retries, so a unary call runs one timer per attempt).
  *
  * Why this order (ARCHITECTURE.md §3, refined):
  * - Retry wraps the backend choice, so a retry after a failure goes to another backend when one is available
@@ -72,23 +73,28 @@ const workOf =
   (answer: A): number =>
     Math.max(1, call.tokens(answer))
 
+const engineWhere = (call: { readonly method: string }): Timeouts.Where => ({ backend: "engine", method: call.method })
+
 const onBackend = <A>(
   backends: Backends,
   backend: Backend,
   call: Call<A>,
   run: (client: OllamaClient.Service) => Effect.Effect<A, OllamaError>,
-  settings: Settings
+  settings: Settings,
+  until: number
 ): Effect.Effect<A, LlmError> => {
-  const where = { backend: backend.url, method: call.method }
-  const attempt = run(backend.client).pipe(
-    Timeouts.unary(where, settings.timeouts.attempt, "attempt"),
+  const where = { attempt: { backend: backend.url, method: call.method }, deadline: engineWhere(call) }
+  const attempt = Effect.suspend(() => run(backend.client)).pipe(
+    Timeouts.attemptWithin(where, settings.timeouts, until),
     Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method }),
     Effect.withSpan("Llm.attempt", { attributes: { backend: backend.url, model: call.model } })
   )
   const slotted = backend.slots.withSlot(call.priority, attempt, {
     wait: call.wait,
     work: workOf(call),
-    reserved: call.admitted?.reservation
+    reserved: call.admitted?.reservation,
+    deadlineAt: until,
+    onExpired: () => Timeouts.deadlineError(where.deadline, settings.timeouts.deadline)
   })
   return backend.bucket.limit(backend.breaker.protect(slotted)).pipe(
     Effect.tap((answer) => backend.bucket.charge(call.tokens(answer))),
@@ -96,7 +102,10 @@ const onBackend = <A>(
   )
 }
 
-/** A unary call: retried across backends within the deadline. */
+/**
+ * A unary call: retried across backends within the deadline. The deadline is an instant every wait of the call
+ * is bounded by (the slot, each attempt, the retry policy), not a race around the call: see Timeouts.attemptWithin.
+ */
 export const unary = <A>(
   backends: Backends,
   call: Call<A>,
@@ -104,19 +113,15 @@ export const unary = <A>(
   settings: Settings,
   onRetry: OnRetry
 ): Effect.Effect<A, LlmError> =>
-  Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
-    Effect.flatMap(pick(backends, call.model, tried, call.admitted?.backend), (backend) =>
-      onBackend(backends, backend, call, run, settings)
-    ).pipe(
-      Retry.retry({ ...settings.retry, onRetry }),
-      Timeouts.unary(
-        { backend: "engine", method: call.method },
-        settings.timeouts.deadline,
-        "deadline",
-        call.admitted?.waitedMs
-      )
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const until = Timeouts.deadlineAt(now - (call.admitted?.waitedMs ?? 0), settings.timeouts.deadline)
+    if (until <= now) return Effect.fail(Timeouts.deadlineError(engineWhere(call), settings.timeouts.deadline))
+    return Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
+      Effect.flatMap(pick(backends, call.model, tried, call.admitted?.backend), (backend) =>
+        onBackend(backends, backend, call, run, settings, until)
+      ).pipe(Retry.retry({ ...settings.retry, onRetry, until }))
     )
-  )
+  })
 
 const streamOnBackend = <A>(
   backends: Backends,

@@ -38,6 +38,11 @@ export interface Options {
   readonly jitter?: boolean
   /** Runs before each retry: the error, the retry number (1, 2, ...) and the delay before it. */
   readonly onRetry?: (error: LlmError, attempt: number, delay: Duration.Duration) => Effect.Effect<void>
+  /**
+   * No retry starts after this instant (Clock ms): the call's own deadline (Pipeline.ts). A retry that would
+   * start later is not made, and the call fails with the last error.
+   */
+  readonly until?: number
 }
 
 /** The defaults, in one place. */
@@ -48,7 +53,8 @@ export const defaults: Required<Options> = {
   maxRetries: 3,
   deadline: "30 seconds",
   jitter: true,
-  onRetry: () => Effect.void
+  onRetry: () => Effect.void,
+  until: Infinity
 }
 
 const resolve = (options: Options = {}): Required<Options> => ({
@@ -58,7 +64,8 @@ const resolve = (options: Options = {}): Required<Options> => ({
   maxRetries: options.maxRetries ?? defaults.maxRetries,
   deadline: options.deadline ?? defaults.deadline,
   jitter: options.jitter ?? defaults.jitter,
-  onRetry: options.onRetry ?? defaults.onRetry
+  onRetry: options.onRetry ?? defaults.onRetry,
+  until: options.until ?? defaults.until
 })
 
 const backoff = (options: Required<Options>): Schedule.Schedule<Duration.Duration> => {
@@ -98,10 +105,11 @@ const core = (options: Required<Options>): Schedule.Schedule<Duration.Duration, 
   )
 }
 
-/** Runs `onRetry` on each step that continues (not on the one that gives up). */
+/** Runs `onRetry` on each step that continues (not on the one that gives up); gives up on retries after `until`. */
 const tapRetries = <R>(
   self: Schedule.Schedule<Duration.Duration, LlmError, R>,
-  onRetry: Required<Options>["onRetry"]
+  onRetry: Required<Options>["onRetry"],
+  until: number
 ): Schedule.Schedule<Duration.Duration, LlmError, R> =>
   Schedule.makeWithState<readonly [unknown, number], LlmError, Duration.Duration, R>(
     [self.initial, 0],
@@ -109,7 +117,9 @@ const tapRetries = <R>(
       Effect.flatMap(self.step(now, error, state), ([next, delay, decision]) => {
         const result = [[next, retries + 1], delay, decision] as const
         if (ScheduleDecision.isDone(decision)) return Effect.succeed(result)
-        const wait = Duration.millis(Math.max(0, ScheduleIntervals.start(decision.intervals) - now))
+        const startsAt = ScheduleIntervals.start(decision.intervals)
+        if (startsAt > until) return Effect.succeed([[next, retries], delay, ScheduleDecision.done] as const)
+        const wait = Duration.millis(Math.max(0, startsAt - now))
         return Effect.as(onRetry(error, retries + 1, wait), result)
       })
   )
@@ -117,7 +127,7 @@ const tapRetries = <R>(
 /** The engine's retry policy, fed with the errors; it outputs the delay before the next retry. */
 export const policy = (options?: Options): Schedule.Schedule<Duration.Duration, LlmError> => {
   const resolved = resolve(options)
-  return tapRetries(core(resolved), resolved.onRetry)
+  return tapRetries(core(resolved), resolved.onRetry, resolved.until)
 }
 
 /** Retries a unary call with `policy(options)`. */
@@ -139,6 +149,6 @@ export const retryStream =
         const marked = Stream.mapChunksEffect(stream, (chunk) =>
           chunk.length > 0 ? Effect.as(Ref.set(emitted, true), chunk) : Effect.succeed(chunk)
         )
-        return Stream.retry(marked, tapRetries(beforeFirstChunk, resolved.onRetry))
+        return Stream.retry(marked, tapRetries(beforeFirstChunk, resolved.onRetry, resolved.until))
       })
     )

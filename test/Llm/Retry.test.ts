@@ -95,6 +95,15 @@ describe("Retry.policy", () => {
     })
   )
 
+  it.effect("makes no retry that would start after the call's own deadline (until)", () =>
+    Effect.gen(function* () {
+      const options: Retry.Options = { base: "1 second", jitter: false, maxRetries: 10, until: 4_000 }
+      const { final, times } = yield* attemptsOf(transport, options)
+      assert.deepStrictEqual(times, [0, 1000, 3000], "the next one would start at 7 s")
+      assert.strictEqual(final, transport, "the call fails with the last error")
+    })
+  )
+
   it.effect("honours Retry-After even when the backoff is shorter", () =>
     Effect.gen(function* () {
       const { times } = yield* attemptsOf(busy(2000), { jitter: false, maxRetries: 2 })

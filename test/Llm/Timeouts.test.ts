@@ -113,6 +113,42 @@ describe("Timeouts.stream", () => {
   )
 })
 
+describe("Timeouts.attemptWithin", () => {
+  const engine = { backend: "engine", method: "chat" }
+  const both = { attempt: where, deadline: engine }
+  const timeouts: Timeouts.Options = { attempt: "2 seconds", deadline: "10 seconds" }
+
+  it.effect("the attempt bound applies while it is the tighter one", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(Effect.never.pipe(Timeouts.attemptWithin(both, timeouts, 10_000)))
+      yield* TestClock.adjust("2 seconds")
+      assertTimeout(yield* Effect.flip(Fiber.join(fiber)), "attempt", 2000)
+    })
+  )
+
+  it.effect("what is left of the call's deadline applies when it is tighter, named as the deadline", () =>
+    Effect.gen(function* () {
+      yield* TestClock.adjust("9 seconds")
+      const fiber = yield* Effect.fork(Effect.never.pipe(Timeouts.attemptWithin(both, timeouts, 10_000)))
+      yield* TestClock.adjust("999 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(fiber)))
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      assert.deepInclude(error, { phase: "deadline", timeoutMs: 10_000, backend: "engine" })
+    })
+  )
+
+  it.effect("a deadline already past fails at once without running the attempt", () =>
+    Effect.gen(function* () {
+      yield* TestClock.adjust("10 seconds")
+      const ran = yield* Ref.make(false)
+      const error = yield* Effect.flip(Ref.set(ran, true).pipe(Timeouts.attemptWithin(both, timeouts, 10_000)))
+      assert.deepInclude(error, { phase: "deadline", timeoutMs: 10_000 })
+      assert.isFalse(yield* Ref.get(ran))
+    })
+  )
+})
+
 describe("Timeouts.deadlineStream", () => {
   it.effect("caps a slow-but-steady stream and interrupts it", () =>
     Effect.gen(function* () {

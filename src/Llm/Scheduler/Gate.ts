@@ -5,8 +5,9 @@
  * Choices:
  * - Plain mutable state, changed only inside one `Effect.sync` per operation (Slots.ts). Effect runs fibers on one
  *   JS thread and a sync block never yields, so each operation is atomic without a Ref or STM, and the hot path
- *   (a free permit, nobody waiting) allocates one small ticket and nothing else. A waiter is woken with
- *   `Deferred.unsafeDone`, which only schedules the waiting fiber.
+ *   (a free permit, nobody waiting) allocates one small ticket and nothing else. A waiter is woken through the
+ *   resume callback of its `Effect.async` (`wake`), which only schedules the waiting fiber; cheaper than a
+ *   Deferred per waiter, and the async's canceler is where an interrupted waiter leaves.
  * - Invariant: someone waits only if every permit is taken (`inFlight >= limit`), and someone is blocked only if
  *   the line is full. `pump` restores both after every change (a release, a cancel, a limit that grew).
  * - A shrinking limit cuts no call: admissions simply wait until `inFlight < limit`.
@@ -15,7 +16,6 @@
  * - `retryAfterMs` of a refusal = (callers ahead + 1) / limit x the recent service time (an EWMA of how long
  *   calls held their slot; 1 s before the first one).
  */
-import { Deferred, Exit, FiberId } from "effect"
 import * as AdaptiveLimit from "./AdaptiveLimit.js"
 import { Expiries } from "./Expiries.js"
 import { Line, type Entry } from "./Line.js"
@@ -30,7 +30,10 @@ export interface Ticket {
 }
 
 export interface Waiter extends Entry, Ticket {
-  readonly wake: Deferred.Deferred<void>
+  /** Resumes the waiting fiber (set while it is suspended, Slots.ts). */
+  wake: (() => void) | undefined
+  /** Granted or expired: the waiting is over. */
+  woken: boolean
   granted: boolean
   /** When the wait gives up, ms (Clock time); Infinity: never. */
   readonly expiresAt: number
@@ -50,6 +53,13 @@ export interface GateOptions {
   readonly limit: number | AdaptiveLimit.Resolved
   readonly capacity: number
   readonly agingMs: number
+}
+
+const wakeUp = (waiter: Waiter): void => {
+  waiter.woken = true
+  const wake = waiter.wake
+  waiter.wake = undefined
+  wake?.()
 }
 
 const defaultServiceMs = 1000
@@ -93,7 +103,8 @@ export class Gate {
       seq: this.seq++,
       rank,
       since: now,
-      wake: Deferred.unsafeMake<void>(FiberId.none),
+      wake: undefined,
+      woken: false,
       granted: false,
       expiresAt,
       expired: false,
@@ -114,7 +125,7 @@ export class Gate {
     for (const waiter of this.expiries.due(now)) {
       this.leave(waiter)
       waiter.expired = true
-      Deferred.unsafeDone(waiter.wake, Exit.void)
+      wakeUp(waiter)
     }
     this.pump(now)
     return this.expiries.next()
@@ -174,7 +185,7 @@ export class Gate {
     waiter.waiting = false
     waiter.startedAt = now
     waiter.inFlight = this.inFlight
-    Deferred.unsafeDone(waiter.wake, Exit.void)
+    wakeUp(waiter)
   }
 
   retryAfterMs(): number {

@@ -25,7 +25,7 @@
  * (`Effect.Semaphore(8)` under the same 1,000 callers: ~400 calls/s). Time comes from `Clock`, so TestClock drives
  * aging and latencies in tests. Public methods carry no spans: they wrap every backend call (the engine's span does).
  */
-import { Cause, Deferred, Duration, Effect, Exit, Option } from "effect"
+import { Cause, Duration, Effect, Exit, Option } from "effect"
 import type { Scope } from "effect"
 import { QueueFull } from "../../Domain/LlmError.js"
 import type * as AdaptiveLimit from "./AdaptiveLimit.js"
@@ -99,7 +99,7 @@ export interface Slots {
    * (`wait: true`, the default) or fails at once with QueueFull. The latency of `effect` and its outcome
    * (`Options.classify`) feed the adaptive limit; `work` sizes a success (e.g. output tokens).
    */
-  readonly withSlot: <A, E, R>(
+  readonly withSlot: <A, E, R, E2 = never>(
     priority: Priority,
     effect: Effect.Effect<A, E, R>,
     options?: {
@@ -107,8 +107,11 @@ export interface Slots {
       readonly work?: ((a: A) => number) | undefined
       /** A permit reserved ahead on these slots: used instead of waiting (ignored if claimed or foreign). */
       readonly reserved?: Reservation | undefined
+      /** The wait ends at this instant (Clock ms) with `onExpired()`; requires `onExpired`. */
+      readonly deadlineAt?: number | undefined
+      readonly onExpired?: (() => E2) | undefined
     }
-  ) => Effect.Effect<A, E | QueueFull, R>
+  ) => Effect.Effect<A, E | E2 | QueueFull, R>
   /**
    * Waits in the line for a permit without using it yet (see the module comment). Undefined when the line is
    * full and `wait` is false, or when `deadlineAt` (Clock ms) passed first: the caller then takes the ordinary
@@ -142,43 +145,96 @@ export const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
 const now = <A>(f: (now: number) => A): Effect.Effect<A> =>
   Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
 
-/** Takes a permit; only the wait itself is interruptible (`restore`), the bookkeeping is not. */
-const take = (
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/** How a caller's turn in the line ended. */
+type Turn =
+  | { readonly _tag: "Granted"; readonly ticket: Ticket }
+  | { readonly _tag: "Full"; readonly retryAfterMs: number }
+  | { readonly _tag: "Expired" }
+
+const expired: Turn = { _tag: "Expired" }
+
+/** Suspends until the gate wakes `waiter`; interrupted, it leaves the line (or gives back a permit just granted). */
+const awaitWake = (gate: Gate, sweeper: Sweeper, waiter: Waiter): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (waiter.woken) return resume(Effect.void)
+    waiter.wake = () => resume(Effect.void)
+    return now((t) => {
+      waiter.wake = undefined
+      gate.cancel(waiter, t)
+      sweeper.stopIfIdle()
+    })
+  })
+
+/**
+ * Takes a turn in the line: a permit at once, a refusal (full line, `wait: false`), or a wait that ends with a
+ * permit or at `deadlineAt`. Only the wait itself is interruptible (`restore`); the bookkeeping is not.
+ */
+const turn = (
   gate: Gate,
+  sweeper: Sweeper,
   priority: Priority,
   wait: boolean,
-  restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-): Effect.Effect<Ticket, QueueFull> =>
+  deadlineAt: number,
+  restore: Restore
+): Effect.Effect<Turn> =>
   Effect.flatMap(
-    now((t) => gate.enter(rankOf[priority], wait, t)),
-    (entered): Effect.Effect<Ticket, QueueFull> => {
+    now((t) => gate.enter(rankOf[priority], wait, t, deadlineAt)),
+    (entered): Effect.Effect<Turn> => {
       switch (entered._tag) {
         case "Granted":
-          return Effect.as(Recorders.recordQueueWait(priority, 0), entered.ticket)
+          return Effect.as(Recorders.recordQueueWait(priority, 0), entered)
         case "Full":
+          return Effect.succeed(entered)
+        case "Waiting": {
+          const waiter = entered.waiter
+          const armed = Number.isFinite(deadlineAt) ? sweeper.arm(deadlineAt) : Effect.void
           return Effect.zipRight(
-            Recorders.recordQueueRejection(priority),
-            Effect.fail(new QueueFull({ capacity: gate.capacity, retryAfterMs: entered.retryAfterMs }))
+            Effect.zipRight(armed, restore(awaitWake(gate, sweeper, waiter))),
+            Effect.suspend((): Effect.Effect<Turn> => {
+              sweeper.stopIfIdle()
+              if (!waiter.granted) return Effect.succeed(expired)
+              const granted: Turn = { _tag: "Granted", ticket: waiter }
+              return Effect.as(
+                Effect.flatMap(
+                  now((t) => t - waiter.since),
+                  (waited) => Recorders.recordQueueWait(priority, waited)
+                ),
+                granted
+              )
+            })
           )
-        case "Waiting":
-          return Effect.tap(awaitGrant(gate, entered.waiter, restore), () =>
-            Effect.flatMap(
-              now((t) => t - entered.waiter.since),
-              (waited) => Recorders.recordQueueWait(priority, waited)
-            )
-          )
+        }
       }
     }
   )
 
-const awaitGrant = (
+/** Takes a permit: refused with QueueFull, or failed with `onExpired()` when `deadlineAt` passes first. */
+const take = <E = never>(
   gate: Gate,
-  waiter: Waiter,
-  restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-): Effect.Effect<Ticket> =>
-  restore(Deferred.await(waiter.wake)).pipe(
-    Effect.onInterrupt(() => now((t) => gate.cancel(waiter, t))),
-    Effect.as(waiter)
+  sweeper: Sweeper,
+  priority: Priority,
+  options: { readonly wait: boolean; readonly deadlineAt: number; readonly onExpired?: (() => E) | undefined },
+  restore: Restore
+): Effect.Effect<Ticket, QueueFull | E> =>
+  Effect.flatMap(
+    turn(gate, sweeper, priority, options.wait, options.deadlineAt, restore),
+    (result): Effect.Effect<Ticket, QueueFull | E> => {
+      switch (result._tag) {
+        case "Granted":
+          return Effect.succeed(result.ticket)
+        case "Full":
+          return Effect.zipRight(
+            Recorders.recordQueueRejection(priority),
+            Effect.fail(new QueueFull({ capacity: gate.capacity, retryAfterMs: result.retryAfterMs }))
+          )
+        case "Expired":
+          return options.onExpired === undefined
+            ? Effect.die("slot wait expired without onExpired")
+            : Effect.fail(options.onExpired())
+      }
+    }
   )
 
 const finish = (gate: Gate, ticket: Ticket, outcome: Outcome, work: number | undefined) =>
@@ -239,44 +295,8 @@ const reserveOn = (
   deadlineAt: number
 ): Effect.Effect<Reservation | undefined> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(
-      now((t) => gate.enter(rankOf[priority], wait, t, deadlineAt)),
-      (entered): Effect.Effect<Reservation | undefined> => {
-        switch (entered._tag) {
-          case "Granted":
-            return Effect.as(Recorders.recordQueueWait(priority, 0), reservationOf(gate, entered.ticket))
-          case "Full":
-            return Effect.succeed(undefined)
-          case "Waiting": {
-            const waiter = entered.waiter
-            const armed = Number.isFinite(deadlineAt) ? sweeper.arm(deadlineAt) : Effect.void
-            return Effect.zipRight(
-              armed,
-              restore(Deferred.await(waiter.wake)).pipe(
-                Effect.onInterrupt(() =>
-                  now((t) => {
-                    gate.cancel(waiter, t)
-                    sweeper.stopIfIdle()
-                  })
-                ),
-                Effect.zipRight(
-                  Effect.suspend(() => {
-                    sweeper.stopIfIdle()
-                    if (!waiter.granted) return Effect.succeed(undefined)
-                    return Effect.as(
-                      Effect.flatMap(
-                        now((t) => t - waiter.since),
-                        (waited) => Recorders.recordQueueWait(priority, waited)
-                      ),
-                      reservationOf(gate, waiter)
-                    )
-                  })
-                )
-              )
-            )
-          }
-        }
-      }
+    Effect.map(turn(gate, sweeper, priority, wait, deadlineAt, restore), (result) =>
+      result._tag === "Granted" ? reservationOf(gate, result.ticket) : undefined
     )
   )
 
@@ -289,7 +309,18 @@ export const unsafeMake = (options: Options): Slots => {
     withSlot: (priority, effect, callOptions) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(
-          claim(gate, callOptions?.reserved) ?? take(gate, priority, callOptions?.wait ?? true, restore),
+          claim(gate, callOptions?.reserved) ??
+            take(
+              gate,
+              sweeper,
+              priority,
+              {
+                wait: callOptions?.wait ?? true,
+                deadlineAt: callOptions?.deadlineAt ?? Infinity,
+                onExpired: callOptions?.onExpired
+              },
+              restore
+            ),
           (ticket) =>
             restore(effect).pipe(
               Effect.onExit((exit) => {
@@ -301,13 +332,15 @@ export const unsafeMake = (options: Options): Slots => {
       ),
     acquire: (priority, callOptions) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(take(gate, priority, callOptions?.wait ?? true, restore), (ticket) =>
-          Effect.as(
-            Effect.addFinalizer(() => finish(gate, ticket, "ignore", undefined)),
-            {
-              done: (outcome: Outcome, work?: number) => now((t) => gate.report(ticket, t, outcome, work))
-            }
-          )
+        Effect.flatMap(
+          take(gate, sweeper, priority, { wait: callOptions?.wait ?? true, deadlineAt: Infinity }, restore),
+          (ticket) =>
+            Effect.as(
+              Effect.addFinalizer(() => finish(gate, ticket, "ignore", undefined)),
+              {
+                done: (outcome: Outcome, work?: number) => now((t) => gate.report(ticket, t, outcome, work))
+              }
+            )
         )
       ),
     reserve: (priority, callOptions) =>

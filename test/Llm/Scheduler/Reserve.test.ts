@@ -98,6 +98,23 @@ describe("Slots.reserve", () => {
     })
   )
 
+  it.effect("withSlot with a deadline: a wait that outlives it fails with onExpired and leaves the line", () =>
+    Effect.gen(function* () {
+      const slots = yield* Slots.make({ limit: 1 })
+      const release = yield* hold(slots)
+      const waiting = yield* Effect.fork(
+        slots.withSlot("normal", Effect.succeed("ran"), { deadlineAt: 3_000, onExpired: () => "expired" as const })
+      )
+      yield* TestClock.adjust(2_999)
+      assert.strictEqual((yield* slots.snapshot).queued, 1)
+      yield* TestClock.adjust(1)
+      assert.strictEqual(yield* Effect.flip(Fiber.join(waiting)), "expired")
+      assert.strictEqual((yield* slots.snapshot).queued, 0)
+      yield* release
+      assert.strictEqual(yield* inFlight(slots), 0)
+    })
+  )
+
   it.live("a waiter granted before its deadline keeps its permit, and no timer is left behind", () =>
     Effect.gen(function* () {
       const slots = yield* Slots.make({ limit: 1 })
