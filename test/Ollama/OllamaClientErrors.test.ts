@@ -124,13 +124,25 @@ describe("OllamaClient errors", () => {
   it.scopedLive("a 200 body that is not JSON, or not the schema -> DecodeError", () =>
     Effect.gen(function* () {
       const server = yield* fakeServer((req, res) =>
-        req.url === "/api/version" ? res.end("<html>proxy</html>") : json(res, 200, { models: "nope" })
+        req.url === "/api/version"
+          ? res.end("<html>proxy</html>")
+          : req.url === "/api/embed"
+            ? json(res, 200, {
+                model: "m",
+                embeddings: [
+                  [0.1, 0.2],
+                  [0.3, "0.4"]
+                ]
+              })
+            : json(res, 200, { models: "nope" })
       )
       const client = yield* clientFor(server.url)
       const notJson = yield* failure(client.version)
       assert.strictEqual(notJson._tag, "DecodeError")
       assert.include(notJson.message, "not JSON")
       assert.strictEqual((yield* failure(client.list))._tag, "DecodeError")
+      const badVector = yield* failure(client.embed({ model: "m", input: ["a", "b"] }))
+      assert.strictEqual(badVector._tag, "DecodeError", "a vector with a string in it is not an embedding")
     })
   )
 
