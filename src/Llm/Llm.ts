@@ -191,7 +191,8 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
             // The span starts once the call is admitted (a span per queued call would cost more than the call's
             // wait itself, Admission.ts); the wait is an attribute.
             return Effect.withSpan(budgeted, `Llm.${spec.method}`, {
-              attributes: { model: req.model, "sluice.queue_wait_ms": admitted.waitedMs }
+              attributes: { model: req.model, "sluice.queue_wait_ms": admitted.waitedMs },
+              captureStackTrace: false
             })
           }
           const admitted =
@@ -271,7 +272,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
             )
           ).pipe(
             Track.requestStream({ model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" }),
-            Stream.withSpan(`Llm.${spec.method}Stream`, { attributes: { model: req.model } })
+            Stream.withSpan(`Llm.${spec.method}Stream`, { attributes: { model: req.model }, captureStackTrace: false })
           )
 
       const valueOf =

@@ -86,8 +86,8 @@ const onBackend = <A>(
   const where = { attempt: { backend: backend.url, method: call.method }, deadline: engineWhere(call) }
   const attempt = Effect.suspend(() => run(backend.client)).pipe(
     Timeouts.attemptWithin(where, settings.timeouts, until),
-    Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method }),
-    Effect.withSpan("Llm.attempt", { attributes: { backend: backend.url, model: call.model } })
+    // No span of its own: the client's `OllamaClient.<method>` span (backend, model) is the attempt's span.
+    Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method })
   )
   const slotted = backend.slots.withSlot(call.priority, attempt, {
     wait: call.wait,

@@ -147,10 +147,8 @@ const get = <A, E, R>(
             Effect.map(answer("refresh"))
           )
         : Effect.sync(() => store.count("bypasses")).pipe(Effect.zipRight(compute), Effect.map(answer("bypass")))
-  return run.pipe(
-    Effect.tap(({ lookup }) => Effect.annotateCurrentSpan("lookup", lookup)),
-    Effect.withSpan("ResponseCache.get", { attributes: { policy } })
-  )
+  // No span of its own (a span costs more than a lookup): the lookup is an attribute of the caller's span.
+  return Effect.tap(run, ({ lookup }) => Effect.annotateCurrentSpan("cache.lookup", lookup))
 }
 
 /**
@@ -199,10 +197,7 @@ const lookupStream = <A, E, R>(
       ? { lookup: "hit", stream: Stream.fromIterable(hit.value as ReadonlyArray<A>) }
       : { lookup: policy === "use" ? "miss" : "refresh", stream: record(store, slot, compute, isComplete) }
   })
-  return decided.pipe(
-    Effect.tap(({ lookup }) => Effect.annotateCurrentSpan("lookup", lookup)),
-    Effect.withSpan("ResponseCache.lookupStream", { attributes: { policy } })
-  )
+  return Effect.tap(decided, ({ lookup }) => Effect.annotateCurrentSpan("cache.lookup", lookup))
 }
 
 /** Builds a cache with the given options (missing ones take `defaultOptions`). */

@@ -41,8 +41,10 @@ const isOk = (status: number) => status >= 200 && status < 300
 export const make = (http: HttpClient.HttpClient, backend: string, deadlines: Deadlines): Transport => {
   const context = (call: Call): CallContext => ({ backend, method: call.method, model: call.model ?? "" })
 
+  // No stack trace captured per span: it costs an Error per call and points into the engine, not the caller.
   const spanOf = (call: Call) => ({
     kind: "client" as const,
+    captureStackTrace: false,
     attributes: { backend, ...(call.model === undefined ? {} : { model: call.model }) }
   })
 
