@@ -46,7 +46,8 @@ const deadlineMs = (deadline: Duration.DurationInput | undefined): number => {
 
 /**
  * Runs `run` after waiting for a slot on the best candidate (see the module comment). Only the wait is
- * interruptible; a reservation no attempt claimed is given back when `run` ends, however it ends.
+ * interruptible; a reservation no attempt claimed is given back when `run` ends, however it ends
+ * (Slots.withReservation).
  */
 export const admit = <A, E, R>(
   backends: Backends,
@@ -57,18 +58,13 @@ export const admit = <A, E, R>(
     Effect.flatMap(backends.candidates(request.model), (candidates) => {
       const backend = candidates[0]
       if (backend === undefined) return run(direct)
-      const reserve = backend.slots.reserve(request.priority, {
-        wait: request.wait,
-        deadlineAt: start + deadlineMs(request.deadline)
-      })
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(reserve), (reservation) =>
+      return backend.slots.withReservation(
+        request.priority,
+        { wait: request.wait, deadlineAt: start + deadlineMs(request.deadline) },
+        (reservation) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            restore(run({ backend: backend.url, reservation, waitedMs: now - start })).pipe(
-              Effect.ensuring(reservation?.release ?? Effect.void)
-            )
+            run({ backend: backend.url, reservation, waitedMs: now - start })
           )
-        )
       )
     })
   )

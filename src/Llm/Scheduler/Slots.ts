@@ -121,6 +121,16 @@ export interface Slots {
     priority: Priority,
     options?: { readonly wait?: boolean | undefined; readonly deadlineAt?: number | undefined }
   ) => Effect.Effect<Reservation | undefined>
+  /**
+   * `reserve`, then `use` the reservation (or undefined, as above); a reservation no call claimed is given back
+   * when `use` ends, however it ends. Only the wait is interruptible. One frame less per waiter than `reserve`
+   * plus a caller's own acquire/release, which matters when thousands wait (Admission.ts).
+   */
+  readonly withReservation: <A, E, R>(
+    priority: Priority,
+    options: { readonly wait?: boolean | undefined; readonly deadlineAt?: number | undefined },
+    use: (reservation: Reservation | undefined) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
   /** The same, holding the slot for the life of the current Scope (for streams); `done` reports the outcome. */
   readonly acquire: (
     priority: Priority,
@@ -300,6 +310,22 @@ const reserveOn = (
     )
   )
 
+const withReservationOn = <A, E, R>(
+  gate: Gate,
+  sweeper: Sweeper,
+  priority: Priority,
+  wait: boolean,
+  deadlineAt: number,
+  use: (reservation: Reservation | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(turn(gate, sweeper, priority, wait, deadlineAt, restore), (result) => {
+      if (result._tag !== "Granted") return restore(use(undefined))
+      const reservation = reservationOf(gate, result.ticket)
+      return Effect.ensuring(restore(use(reservation)), reservation.release)
+    })
+  )
+
 /** Slots over a gate built now (synchronously; `make` is the effectful constructor). */
 export const unsafeMake = (options: Options): Slots => {
   const gate = makeGate(options)
@@ -345,6 +371,8 @@ export const unsafeMake = (options: Options): Slots => {
       ),
     reserve: (priority, callOptions) =>
       reserveOn(gate, sweeper, priority, callOptions?.wait ?? true, callOptions?.deadlineAt ?? Infinity),
+    withReservation: (priority, callOptions, use) =>
+      withReservationOn(gate, sweeper, priority, callOptions.wait ?? true, callOptions.deadlineAt ?? Infinity, use),
     snapshot: now((t) => snapshotOf(gate, t))
   }
 }

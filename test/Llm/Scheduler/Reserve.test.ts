@@ -98,6 +98,25 @@ describe("Slots.reserve", () => {
     })
   )
 
+  it.effect("withReservation gives back an unclaimed reservation when its use ends, and none that a call claimed", () =>
+    Effect.gen(function* () {
+      const slots = yield* Slots.make({ limit: 1 })
+      const held = yield* slots.withReservation("normal", {}, (reservation) =>
+        Effect.map(inFlight(slots), (n) => [reservation !== undefined, n] as const)
+      )
+      assert.deepStrictEqual(held, [true, 1])
+      assert.strictEqual(yield* inFlight(slots), 0, "unclaimed: given back")
+      const failed = yield* Effect.flip(slots.withReservation("normal", {}, () => Effect.fail("boom")))
+      assert.strictEqual(failed, "boom")
+      assert.strictEqual(yield* inFlight(slots), 0, "given back on failure too")
+      const claimed = yield* slots.withReservation("normal", {}, (reservation) =>
+        slots.withSlot("normal", inFlight(slots), { reserved: reservation })
+      )
+      assert.strictEqual(claimed, 1, "the call ran on the reserved permit")
+      assert.strictEqual(yield* inFlight(slots), 0)
+    })
+  )
+
   it.effect("withSlot with a deadline: a wait that outlives it fails with onExpired and leaves the line", () =>
     Effect.gen(function* () {
       const slots = yield* Slots.make({ limit: 1 })
