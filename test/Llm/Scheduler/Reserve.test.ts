@@ -1,6 +1,6 @@
 /** Slots.reserve under TestClock: a reservation waits in the line, is claimed once, expires at its deadline. */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Fiber, TestClock } from "effect"
+import { Clock, Deferred, Effect, Fiber, Schedule, TestClock } from "effect"
 import * as Slots from "../../../src/Llm/Scheduler/Slots.js"
 
 /** Holds one slot until the returned effect is run. */
@@ -14,8 +14,32 @@ const hold = (slots: Slots.Slots) =>
 
 const inFlight = (slots: Slots.Slots) => Effect.map(slots.snapshot, (s) => s.inFlight)
 
-/** Node timers pending in this process (the line's timer sleeps on a real one in a live test). */
-const pendingTimers = Effect.sync(() => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length)
+/** The live clock, counting the sleeps in progress (an interrupted sleep stops counting), for the line's timer. */
+const countingClock = () => {
+  const base = Clock.make()
+  let active = 0
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis(),
+    unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos(),
+    currentTimeMillis: base.currentTimeMillis,
+    currentTimeNanos: base.currentTimeNanos,
+    sleep: (duration) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => active++),
+        () => base.sleep(duration),
+        () => Effect.sync(() => active--)
+      )
+  }
+  return { clock, sleeping: () => active }
+}
+
+/** `read()` once it equals `expected`, or its last value after 2 s (fibers settle on their own schedule). */
+const settled = (read: () => number, expected: number) =>
+  Effect.suspend(() => (read() === expected ? Effect.succeed(expected) : Effect.fail(read()))).pipe(
+    Effect.retry({ schedule: Schedule.spaced("5 millis"), times: 400 }),
+    Effect.orElseSucceed(read)
+  )
 
 describe("Slots.reserve", () => {
   it.effect("a reservation takes a permit once: the call that claims it takes no other", () =>
@@ -136,21 +160,21 @@ describe("Slots.reserve", () => {
 
   it.live("a waiter granted before its deadline keeps its permit, and no timer is left behind", () =>
     Effect.gen(function* () {
+      const { clock, sleeping } = countingClock()
       const slots = yield* Slots.make({ limit: 1 })
       const gate = yield* Deferred.make<void>()
       const holder = yield* Effect.fork(slots.withSlot("normal", Deferred.await(gate)))
-      yield* Effect.sleep("10 millis")
-      const before = yield* pendingTimers
+      yield* Effect.yieldNow()
       const now = yield* Clock.currentTimeMillis
-      const waiting = yield* Effect.fork(slots.reserve("normal", { deadlineAt: now + 60_000 }))
-      yield* Effect.sleep("10 millis")
-      assert.strictEqual(yield* pendingTimers, before + 1, "the line's timer sleeps until the deadline")
+      const waiting = yield* Effect.fork(
+        slots.reserve("normal", { deadlineAt: now + 60_000 }).pipe(Effect.withClock(clock))
+      )
+      assert.strictEqual(yield* settled(sleeping, 1), 1, "the line's timer sleeps until the deadline")
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(holder)
       const reservation = yield* Fiber.join(waiting)
       assert.isDefined(reservation)
-      yield* Effect.sleep("10 millis")
-      assert.isAtMost(yield* pendingTimers, before, "nobody waits with a deadline: the timer stopped")
+      assert.strictEqual(yield* settled(sleeping, 0), 0, "nobody waits with a deadline: the timer stopped")
       yield* reservation!.release
     })
   )
