@@ -55,6 +55,8 @@ const engineBatch = 64
 const sim = await simulator({ models: [minilm] })
 const bare = ManagedRuntime.make(OllamaClient.layer({ host: sim.url, connections: 32 }))
 const engine = ManagedRuntime.make(Engine.layer({ backends: [{ url: sim.url }] }))
+/** The same engine with one slot more than the backend has: its queue stays fed while Sluice parses an answer. */
+const engineAbove = ManagedRuntime.make(Engine.layer({ backends: [{ url: sim.url, slots: slots + 1 }] }))
 
 interface Row {
   readonly name: string
@@ -111,6 +113,7 @@ await bare.runPromise(
   runEffects(300, 32, (i) => Effect.flatMap(OllamaClient, (c) => c.embed({ model: name, input: warmTexts[i]! })))
 )
 await engine.runPromise(Effect.flatMap(Llm, (llm) => llm.embedMany(name, warmTexts)))
+await engineAbove.runPromise(Effect.flatMap(Llm, (llm) => llm.embedMany(name, warmTexts)))
 progress("warmed up")
 
 const rows: Array<Row> = []
@@ -131,12 +134,28 @@ rows.push(
 )
 rows.push(
   await measure(
-    "llm.embedMany(model, texts)",
+    "llm.embedMany(model, texts), slots adaptive (default)",
     `one call, ${count.toLocaleString("en")} texts`,
     ceilingBatch(engineBatch),
     `S·B / (requestMs + B·t), B = ${engineBatch}`,
     async () => {
       const result = await engine.runPromise(Effect.either(Effect.flatMap(Llm, (llm) => llm.embedMany(name, texts))))
+      if (result._tag === "Left") return { embedded: 0, p50: NaN, p99: NaN, failures: `failed: ${result.left.message}` }
+      const good = result.right.filter((v) => v.length === minilm.embeddingLength).length
+      return { embedded: good, p50: NaN, p99: NaN, failures: good === count ? "none" : `${count - good} bad vectors` }
+    }
+  )
+)
+rows.push(
+  await measure(
+    `llm.embedMany(model, texts), slots ${slots + 1}`,
+    `one call, ${count.toLocaleString("en")} texts`,
+    ceilingBatch(engineBatch),
+    `S·B / (requestMs + B·t), B = ${engineBatch}`,
+    async () => {
+      const result = await engineAbove.runPromise(
+        Effect.either(Effect.flatMap(Llm, (llm) => llm.embedMany(name, texts)))
+      )
       if (result._tag === "Left") return { embedded: 0, p50: NaN, p99: NaN, failures: `failed: ${result.left.message}` }
       const good = result.right.filter((v) => v.length === minilm.embeddingLength).length
       return { embedded: good, p50: NaN, p99: NaN, failures: good === count ? "none" : `${count - good} bad vectors` }
@@ -162,6 +181,7 @@ rows.push(
   )
 )
 await engine.dispose()
+await engineAbove.dispose()
 await bare.dispose()
 await sim.stop()
 
