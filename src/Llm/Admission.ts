@@ -12,7 +12,8 @@
  * - The wait counts against the call's deadline: the pipeline gets what is left (`waitedMs`), and the line's
  *   timer (Slots.reserve) ends a wait that outlives the deadline.
  * - Calls a fresh cache entry or an identical call in flight would answer, and single-text embeddings (which the
- *   batcher joins and sends as one call), skip admission: they must not queue behind the misses.
+ *   batcher joins and sends as one call), skip admission: they must not queue behind the misses. So do calls a
+ *   budget in scope already refuses (Budget.refusesCall): they fail (or fall back) at once instead of after a wait.
  * - A reservation holds its slot while the call waits for its backend's rate limiter (rate limit -> breaker ->
  *   slot in the pipeline). When a rate limit binds, the backend's slots are not the bottleneck, so nothing is lost.
  */

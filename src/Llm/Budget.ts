@@ -93,6 +93,20 @@ export const reserveCall: Effect.Effect<void, BudgetExceeded> = withChain(
   undefined
 )
 
+/** Whether some active budget would refuse a new call now (nothing is counted): admission skips the line then. */
+export const refusesCall: Effect.Effect<boolean> = withChain(
+  (chain) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      STM.commit(
+        STM.map(
+          STM.forEach(chain, (frame) => STM.map(TRef.get(frame.used), (used) => refusal(frame, used, now))),
+          (refusals) => refusals.some(Option.isSome)
+        )
+      )
+    ),
+  false
+)
+
 /** Gives back a reserved call that never reached a backend. */
 export const refundCall: Effect.Effect<void> = withChain(
   (chain) => updateAll(chain, (u) => ({ ...u, calls: Math.max(0, u.calls - 1) })),

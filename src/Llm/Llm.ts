@@ -199,9 +199,13 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
             singleEmbed(spec, req) !== undefined
               ? run(Admission.direct)
               : Effect.flatMap(
-                  (call.cache ?? "use") === "use" ? cache.answersNow(key) : Effect.succeed(false),
-                  (answered) =>
-                    answered
+                  Effect.zipWith(
+                    (call.cache ?? "use") === "use" ? cache.answersNow(key) : Effect.succeed(false),
+                    Budget.refusesCall,
+                    (answered, refused) => answered || refused
+                  ),
+                  (skip) =>
+                    skip
                       ? run(Admission.direct)
                       : Admission.admit(
                           backends,

@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Ref, Schedule } from "effect"
 import { Backends } from "../../src/Llm/Backends.js"
+import * as Budget from "../../src/Llm/Budget.js"
 import * as Engine from "../../src/Llm/Engine.js"
 import { Llm } from "../../src/Llm/Llm.js"
 import * as Simulator from "../../src/Simulator/Simulator.js"
@@ -56,6 +57,20 @@ describe("Admission", () => {
       const order = yield* Ref.get(done)
       assert.isBelow(order.indexOf("c"), order.indexOf("b"), `c follows a's flight, b waits for the slot: ${order}`)
       assert.strictEqual((yield* sim.stats).requests["/api/chat"], 2)
+    })
+  )
+
+  it.scopedLive("a call its budget already refuses fails at once instead of waiting in the line", () =>
+    Effect.gen(function* () {
+      const { llm, backends } = yield* slowEngine
+      const first = yield* Effect.fork(llm.chat(long("holder")))
+      yield* Effect.sleep("50 millis")
+      const spent = Budget.scoped("tick", { calls: 0 })
+      const error = yield* Effect.flip(spent(llm.chat(long("over budget"))))
+      assert.strictEqual(error._tag, "BudgetExceeded")
+      assert.isNull(first.unsafePoll(), "the holder still runs: the refused call did not wait for the slot")
+      assert.strictEqual((yield* backends.all[0]!.slots.snapshot).queued, 0)
+      yield* Fiber.join(first)
     })
   )
 
