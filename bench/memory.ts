@@ -3,11 +3,12 @@
  * (60 s per call) on 4 slots; the engine's backend has 4 slots, so 4 calls are on the wire and the other 9,996
  * wait in Sluice. RSS and heap are read after a forced GC before the calls and once they are all queued; then
  * every call is interrupted (which also aborts the 4 upstream requests) and memory is read again. The same for
- * the bare OllamaClient, whose undici pool (4 sockets) queues the requests itself. Needs `--expose-gc`.
+ * streamed calls (`llm.chatStream`, drained, as the gateway's default /api/chat is), and for the bare
+ * OllamaClient, whose undici pool (4 sockets) queues the requests itself. Needs `--expose-gc`.
  *
  *   npm run bench -- memory        or   node --expose-gc --import tsx bench/memory.ts
  */
-import { Effect, Fiber, ManagedRuntime } from "effect"
+import { Effect, Fiber, ManagedRuntime, Stream } from "effect"
 import type { ChatRequest } from "../src/Domain/Chat.js"
 import * as Engine from "../src/Llm/Engine.js"
 import { Llm } from "../src/Llm/Llm.js"
@@ -94,6 +95,14 @@ try {
     (i) => Effect.flatMap(Llm, (llm) => llm.chat(request("warm", i, "qwen3")))
   )
   await engine.dispose()
+  const streaming = ManagedRuntime.make(Engine.layer({ backends: [{ url: sim.url, slots }] }))
+  await measure(
+    `Sluice engine (llm.chatStream drained, slots ${slots})`,
+    streaming,
+    (i) => Effect.flatMap(Llm, (llm) => Stream.runDrain(llm.chatStream(request("stream", i)))),
+    (i) => Effect.flatMap(Llm, (llm) => Stream.runDrain(llm.chatStream(request("warm", i, "qwen3"))))
+  )
+  await streaming.dispose()
   const bare = ManagedRuntime.make(OllamaClient.layer({ host: sim.url, connections: slots }))
   await measure(
     `Sluice bare OllamaClient (pool of ${slots} sockets)`,

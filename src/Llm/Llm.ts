@@ -175,6 +175,20 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         )
       }
 
+      /** Whether a call skips admission: its answer is at hand (cache, a flight to follow) or a budget refuses it. */
+      const skipsLine = (key: string, call: CallOptions, kind: "unary" | "stream") =>
+        Effect.zipWith(
+          (call.cache ?? "use") === "use" ? cache.answersNow(key, kind) : Effect.succeed(false),
+          Budget.refusesCall,
+          (answered, refused) => answered || refused
+        )
+      const lineOf = (req: { readonly model: string }, call: CallOptions): Admission.Request => ({
+        model: req.model,
+        priority: call.priority ?? "normal",
+        wait: call.wait ?? true,
+        deadline: settings(call).timeouts.deadline
+      })
+
       const unary =
         <Req extends { readonly model: string }, A>(spec: Replies.Spec<Req, A>) =>
         (req: Req, call: CallOptions = {}): Effect.Effect<Served<A>, LlmError> => {
@@ -198,25 +212,8 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
           const admitted =
             singleEmbed(spec, req) !== undefined
               ? run(Admission.direct)
-              : Effect.flatMap(
-                  Effect.zipWith(
-                    (call.cache ?? "use") === "use" ? cache.answersNow(key) : Effect.succeed(false),
-                    Budget.refusesCall,
-                    (answered, refused) => answered || refused
-                  ),
-                  (skip) =>
-                    skip
-                      ? run(Admission.direct)
-                      : Admission.admit(
-                          backends,
-                          {
-                            model: req.model,
-                            priority: call.priority ?? "normal",
-                            wait: call.wait ?? true,
-                            deadline: settings(call).timeouts.deadline
-                          },
-                          run
-                        )
+              : Effect.flatMap(skipsLine(key, call, "unary"), (skip) =>
+                  skip ? run(Admission.direct) : Admission.admit(backends, lineOf(req, call), run)
                 )
           return admitted.pipe(
             Track.request<Served<A>>(
@@ -230,9 +227,10 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         spec: Replies.StreamSpec<Req, A>,
         req: Req,
         call: CallOptions,
-        withFallbacks: boolean
+        withFallbacks: boolean,
+        admission?: { readonly key: string; readonly admitted: Admission.Admitted }
       ): Stream.Stream<A, LlmError> => {
-        const key = keyOf(spec.kind, req as never)
+        const key = admission?.key ?? keyOf(spec.kind, req as never)
         const compute = Stream.unwrap(
           Effect.as(
             Effect.tapError(Budget.reserveCall, Recorders.recordBudgetExhausted),
@@ -243,7 +241,8 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
                 model: req.model,
                 tokens: spec.tokens,
                 priority: call.priority ?? "normal",
-                wait: call.wait ?? true
+                wait: call.wait ?? true,
+                admitted: admission?.admitted
               },
               (c) => spec.open(c, req),
               spec.isLast,
@@ -268,16 +267,27 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
 
       const stream =
         <Req extends { readonly model: string }, A>(spec: Replies.StreamSpec<Req, A>) =>
-        (req: Req, call: CallOptions = {}): Stream.Stream<A, LlmError> =>
-          Stream.unwrap(
-            Effect.as(
-              Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
-              streamed(spec, req, call, true)
+        (req: Req, call: CallOptions = {}): Stream.Stream<A, LlmError> => {
+          const key = keyOf(spec.kind, req as never)
+          // As for unary calls: the span starts once the call is admitted; the wait is an attribute.
+          const run = (admitted: Admission.Admitted) =>
+            Stream.unwrap(
+              Effect.as(
+                Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
+                streamed(spec, req, call, true, { key, admitted })
+              )
+            ).pipe(
+              Stream.withSpan(`Llm.${spec.method}Stream`, {
+                attributes: { model: req.model, "sluice.queue_wait_ms": admitted.waitedMs },
+                captureStackTrace: false
+              })
             )
-          ).pipe(
-            Track.requestStream({ model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" }),
-            Stream.withSpan(`Llm.${spec.method}Stream`, { attributes: { model: req.model }, captureStackTrace: false })
-          )
+          return Stream.unwrap(
+            Effect.map(skipsLine(key, call, "stream"), (skip) =>
+              skip ? run(Admission.direct) : Admission.admitStream(backends, lineOf(req, call), run)
+            )
+          ).pipe(Track.requestStream({ model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" }))
+        }
 
       const valueOf =
         <Req, A>(f: (req: Req, call?: CallOptions) => Effect.Effect<Served<A>, LlmError>): Unary<Req, A> =>

@@ -133,13 +133,15 @@ const streamOnBackend = <A>(
 ): Stream.Stream<A, LlmError> => {
   const where = { backend: backend.url, method: call.method }
   const slotted = Stream.unwrapScoped(
-    Effect.map(backend.slots.acquire(call.priority, { wait: call.wait }), (held) =>
-      open(backend.client).pipe(
-        Timeouts.stream(where, { firstToken: settings.timeouts.firstToken, idle: settings.timeouts.idle }),
-        Track.upstreamStream({ backend: backend.url, model: call.model, endpoint: call.method }, isLast),
-        Stream.tap((chunk) => (isLast(chunk) ? held.done("ok", workOf(call)(chunk)) : Effect.void)),
-        Stream.tapError((error) => held.done(Slots.classify(Exit.fail(error))))
-      )
+    Effect.map(
+      backend.slots.acquire(call.priority, { wait: call.wait, reserved: call.admitted?.reservation }),
+      (held) =>
+        open(backend.client).pipe(
+          Timeouts.stream(where, { firstToken: settings.timeouts.firstToken, idle: settings.timeouts.idle }),
+          Track.upstreamStream({ backend: backend.url, model: call.model, endpoint: call.method }, isLast),
+          Stream.tap((chunk) => (isLast(chunk) ? held.done("ok", workOf(call)(chunk)) : Effect.void)),
+          Stream.tapError((error) => held.done(Slots.classify(Exit.fail(error))))
+        )
     )
   )
   const counted = Stream.unwrapScoped(
@@ -168,9 +170,9 @@ export const stream = <A>(
   Stream.unwrap(
     Effect.map(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
       Stream.unwrap(
-        Effect.map(pick(backends, call.model, tried), (backend) =>
+        Effect.map(pick(backends, call.model, tried, call.admitted?.backend), (backend) =>
           streamOnBackend(backends, backend, call, open, isLast, settings)
         )
       ).pipe(Retry.retryStream({ ...settings.retry, onRetry }))
     )
-  ).pipe(Timeouts.deadlineStream({ backend: "engine", method: call.method }, settings.timeouts.deadline))
+  ).pipe(Timeouts.deadlineStream(engineWhere(call), settings.timeouts.deadline, call.admitted?.waitedMs))

@@ -221,13 +221,13 @@ export const make = (options: Partial<Options> = {}) =>
       stream: <A, E, R>(key: string, policy: CachePolicy, compute: Stream.Stream<A, E, R>, done: (a: A) => boolean) =>
         Stream.unwrap(Effect.map(lookup(key, policy, compute, done), (result) => result.stream)),
       /**
-       * Whether a `use` lookup of a unary key would be answered without a new upstream call now: a fresh entry,
-       * or an identical call in flight to follow (the engine's admission skips the queue for these).
+       * Whether a `use` lookup of a key would be answered without a new upstream call now: a fresh entry, or (unary)
+       * an identical call in flight to follow. The engine's admission skips the queue for these.
        */
-      answersNow: (key: string): Effect.Effect<boolean> =>
+      answersNow: (key: string, kind: "unary" | "stream" = "unary"): Effect.Effect<boolean> =>
         Effect.clockWith((clock) =>
           Effect.sync(() => {
-            const slot = unarySlot(key)
+            const slot = kind === "unary" ? unarySlot(key) : streamSlot(key)
             return store.flights.has(slot) || Option.isSome(store.fresh(slot, clock.unsafeCurrentTimeMillis()))
           })
         ),

@@ -132,14 +132,17 @@ export const stream =
     )
   }
 
-/** Bounds a whole stream, from its start to its end; the producer is interrupted when the deadline passes. */
+/**
+ * Bounds a whole stream, from its start to its end; the producer is interrupted when the deadline passes.
+ * `spentMs` of it were already used (the call's wait for admission).
+ */
 export const deadlineStream =
-  (where: Where, timeout: Duration.DurationInput | undefined) =>
+  (where: Where, timeout: Duration.DurationInput | undefined, spentMs = 0) =>
   <A, E, R>(self: Stream.Stream<A, E, R>): Stream.Stream<A, E | TimeoutError, R> => {
     const duration = bound(timeout)
     if (duration === undefined) return self
-    return Stream.interruptWhen(
-      self,
-      Effect.zipRight(Effect.sleep(duration), Effect.fail(timeoutError(where, "deadline", duration)))
-    )
+    const error = timeoutError(where, "deadline", duration)
+    const left = Duration.toMillis(duration) - spentMs
+    if (left <= 0) return Stream.fail(error)
+    return Stream.interruptWhen(self, Effect.zipRight(Effect.sleep(Duration.millis(left)), Effect.fail(error)))
   }

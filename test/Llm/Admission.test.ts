@@ -4,8 +4,9 @@
  * leave it and hold no slot.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Ref, Schedule } from "effect"
+import { Chunk, Context, Effect, Fiber, Layer, Option, Ref, Schedule, Stream } from "effect"
 import { Backends } from "../../src/Llm/Backends.js"
+import type { Slots } from "../../src/Llm/Scheduler/Slots.js"
 import * as Budget from "../../src/Llm/Budget.js"
 import * as Engine from "../../src/Llm/Engine.js"
 import { Llm } from "../../src/Llm/Llm.js"
@@ -23,12 +24,27 @@ const slowEngine = Effect.gen(function* () {
 
 const long = (text: string) => ({ ...chatRequest(text), options: { num_predict: 20 } })
 
+/** The engine with its one slot taken by a long call (`first`, "holder"). */
+const heldEngine = Effect.gen(function* () {
+  const engine = yield* slowEngine
+  const first = yield* Effect.fork(engine.llm.chat(long("holder")))
+  yield* Effect.sleep("50 millis")
+  return { ...engine, slots: engine.backends.all[0]!.slots, first }
+})
+
+/** The line's length once it is `n` (polled: forks take their time on a loaded machine), or after 5 s. */
+const queuedWhen = (slots: Slots, n: number) => {
+  const queued = Effect.map(slots.snapshot, (s) => s.queued)
+  return Effect.filterOrFail(queued, (q) => q === n).pipe(
+    Effect.retry({ schedule: Schedule.spaced("10 millis"), times: 500 }),
+    Effect.orElse(() => queued)
+  )
+}
+
 describe("Admission", () => {
   it.scopedLive("a call's wait in the line counts against its deadline", () =>
     Effect.gen(function* () {
-      const { sim, llm } = yield* slowEngine
-      const first = yield* Effect.fork(llm.chat(long("first")))
-      yield* Effect.sleep("50 millis")
+      const { sim, llm, first } = yield* heldEngine
       const error = yield* Effect.flip(llm.chat(long("second"), { timeout: "100 millis" }))
       assert.strictEqual(error._tag, "TimeoutError")
       assert.deepInclude(error, { phase: "deadline", timeoutMs: 100 })
@@ -62,35 +78,46 @@ describe("Admission", () => {
 
   it.scopedLive("a call its budget already refuses fails at once instead of waiting in the line", () =>
     Effect.gen(function* () {
-      const { llm, backends } = yield* slowEngine
-      const first = yield* Effect.fork(llm.chat(long("holder")))
-      yield* Effect.sleep("50 millis")
+      const { llm, slots, first } = yield* heldEngine
       const spent = Budget.scoped("tick", { calls: 0 })
       const error = yield* Effect.flip(spent(llm.chat(long("over budget"))))
       assert.strictEqual(error._tag, "BudgetExceeded")
       assert.isNull(first.unsafePoll(), "the holder still runs: the refused call did not wait for the slot")
-      assert.strictEqual((yield* backends.all[0]!.slots.snapshot).queued, 0)
+      assert.strictEqual((yield* slots.snapshot).queued, 0)
       yield* Fiber.join(first)
+    })
+  )
+
+  it.scopedLive("streams wait for admission too: the wait counts against their deadline, interrupted they leave", () =>
+    Effect.gen(function* () {
+      const { sim, llm, slots, first } = yield* heldEngine
+      const error = yield* Effect.flip(Stream.runDrain(llm.chatStream(long("late stream"), { timeout: "100 millis" })))
+      assert.deepInclude(error, { _tag: "TimeoutError", phase: "deadline", timeoutMs: 100 })
+      const queued = yield* Effect.fork(Stream.runDrain(llm.chatStream(long("queued stream"))))
+      assert.strictEqual(yield* queuedWhen(slots, 1), 1, "the stream waits in the line")
+      yield* Fiber.interrupt(queued)
+      assert.strictEqual((yield* slots.snapshot).queued, 0)
+      yield* Fiber.join(first)
+      const chunks = yield* Stream.runCollect(llm.chatStream(long("after")))
+      assert.isTrue(
+        Chunk.last(chunks).pipe(
+          Option.map((c) => c.done === true),
+          Option.getOrElse(() => false)
+        )
+      )
+      assert.strictEqual((yield* slots.snapshot).inFlight, 0)
+      assert.strictEqual((yield* sim.stats).requests["/api/chat"], 2, "only the holder and the last stream went out")
     })
   )
 
   it.scopedLive("interrupted queued calls leave the line and hold no slot", () =>
     Effect.gen(function* () {
-      const { sim, llm, backends } = yield* slowEngine
-      const slots = backends.all[0]!.slots
-      const first = yield* Effect.fork(llm.chat(long("holder")))
-      yield* Effect.sleep("50 millis")
+      const { sim, llm, slots, first } = yield* heldEngine
       const queued = yield* Effect.forEach(
         Array.from({ length: 50 }, (_, i) => i),
         (i) => Effect.fork(llm.chat(long(`queued ${i}`)))
       )
-      // every call reached the line (polled: on a loaded machine forks take their time)
-      const queuedNow = Effect.map(slots.snapshot, (s) => s.queued)
-      yield* Effect.filterOrFail(queuedNow, (n) => n === 50).pipe(
-        Effect.retry({ schedule: Schedule.spaced("10 millis"), times: 500 }),
-        Effect.orElse(() => Effect.void)
-      )
-      assert.strictEqual(yield* queuedNow, 50)
+      assert.strictEqual(yield* queuedWhen(slots, 50), 50)
       yield* Fiber.interruptAll(queued)
       assert.strictEqual((yield* slots.snapshot).queued, 0)
       yield* Fiber.join(first)

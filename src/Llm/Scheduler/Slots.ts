@@ -134,7 +134,11 @@ export interface Slots {
   /** The same, holding the slot for the life of the current Scope (for streams); `done` reports the outcome. */
   readonly acquire: (
     priority: Priority,
-    options?: { readonly wait?: boolean | undefined }
+    options?: {
+      readonly wait?: boolean | undefined
+      /** A permit reserved ahead on these slots: used instead of waiting (ignored if claimed or foreign). */
+      readonly reserved?: Reservation | undefined
+    }
   ) => Effect.Effect<Held, QueueFull, Scope.Scope>
   readonly snapshot: Effect.Effect<Snapshot>
 }
@@ -359,7 +363,8 @@ export const unsafeMake = (options: Options): Slots => {
     acquire: (priority, callOptions) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(
-          take(gate, sweeper, priority, { wait: callOptions?.wait ?? true, deadlineAt: Infinity }, restore),
+          claim(gate, callOptions?.reserved) ??
+            take(gate, sweeper, priority, { wait: callOptions?.wait ?? true, deadlineAt: Infinity }, restore),
           (ticket) =>
             Effect.as(
               Effect.addFinalizer(() => finish(gate, ticket, "ignore", undefined)),
