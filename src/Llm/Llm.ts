@@ -177,11 +177,11 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
 
       /** Whether a call skips admission: its answer is at hand (cache, a flight to follow) or a budget refuses it. */
       const skipsLine = (key: string, call: CallOptions, kind: "unary" | "stream") =>
-        Effect.zipWith(
-          (call.cache ?? "use") === "use" ? cache.answersNow(key, kind) : Effect.succeed(false),
-          Budget.refusesCall,
-          (answered, refused) => answered || refused
-        )
+        (call.cache ?? "use") === "use"
+          ? Effect.flatMap(cache.answersNow(key, kind), (answered) =>
+              answered ? Effect.succeed(true) : Budget.refusesCall
+            )
+          : Budget.refusesCall
       const lineOf = (req: { readonly model: string }, call: CallOptions): Admission.Request => ({
         model: req.model,
         priority: call.priority ?? "normal",
