@@ -17,7 +17,7 @@
  * - A reservation holds its slot while the call waits for its backend's rate limiter (rate limit -> breaker ->
  *   slot in the pipeline). When a rate limit binds, the backend's slots are not the bottleneck, so nothing is lost.
  */
-import { Clock, Duration, Effect, Stream } from "effect"
+import { Clock, Duration, Effect, type Scope, type Stream } from "effect"
 import type { Backends } from "./Backends.js"
 import type * as Slots from "./Scheduler/Slots.js"
 
@@ -71,33 +71,31 @@ export const admit = <A, E, R>(
   )
 
 /**
- * The same for a stream: the reservation is held for the life of the stream (its Scope), and given back when the
- * stream ends unless its first attempt claimed it.
+ * The same for a stream, inside the Scope of a `Stream.unwrapScoped` (the caller's, so no layer of its own): the
+ * reservation is held for the life of the stream and given back when it ends unless its first attempt claimed it.
  */
 export const admitStream = <A, E, R>(
   backends: Backends,
   request: Request,
   run: (admitted: Admitted) => Stream.Stream<A, E, R>
-): Stream.Stream<A, E, R> =>
-  Stream.unwrapScoped(
-    Effect.flatMap(Clock.currentTimeMillis, (start) =>
-      Effect.flatMap(backends.candidates(request.model), (candidates) => {
-        const backend = candidates[0]
-        if (backend === undefined) return Effect.succeed(run(direct))
-        const reserve = backend.slots.reserve(request.priority, {
-          wait: request.wait,
-          deadlineAt: start + deadlineMs(request.deadline)
-        })
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(restore(reserve), (reservation) =>
-            Effect.zipRight(
-              Effect.addFinalizer(() => reservation?.release ?? Effect.void),
-              Effect.map(Clock.currentTimeMillis, (now) =>
-                run({ backend: backend.url, reservation, waitedMs: now - start })
-              )
+): Effect.Effect<Stream.Stream<A, E, R>, never, Scope.Scope> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) =>
+    Effect.flatMap(backends.candidates(request.model), (candidates) => {
+      const backend = candidates[0]
+      if (backend === undefined) return Effect.succeed(run(direct))
+      const reserve = backend.slots.reserve(request.priority, {
+        wait: request.wait,
+        deadlineAt: start + deadlineMs(request.deadline)
+      })
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(reserve), (reservation) =>
+          Effect.zipRight(
+            Effect.addFinalizer(() => reservation?.release ?? Effect.void),
+            Effect.map(Clock.currentTimeMillis, (now) =>
+              run({ backend: backend.url, reservation, waitedMs: now - start })
             )
           )
         )
-      })
-    )
+      )
+    })
   )

@@ -282,11 +282,15 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
                 captureStackTrace: false
               })
             )
-          return Stream.unwrap(
-            Effect.map(skipsLine(key, call, "stream"), (skip) =>
-              skip ? run(Admission.direct) : Admission.admitStream(backends, lineOf(req, call), run)
+          // One scoped layer holds the metrics, the skip check and the wait (each Stream layer costs a waiting call).
+          return Stream.unwrapScoped(
+            Effect.zipRight(
+              Track.requestScoped({ model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" }),
+              Effect.flatMap(skipsLine(key, call, "stream"), (skip) =>
+                skip ? Effect.succeed(run(Admission.direct)) : Admission.admitStream(backends, lineOf(req, call), run)
+              )
             )
-          ).pipe(Track.requestStream({ model: req.model, endpoint: spec.method, priority: call.priority ?? "normal" }))
+          )
         }
 
       const valueOf =

@@ -102,6 +102,22 @@ describe("Track", () => {
     })
   )
 
+  it.effect("requestScoped: the scope of a Stream.unwrapScoped records the stream's end: ok, error, interrupted", () =>
+    Effect.gen(function* () {
+      const labels = { model: "track-e", endpoint: "chat", priority: "normal" }
+      const tracked = <A, E>(stream: Stream.Stream<A, E>) =>
+        Stream.unwrapScoped(Effect.as(Track.requestScoped(labels), stream))
+      yield* Stream.runDrain(tracked(Stream.make(1, 2, 3)))
+      yield* Effect.either(Stream.runDrain(tracked(Stream.concat(Stream.make(1), Stream.fail("boom")))))
+      const fiber = yield* Effect.fork(Stream.runDrain(tracked(Stream.never)))
+      yield* TestClock.adjust(0)
+      yield* Fiber.interrupt(fiber)
+      const outcome = (o: string) =>
+        count(Metrics.requests, { model: "track-e:latest", endpoint: "chat", priority: "normal", outcome: o })
+      assert.deepStrictEqual([yield* outcome("ok"), yield* outcome("error"), yield* outcome("interrupted")], [1, 1, 1])
+    })
+  )
+
   it("labels: models beyond the cap become 'other'; routes outside the list become 'other'", () => {
     const label = Labels.bounded(2)
     assert.deepStrictEqual(["a", "b", "c", "a"].map(label), ["a", "b", "other", "a"])
