@@ -24,12 +24,15 @@ const slowEngine = Effect.gen(function* () {
 
 const long = (text: string) => ({ ...chatRequest(text), options: { num_predict: 20 } })
 
-/** The engine with its one slot taken by a long call (`first`, "holder"). */
+/** The engine with its one slot taken by a long call (`first`, "holder"), once the holder holds it. */
 const heldEngine = Effect.gen(function* () {
   const engine = yield* slowEngine
+  const slots = engine.backends.all[0]!.slots
   const first = yield* Effect.fork(engine.llm.chat(long("holder")))
-  yield* Effect.sleep("50 millis")
-  return { ...engine, slots: engine.backends.all[0]!.slots, first }
+  yield* Effect.filterOrFail(slots.snapshot, (s) => s.inFlight === 1).pipe(
+    Effect.retry({ schedule: Schedule.spaced("5 millis"), times: 1000 })
+  )
+  return { ...engine, slots, first }
 })
 
 /** The line's length once it is `n` (polled: forks take their time on a loaded machine), or after 5 s. */
