@@ -1,9 +1,8 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import { Ollama } from "ollama"
-import { Simulator } from "../../src/Simulator/Simulator.js"
 import { fast, mapModels } from "../../src/Simulator/SimulatorConfig.js"
-import { GatewayUrl, layer as gateway } from "./gateway.js"
+import { GatewayUrl, disconnectMidStream, layer as gateway } from "./gateway.js"
 
 const chatModel = "llama3.2"
 const embedModel = "nomic-embed-text"
@@ -187,25 +186,8 @@ const slowStream = mapModels(fast(), (m) => ({ ...m, outputTokenMs: 200 }))
 layer(gateway(slowStream), { excludeTestServices: true })("gateway: cancellation", (it) => {
   it.effect("a client that disconnects mid-stream cancels the upstream call and frees its slot", () =>
     Effect.gen(function* () {
-      const url = yield* GatewayUrl
-      const sim = yield* Simulator
-      const before = (yield* sim.stats).disconnects
-      yield* promise(async () => {
-        const abort = new AbortController()
-        const response = await fetch(`${url}/api/chat`, {
-          method: "POST",
-          body: JSON.stringify({ model: chatModel, messages }),
-          signal: abort.signal
-        })
-        const reader = response.body!.getReader()
-        await reader.read()
-        abort.abort()
-      })
-      const stats = yield* sim.stats.pipe(
-        Effect.filterOrFail((s) => s.disconnects > before && Object.values(s.inFlight).every((n) => n === 0)),
-        Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")))
-      )
-      assert.isAbove(stats.disconnects, before)
+      const { before, after } = yield* disconnectMidStream("/api/chat", { model: chatModel, messages })
+      assert.isAbove(after, before)
     })
   )
 })

@@ -3,7 +3,7 @@
  * Built without test services, because real servers need the real clock.
  */
 import { HttpServer } from "@effect/platform"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schedule } from "effect"
 import * as Agent from "../../src/Agent/Agent.js"
 import { AgentRuns } from "../../src/Http/AgentRuns.js"
 import * as Backend from "../../src/Lifecycle/Backend.js"
@@ -82,3 +82,29 @@ export const call = (path: string, init: { method?: string; body?: unknown } = {
       return { status: response.status, body, text }
     })
   )
+
+/**
+ * POSTs `body` to `path`, reads the first chunk of the streamed answer and disconnects; then waits until the
+ * simulator saw a disconnect and holds no call in flight. Returns the disconnects before and after.
+ */
+export const disconnectMidStream = (path: string, body: unknown) =>
+  Effect.gen(function* () {
+    const url = yield* GatewayUrl
+    const sim = yield* Simulator
+    const before = (yield* sim.stats).disconnects
+    yield* Effect.promise(async () => {
+      const abort = new AbortController()
+      const response = await fetch(`${url}${path}`, {
+        method: "POST",
+        body: JSON.stringify(body),
+        signal: abort.signal
+      })
+      await response.body!.getReader().read()
+      abort.abort()
+    })
+    const stats = yield* sim.stats.pipe(
+      Effect.filterOrFail((s) => s.disconnects > before && Object.values(s.inFlight).every((n) => n === 0)),
+      Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")))
+    )
+    return { before, after: stats.disconnects }
+  })
