@@ -8,9 +8,11 @@ import * as Simulator from "../../src/Simulator/Simulator.js"
 import { fast, mapModels } from "../../src/Simulator/SimulatorConfig.js"
 import { sluice } from "./process.js"
 
+/** The result lines written so far; a line still being appended (no newline yet) is not counted. */
 const results = (file: string) =>
   existsSync(file)
     ? readFileSync(file, "utf8")
+        .replace(/[^\n]*$/, "")
         .split("\n")
         .filter((l) => l.length > 0)
         .map((l) => JSON.parse(l) as { id: string; ok: boolean; response?: { done?: boolean } })
