@@ -7,9 +7,13 @@
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { type Duration, Effect, Layer } from "effect"
+import { Chunk, type Duration, Effect, Layer } from "effect"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
+import { Backends } from "../Llm/Backends.js"
+import * as Slots from "../Llm/Scheduler/Slots.js"
 import { Readiness } from "../Observability/Health.js"
+import * as HealthConfig from "../Observability/HealthConfig.js"
+import * as InitialSamples from "../Observability/InitialSamples.js"
 import * as Telemetry from "../Observability/Telemetry.js"
 import * as Track from "../Observability/Track.js"
 import * as AgentRoutes from "./AgentRoutes.js"
@@ -28,15 +32,18 @@ const notFound = HttpServerResponse.text("404 page not found", {
   contentType: "text/plain; charset=utf-8"
 })
 
-/** The gateway as an HttpApp (routes plus a 404 for anything else). */
-export const app = HttpRouter.concatAll(
+/** Every route of the gateway. */
+const router = HttpRouter.concatAll(
   OllamaRoutes.routes,
   OpenAiRoutes.routes,
   HealthRoutes.routes,
   ObservabilityRoutes.routes,
   BatchRoutes.routes,
   AgentRoutes.routes
-).pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound)))
+)
+
+/** The gateway as an HttpApp (routes plus a 404 for anything else). */
+export const app = router.pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound)))
 
 export interface Options {
   readonly port: number
@@ -54,6 +61,16 @@ const readiness = Layer.effect(
 /** Metric labels: the known routes of both API families. */
 const route = Track.routeOf([...Track.gatewayRoutes, ...OpenAiRoutes.paths])
 
+/** The label values known at start, for the metrics' first samples: backends, required models, routes, priorities. */
+const known = Effect.gen(function* () {
+  const backends = yield* Backends
+  const { chatModels, embedModels } = yield* HealthConfig.requirements
+  const routes = Chunk.toReadonlyArray(router.routes).flatMap(({ method, path }) =>
+    method !== "*" && route(path) === path ? [{ route: path, method }] : []
+  )
+  return { backends: backends.all.map((b) => b.url), chatModels, embedModels, routes, priorities: Slots.priorities }
+})
+
 /** The gateway served with its middleware: measured, stamped (request id, overhead), and drained at shutdown. */
 const served = Layer.unwrapEffect(
   Effect.map(Effect.zip(Shutdown.Drain, Auth.Auth), ([drain, auth]) =>
@@ -67,6 +84,7 @@ const served = Layer.unwrapEffect(
  * Serves the gateway; the HttpServer it provides tells the bound address (port 0 picks a free one). On close,
  * requests in flight drain first (Lifecycle/Shutdown.ts), then the server closes. The agent routes need
  * `AgentRuns` provided from outside (else they answer 503); API batches run in `BatchJobs`, over the engine.
+ * Before it listens, every metric gets its first samples (Observability/InitialSamples.ts).
  */
 export const layer = (options: Options) =>
   Shutdown.onClose.pipe(
@@ -80,5 +98,6 @@ export const layer = (options: Options) =>
     ),
     Telemetry.serverTracing,
     HttpServer.withLogAddress,
-    Layer.provideMerge(NodeHttpServer.layer(Guard.createServer, options))
+    Layer.provideMerge(NodeHttpServer.layer(Guard.createServer, options)),
+    InitialSamples.around(known)
   )

@@ -2,7 +2,8 @@
  * Every Sluice metric, declared once (ARCHITECTURE.md §8). Names start with `sluice_`; labels are bounded sets
  * (model, backend, endpoint, outcome or error kind, priority, route, status, component, topic, agent definition),
  * never prompt text, API keys or per-request ids. docs/metrics.md has one row per metric, and a test checks
- * that the two lists agree (`catalog` below is that list).
+ * that the two lists agree (`catalog` below is that list; `InitialSamples.ts` reads it too, to give every metric
+ * without labels a sample from the gateway's start).
  *
  * Choices:
  * - Counters are made with `incremental: true`, so they render as Prometheus `counter`s (reference pitfall 19).
@@ -18,35 +19,43 @@ import { Duration, Metric, MetricBoundaries } from "effect"
 /** What a metric is in the Prometheus text. */
 export type Kind = "counter" | "gauge" | "histogram"
 
-/** One declared metric: its name, kind, label names and help text. */
+/**
+ * A counter, gauge or histogram declared here (for a duration, the histogram in seconds behind its `Duration`
+ * input). The key type is `any`: Effect's `Metric` is invariant in it, and the catalog holds all three kinds.
+ */
+export type Instrument = Metric.Metric<any, number, unknown>
+
+/** One declared metric: its name, kind, label names, help text, and the metric itself. */
 export interface Declared {
   readonly name: string
   readonly kind: Kind
   readonly labels: ReadonlyArray<string>
   readonly help: string
+  readonly metric: Instrument
 }
 
 const declared: Array<Declared> = []
 
-const declare = (name: string, kind: Kind, help: string, labels: ReadonlyArray<string>) => {
+const declare = <M extends Instrument>(
+  name: string,
+  kind: Kind,
+  help: string,
+  labels: ReadonlyArray<string>,
+  metric: M
+): M => {
   if (declared.some((d) => d.name === name)) throw new Error(`metric ${name} is declared twice`)
-  declared.push({ name, kind, labels, help })
+  declared.push({ name, kind, labels, help, metric })
+  return metric
 }
 
-const counter = (name: string, help: string, labels: ReadonlyArray<string> = []) => {
-  declare(name, "counter", help, labels)
-  return Metric.counter(name, { description: help, incremental: true })
-}
+const counter = (name: string, help: string, labels: ReadonlyArray<string> = []) =>
+  declare(name, "counter", help, labels, Metric.counter(name, { description: help, incremental: true }))
 
-const gauge = (name: string, help: string, labels: ReadonlyArray<string> = []) => {
-  declare(name, "gauge", help, labels)
-  return Metric.gauge(name, { description: help })
-}
+const gauge = (name: string, help: string, labels: ReadonlyArray<string> = []) =>
+  declare(name, "gauge", help, labels, Metric.gauge(name, { description: help }))
 
-const histogram = (name: string, help: string, boundaries: ReadonlyArray<number>, labels: ReadonlyArray<string>) => {
-  declare(name, "histogram", help, labels)
-  return Metric.histogram(name, MetricBoundaries.fromIterable(boundaries), help)
-}
+const histogram = (name: string, help: string, boundaries: ReadonlyArray<number>, labels: ReadonlyArray<string>) =>
+  declare(name, "histogram", help, labels, Metric.histogram(name, MetricBoundaries.fromIterable(boundaries), help))
 
 /** A histogram in seconds that takes a `Duration` (for `Metric.trackDuration`). */
 const seconds = (name: string, help: string, boundaries: ReadonlyArray<number>, labels: ReadonlyArray<string>) =>
@@ -232,15 +241,19 @@ export const healthStatus = gauge("sluice_health_status", "Health per component:
 ])
 export const ready = gauge("sluice_ready", "1 while Sluice accepts work (readiness), else 0.")
 export const startupCheck = gauge("sluice_startup_check", "Startup checks: 1 passed, 0 failed.", ["check", "severity"])
-export const startupDuration = gauge("sluice_startup_duration_seconds", "Time from start to serving.")
+export const startupDuration = gauge(
+  "sluice_startup_duration_seconds",
+  "Time from the process's start to serving (0 while starting)."
+)
 export const shutdownDrain = gauge("sluice_shutdown_drain_seconds", "How long the last shutdown drain took.")
 export const shutdownAbandoned = gauge(
   "sluice_shutdown_abandoned",
   "Calls still running when the last drain deadline passed."
 )
-export const buildInfo = gauge("sluice_build_info", "Always 1; the labels say which Sluice and Node run.", [
+export const buildInfo = gauge("sluice_build_info", "Always 1; the labels say which Sluice, Node and Effect run.", [
   "version",
-  "node"
+  "node",
+  "effect"
 ])
 
 // ---- agents and the bus -------------------------------------------------------------------------------------

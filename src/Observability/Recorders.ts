@@ -7,7 +7,7 @@
  * The Effect/Stream combinators that time calls for you are in `Track.ts`; gauges read from the engine's own
  * stats are set by `Sampler.ts`.
  */
-import { Duration, Effect, Metric } from "effect"
+import { Duration, Effect, Metric, ModuleVersion } from "effect"
 import * as Labels from "./Labels.js"
 import * as Metrics from "./Metrics.js"
 
@@ -193,9 +193,12 @@ export const recordStartup = (durationMs: number): Effect.Effect<void> =>
 export const recordShutdown = (drainMs: number, abandoned: number): Effect.Effect<void> =>
   Effect.zipRight(Metric.set(Metrics.shutdownDrain, drainMs / 1000), Metric.set(Metrics.shutdownAbandoned, abandoned))
 
-/** Sets `sluice_build_info{version,node} 1`. */
+/** Sets `sluice_build_info{version,node,effect} 1` (`version` is Sluice's). */
 export const recordBuildInfo = (version: string): Effect.Effect<void> =>
-  Metric.set(Labels.tag(Metrics.buildInfo, { version, node: process.version }), 1)
+  Metric.set(
+    Labels.tag(Metrics.buildInfo, { version, node: process.version, effect: ModuleVersion.getCurrentVersion() }),
+    1
+  )
 
 // ---- agents and the bus (`agent` is an agent definition's name, never an instance id) -------------------------
 

@@ -126,10 +126,12 @@ const sampleBackend = (b: BackendSource, advance: Advance) =>
     const breaker = yield* b.breaker.stats
     const bucket = yield* b.bucket.snapshot
     const models = b.models === undefined ? undefined : yield* b.models
+    const { limit } = yield* b.slots.snapshot
     yield* Effect.all(
       [
         Metric.set(Labels.tag(Metrics.backendInFlight, at), yield* b.outstanding),
-        Metric.set(Labels.tag(Metrics.backendSlots, at), (yield* b.slots.snapshot).limit),
+        Metric.set(Labels.tag(Metrics.backendSlots, at), limit),
+        Metric.set(Labels.tag(Metrics.schedulerLimit, at), limit),
         models === undefined ? Effect.void : Metric.set(Labels.tag(Metrics.backendModels, at), models.size),
         Metric.set(Labels.tag(Metrics.breakerState, at), stateValue[breaker.state]),
         advance(`trips.${backend}`, Labels.tag(Metrics.breakerTrips, at), breaker.trips),
