@@ -2,13 +2,16 @@
  * Runs the bench suite: every scenario in its own Node process (a crash or a leak in one cannot skew the next),
  * one after the other. A failed scenario is reported and the others still run; the exit code is non-zero if any
  * failed. Results land in bench/results/<scenario>.{md,json} (and tiers.svg); SUMMARY.md lists the runs.
+ * Flags after the scenario names are passed on to every scenario started (each reads the ones it knows).
  *
- *   npm run bench                      all scenarios
+ *   npm run bench                      all scenarios but the soak (it runs only when named: an hour by default)
  *   npm run bench -- tiers overload    only these
+ *   npm run bench -- soak --minutes 5  the soak, shorter
  */
 import { spawn } from "node:child_process"
 import { performance } from "node:perf_hooks"
 import { describe, load, machine } from "./support/Machine.js"
+import { soakMinutes } from "./support/Options.js"
 import { writeFile } from "./support/Report.js"
 
 interface Scenario {
@@ -17,7 +20,14 @@ interface Scenario {
   readonly nodeFlags: ReadonlyArray<string>
   /** Killed after this long (a hung scenario must not hang the suite). */
   readonly timeoutS: number
+  /** Runs only when named, never in the default "all". */
+  readonly onlyWhenNamed?: boolean
 }
+
+const args = process.argv.slice(2)
+const firstFlag = args.findIndex((a) => a.startsWith("--"))
+const wanted = firstFlag === -1 ? args : args.slice(0, firstFlag)
+const flags = firstFlag === -1 ? [] : args.slice(firstFlag)
 
 const scenarios: ReadonlyArray<Scenario> = [
   { name: "tiers", file: "bench/tiers.ts", nodeFlags: [], timeoutS: 240 },
@@ -27,20 +37,23 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "memory", file: "bench/memory.ts", nodeFlags: ["--expose-gc"], timeoutS: 120 },
   { name: "gateway", file: "bench/gateway.ts", nodeFlags: [], timeoutS: 120 },
   { name: "memory-search", file: "bench/memory-search.ts", nodeFlags: [], timeoutS: 400 },
-  { name: "startup", file: "bench/startup.ts", nodeFlags: [], timeoutS: 180 }
+  { name: "startup", file: "bench/startup.ts", nodeFlags: [], timeoutS: 180 },
+  { name: "soak", file: "bench/soak.ts", nodeFlags: [], timeoutS: soakMinutes(flags) * 60 + 300, onlyWhenNamed: true }
 ]
 
-const wanted = process.argv.slice(2)
 const unknown = wanted.filter((w) => !scenarios.some((s) => s.name === w))
 if (unknown.length > 0) {
   console.error(`unknown scenario(s): ${unknown.join(", ")}; known: ${scenarios.map((s) => s.name).join(", ")}`)
   process.exit(2)
 }
-const selected = wanted.length === 0 ? scenarios : scenarios.filter((s) => wanted.includes(s.name))
+const selected =
+  wanted.length === 0
+    ? scenarios.filter((s) => s.onlyWhenNamed !== true)
+    : scenarios.filter((s) => wanted.includes(s.name))
 
 const run = (scenario: Scenario) =>
   new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-    const child = spawn(process.execPath, [...scenario.nodeFlags, "--import", "tsx", scenario.file], {
+    const child = spawn(process.execPath, [...scenario.nodeFlags, "--import", "tsx", scenario.file, ...flags], {
       stdio: "inherit"
     })
     const timer = setTimeout(() => child.kill("SIGTERM"), scenario.timeoutS * 1000)

@@ -1,8 +1,8 @@
 /**
  * The server under the client under test, in its own process: the simulator (`simulator-process.ts`, with a
- * latency model given as a config override) or the fixed-reply stub (`stub-server.ts`). Reads the URL the child
- * prints; `stop` sends SIGTERM and waits for the exit. `cpuMs` reads the child's CPU time from /proc (Linux), so a
- * bench can tell when the server, not the client, was the limit.
+ * latency model given as a config override), the fixed-reply stub (`stub-server.ts`) or `sluice serve`. Reads the
+ * URL the child prints; `stop` sends SIGTERM and waits for the exit. `cpuMs` reads the child's CPU time from /proc
+ * (Linux), so a bench can tell when the server, not the client, was the limit.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
@@ -39,9 +39,12 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL")
 })
 
-const start = (args: Array<string>, pattern: RegExp): Promise<Server> =>
+const start = (args: Array<string>, pattern: RegExp, env?: NodeJS.ProcessEnv): Promise<Server> =>
   new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] })
+    const child: ChildProcess = spawn(process.execPath, args, {
+      stdio: ["ignore", "pipe", "inherit"],
+      ...(env === undefined ? {} : { env })
+    })
     running.add(child)
     child.once("exit", () => running.delete(child))
     let out = ""
@@ -79,6 +82,10 @@ export const simulator = async (config: ConfigOverrides): Promise<Simulator> => 
     resetStats: () => fetch(`${server.url}/_sim/reset`, { method: "POST" }).then((r) => void r.body?.cancel())
   }
 }
+
+/** Starts `sluice serve` (the built bundle, bin/sluice.mjs) on a free port in front of `backend`, with `env`. */
+export const sluiceServe = (backend: string, env: NodeJS.ProcessEnv): Promise<Server> =>
+  start(["bin/sluice.mjs", "serve", "--port", "0", "--ollama", backend], /Listening on (http:\/\/[^\s"'}\\]+)/, env)
 
 /** Starts the fixed-reply stub server. */
 export const stub = (): Promise<Server> =>
