@@ -3,22 +3,25 @@
  * The bytes go through the Guard first (size cap, UTF-8, nesting depth), then the Schema.
  * Unknown fields are preserved (not stripped), so options a newer client sends still reach Ollama.
  * Every refusal is a typed `BadRequest` (400, or 413 for an oversized body) that the routes answer in
- * their family's error shape.
+ * their family's error shape; a Schema refusal is worded by `refuse` (BodyErrors.ts: Ollama's words unless the
+ * route says otherwise), never with Schema's rendering of the type.
  */
-import { Effect, ParseResult, Schema } from "effect"
-import { BadRequest, readJson } from "./Guard.js"
+import { Effect, Schema } from "effect"
+import * as BodyErrors from "./BodyErrors.js"
+import { type BadRequest, readJson } from "./Guard.js"
 
 export { BadRequest } from "./Guard.js"
 
-/** Validates an already parsed JSON value with `schema`. */
-export const decodeValue = <A, I>(schema: Schema.Schema<A, I>) => {
+/** Validates an already parsed JSON value with `schema`; a refusal is worded by `refuse`. */
+export const decodeValue = <A, I>(schema: Schema.Schema<A, I>, refuse: BodyErrors.Refuse = BodyErrors.ollama()) => {
   const decode = Schema.decodeUnknown(schema, { onExcessProperty: "preserve", errors: "first" })
   return (value: unknown): Effect.Effect<A, BadRequest> =>
     decode(value).pipe(
-      Effect.mapError((e) => new BadRequest({ reason: ParseResult.TreeFormatter.formatErrorSync(e), status: 400 })),
+      Effect.mapError(refuse),
       Effect.tapError((e) => Effect.logDebug(`request refused (400): ${e.reason}`))
     )
 }
 
-/** Decodes the body of the current request with `schema`. */
-export const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => Effect.flatMap(readJson, decodeValue(schema))
+/** Decodes the body of the current request with `schema`; a refusal is worded by `refuse`. */
+export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, refuse: BodyErrors.Refuse = BodyErrors.ollama()) =>
+  Effect.flatMap(readJson, decodeValue(schema, refuse))

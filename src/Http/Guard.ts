@@ -18,8 +18,16 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Config, Context, Data, Effect, Layer, Option } from "effect"
 import { createServer as createNodeServer, type IncomingMessage, type Server } from "node:http"
 
-/** A refused request: a client mistake, answered with `status` (400 unless said otherwise) and `reason`. */
-export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly reason: string; readonly status: number }> {
+/**
+ * A refused request: a client mistake, answered with `status` (400 unless said otherwise) and `reason`. `param` and
+ * `code` fill the fields of OpenAI's error envelope when a `/v1` route knows them (see BodyErrors.ts).
+ */
+export class BadRequest extends Data.TaggedError("BadRequest")<{
+  readonly reason: string
+  readonly status: number
+  readonly param?: string
+  readonly code?: string
+}> {
   override get message() {
     return this.reason
   }

@@ -22,6 +22,7 @@ import { Catalog } from "../Llm/Catalog.js"
 import { type CallOptions, Llm, type Served } from "../Llm/Llm.js"
 import * as Auth from "./Auth.js"
 import { type BadRequest, decodeBody } from "./Body.js"
+import * as BodyErrors from "./BodyErrors.js"
 import * as Respond from "./Respond.js"
 
 const running = HttpServerResponse.text("Ollama is running", { contentType: "text/plain; charset=utf-8" })
@@ -63,11 +64,14 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
     })
   )
 
+/** Ollama's one sentence for any wrong `input` on /api/embed. */
+const embedRefusal = BodyErrors.ollama({ input: "invalid input type" })
+
 /** `/api/embed` through the engine (cached, retried, batched later). */
 const embed = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
-    const req = yield* decodeBody(EmbedRequest)
+    const req = yield* decodeBody(EmbedRequest, embedRefusal)
     return served(yield* llm.embedServed(req, yield* Auth.callOptions))
   })
 )

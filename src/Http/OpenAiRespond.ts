@@ -1,8 +1,9 @@
 /**
  * How the `/v1` routes answer: JSON bodies, errors in OpenAI's envelope
- * `{"error":{"message","type","param":null,"code":null}}` with the native status (`type` is
- * `invalid_request_error` for 400/413, `not_found_error` for 404, `api_error` otherwise), and SSE streams. An unknown
- * model is `model 'x' not found` on every route.
+ * `{"error":{"message","type","param","code"}}` with the native status (`type` is
+ * `invalid_request_error` for 400/413, `not_found_error` for 404, `api_error` otherwise), and SSE streams. `param`
+ * and `code` are null except for a body the wire Schema refuses (the field, and OpenAI's `invalid_type`,
+ * `invalid_value` or `missing_required_parameter`). An unknown model is `model 'x' not found` on every route.
  *
  * A stream pulls its first event before the response starts, so a failure before it (an unknown model, a full
  * queue) is a proper status with the envelope. After it, a failure becomes one `data: {"error":{...}}` event and the
@@ -19,20 +20,24 @@ import * as Respond from "./Respond.js"
 export const errorType = (status: number): string =>
   status === 404 ? "not_found_error" : status === 400 || status === 413 ? "invalid_request_error" : "api_error"
 
-/** OpenAI's error envelope. */
-export const envelope = (status: number, message: string) => ({
-  error: { message, type: errorType(status), param: null, code: null }
+/** OpenAI's error envelope; `param` names the field at fault and `code` says how, when they are known. */
+export const envelope = (status: number, message: string, param: string | null = null, code: string | null = null) => ({
+  error: { message, type: errorType(status), param, code }
 })
 
-export const error = (status: number, message: string): HttpServerResponse.HttpServerResponse =>
-  Respond.json(envelope(status, message), status)
+export const error = (
+  status: number,
+  message: string,
+  param: string | null = null,
+  code: string | null = null
+): HttpServerResponse.HttpServerResponse => Respond.json(envelope(status, message, param, code), status)
 
 /** One message for an unknown model on every route (Ollama's embed handler words it differently). */
 const messageOf = (e: LlmError): string => (e._tag === "ModelNotFound" ? `model '${e.model}' not found` : e.message)
 
 /** An engine error or a refused request in OpenAI's envelope, with its status (and Retry-After when it has one). */
 export const fromFailure = (e: LlmError | BadRequest): HttpServerResponse.HttpServerResponse => {
-  if (e._tag === "BadRequest") return error(e.status, e.message)
+  if (e._tag === "BadRequest") return error(e.status, e.message, e.param ?? null, e.code ?? null)
   const response = error(statusOf(e), messageOf(e))
   const retryAfter = retryAfterOf(e)
   return retryAfter === undefined

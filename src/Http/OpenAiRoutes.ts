@@ -16,6 +16,7 @@ import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Catalog } from "../Llm/Catalog.js"
 import { Llm, type Served } from "../Llm/Llm.js"
 import { decodeBody } from "./Body.js"
+import * as BodyErrors from "./BodyErrors.js"
 import type { BadRequest } from "./Guard.js"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiApi.js"
 import * as OpenAiRequest from "./OpenAiRequest.js"
@@ -44,7 +45,7 @@ const chat = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
     const options = yield* Auth.callOptions
-    const body = yield* decodeBody(ChatCompletionRequest)
+    const body = yield* decodeBody(ChatCompletionRequest, BodyErrors.openAi)
     const req = yield* OpenAiRequest.chat(body)
     const meta = yield* OpenAiResponse.meta("chatcmpl")
     if (body.stream === true) {
@@ -61,7 +62,7 @@ const completions = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
     const options = yield* Auth.callOptions
-    const body = yield* decodeBody(CompletionRequest)
+    const body = yield* decodeBody(CompletionRequest, BodyErrors.openAi)
     const req = OpenAiRequest.completion(body)
     const meta = yield* OpenAiResponse.meta("cmpl")
     if (body.stream === true) {
@@ -79,7 +80,10 @@ const embeddings = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
     const options = yield* Auth.callOptions
-    const { encoding, req } = yield* Effect.flatMap(decodeBody(EmbeddingRequest), OpenAiRequest.embedding)
+    const { encoding, req } = yield* Effect.flatMap(
+      decodeBody(EmbeddingRequest, BodyErrors.openAi),
+      OpenAiRequest.embedding
+    )
     const answer = yield* Shutdown.untilDeadline(llm.embedServed(req, options))
     return served(OpenAiResponse.embeddings(answer.value, encoding), answer)
   })
