@@ -71,7 +71,7 @@ export interface EngineConfig {
 /**
  * `SLUICE_BACKEND_SLOTS` (8), `SLUICE_BACKEND_RPS` (unlimited), `SLUICE_BACKEND_TPM` (unlimited),
  * `SLUICE_CACHE_TTL` ("10 minutes"), `SLUICE_CACHE_MAX_ENTRIES` (10000), `SLUICE_CACHE_MAX_BYTES` (64 MiB),
- * `SLUICE_RETRY_MAX` (3), `SLUICE_DEADLINE` ("10 minutes").
+ * `SLUICE_RETRY_MAX` (12), `SLUICE_DEADLINE` ("10 minutes").
  */
 export const engine: Config.Config<EngineConfig> = Config.all({
   slots: Config.integer("SLUICE_BACKEND_SLOTS").pipe(Config.withDefault(8)),
@@ -80,7 +80,7 @@ export const engine: Config.Config<EngineConfig> = Config.all({
   ttl: Config.duration("SLUICE_CACHE_TTL").pipe(Config.withDefault(Duration.minutes(10))),
   maxEntries: Config.integer("SLUICE_CACHE_MAX_ENTRIES").pipe(Config.withDefault(10_000)),
   maxBytes: Config.integer("SLUICE_CACHE_MAX_BYTES").pipe(Config.withDefault(64 * 1024 * 1024)),
-  maxRetries: Config.integer("SLUICE_RETRY_MAX").pipe(Config.withDefault(3)),
+  maxRetries: Config.integer("SLUICE_RETRY_MAX").pipe(Config.withDefault(12)),
   deadline: Config.duration("SLUICE_DEADLINE").pipe(Config.withDefault(Duration.minutes(10)))
 }).pipe(
   Config.map((c) => ({

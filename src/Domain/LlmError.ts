@@ -237,13 +237,13 @@ export type LlmError = typeof LlmError.Type
 
 /**
  * Whether a failure means the backend is unwell (so a circuit breaker counts it): transport failures, timeouts,
- * 5xx, 503 busy, broken streams. A client's 4xx (bad request, unknown model) never counts.
+ * 5xx other than 503 busy, broken streams. A client's 4xx (bad request, unknown model) never counts, nor does 503
+ * busy: that is backpressure (`isBackpressure`), a backend doing its job at capacity.
  */
 export const isBackendFailure = (error: LlmError): boolean => {
   switch (error._tag) {
     case "TransportError":
     case "TimeoutError":
-    case "ServerBusy":
     case "StreamError":
     case "StreamIncomplete":
       return true
@@ -253,6 +253,12 @@ export const isBackendFailure = (error: LlmError): boolean => {
       return false
   }
 }
+
+/**
+ * Whether a failure is the backend saying it is full (503 server busy): the scheduler lowers the backend's limit
+ * and puts the call back in its line, without spending a retry; the breaker does not count it.
+ */
+export const isBackpressure = (error: LlmError): error is ServerBusy => error._tag === "ServerBusy"
 
 /** The Retry-After hint an error carries, in milliseconds, if any. */
 export const retryAfterOf = (error: LlmError): number | undefined =>

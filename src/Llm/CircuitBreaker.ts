@@ -1,38 +1,49 @@
 /**
- * A circuit breaker per backend (ARCHITECTURE.md §3): while a backend is unwell, calls to it fail fast with
- * `CircuitOpen` (which the engine retries on another backend) instead of piling up on it.
+ * A circuit breaker per backend (ARCHITECTURE.md §3) that tells a flaky backend from a dead one: a dead backend
+ * fails fast with `CircuitOpen` instead of piling calls up on it; a flaky one keeps serving, because a breaker
+ * that refuses what a direct call would have answered makes the backend look worse than it is.
  *
- * Choices:
- * - States closed / open / half-open. Closed opens on `consecutiveFailures` backend failures in a row, or when a
- *   failure makes the failure ratio of the rolling `window` reach `failureRatio` over at least `minimumVolume` calls.
- *   The window is 10 buckets over `Clock` time (so it is exact to a tenth of the window); the ratio is checked on
- *   failures only, so a success never opens the breaker.
- * - The open period is `openFor × backoffFactor^(trips in a row - 1)`, capped at `maxOpenFor`; a close resets it.
+ * Choices (after resilience4j's sliding window and Envoy's outlier detection):
+ * - States closed / open / half-open. Closed opens when `consecutiveFailures` backend failures come in a row (a
+ *   dead backend: 20 by default, so 16 concurrent calls failing together at a 25 % fault rate never make a streak
+ *   long enough; 0.27^20 ~ 4e-12), or when the failure ratio of the rolling `window` reaches `failureRatio` over at
+ *   least `minimumVolume` calls (100 by default, resilience4j's minimum: a flaky backend's early streaks do not
+ *   count; at a 27 % fault rate the chance that 100 calls reach 50 % is ~1e-7). The window is 10 buckets over
+ *   `Clock` time; the ratio is checked on failures only, so a success never opens the breaker.
+ * - Dead or degraded: the breaker is *dead* while its failures in a row (across probes) reach
+ *   `consecutiveFailures`; a breaker opened by the ratio rule is *degraded*. Both are skipped in the choice of a
+ *   backend while another admits the call. When no backend admits a call (`awaitTurn`), it waits within its
+ *   deadline for the next half-open probe's outcome instead of failing at once (Envoy's panic threshold: ejection
+ *   never simply refuses all traffic), except that an open dead breaker fails it at once: a dead backend fails fast.
+ * - The open period is `openFor x backoffFactor^(trips in a row - 1)`, capped at `maxOpenFor`; a close resets it.
  * - Open turns into half-open lazily, on the next call, `state` or `isCallPermitted` after the period (no fiber).
- *   Half-open admits `halfOpenProbes` concurrent probes, the others fail fast; the first probe that succeeds
+ *   Half-open admits `halfOpenProbes` concurrent probes, the others are refused; the first probe that succeeds
  *   closes the breaker, the first that fails opens it again for a longer period.
- * - What counts (`outcomeOf`): a backend failure (`isBackendFailure`: transport, timeouts, 5xx, 503 busy, broken
- *   streams) is a failure; a success, or an answer the backend gave (a 4xx, an undecodable body), is a success;
- *   interruption, defects and the engine's own refusals (rate limit, queue, budget, shutdown) count as nothing.
+ * - What counts (`outcomeOf`): a backend failure (`isBackendFailure`: transport, timeouts, 5xx, broken streams) is
+ *   a failure; a success, or an answer the backend gave (a 4xx, an undecodable body), is a success; 503 busy is
+ *   backpressure (the scheduler lowers the backend's limit and re-queues the call), not ill health, so it counts as
+ *   nothing, like interruption, defects and the engine's own refusals (rate limit, queue, budget, shutdown).
  * - Every call carries the epoch of the state it was admitted in (each transition starts a new epoch): a call that
  *   ends after a transition is ignored, except that a probe always gives its slot back.
  * - A rejection's `retryAfterMs` is the time left while open, and the base `openFor` while half-open with all
  *   probe slots taken (the probes' outcome is unknown).
- * - The state is one `Ref` changed by pure functions; transitions are logged afterwards (warning when opening,
- *   info when half-opening and closing), annotated with the backend name.
+ * - The state is one plain value changed by pure functions inside `Effect.sync` (fibers run on one thread, so a
+ *   step is atomic), which lets `awaitTurn` check the epoch and register its wake-up in one synchronous step;
+ *   transitions wake those waiters and are logged (warning when opening, info when half-opening and closing),
+ *   annotated with the backend name.
  * - The `CircuitBreaker` service is a registry: one breaker per name, made on first use with that use's options.
  */
-import { Cause, Clock, Duration, Effect, Exit, Option, Ref, Stream, SynchronizedRef } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option, Stream, SynchronizedRef } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import { CircuitOpen, isBackendFailure } from "../Domain/LlmError.js"
 
 /** The knobs of one breaker; each absent field has the default documented on it. */
 export interface Options {
-  /** Backend failures in a row that open the breaker. Default 5. */
+  /** Backend failures in a row that open the breaker and mark it dead (fail fast). Default 20. */
   readonly consecutiveFailures?: number
   /** Share of failed calls in the window that opens the breaker. Default 0.5. */
   readonly failureRatio?: number
-  /** Calls the window must hold before the ratio counts. Default 20. */
+  /** Calls the window must hold before the ratio counts. Default 100. */
   readonly minimumVolume?: number
   /** The rolling window of the ratio rule. Default 10 s. */
   readonly window?: Duration.DurationInput
@@ -58,6 +69,8 @@ export interface Stats {
   /** State changes. */
   readonly transitions: number
   readonly consecutiveFailures: number
+  /** Whether its failures in a row reached `consecutiveFailures`: while open, calls no backend admits fail fast. */
+  readonly dead: boolean
   /** While open: when it turns half-open (Clock ms). */
   readonly openUntilMs?: number
 }
@@ -74,15 +87,26 @@ export interface Breaker {
   readonly state: Effect.Effect<State>
   /** Whether a call would be admitted now; false while open. For the choice of a backend. */
   readonly isCallPermitted: Effect.Effect<boolean>
+  /**
+   * For a call that no backend admits: resolves once this breaker may admit it ("changed": its open period passed
+   * or a probe ended), at once with "dead" when it is open and dead (the call should fail fast), or with "expired"
+   * when `until` (Clock ms) comes first.
+   */
+  readonly awaitTurn: (until: number) => Effect.Effect<Turn>
   readonly stats: Effect.Effect<Stats>
 }
+
+export type Turn = "changed" | "dead" | "expired"
+
+/** The defaults of the trip rules, in one place (the periods' defaults are on `Options`). */
+export const defaults = { consecutiveFailures: 20, failureRatio: 0.5, minimumVolume: 100 } as const
 
 const settingsOf = (options: Options = {}) => {
   const windowMs = Math.max(1, Duration.toMillis(options.window ?? "10 seconds"))
   return {
-    consecutiveFailures: Math.max(1, options.consecutiveFailures ?? 5),
-    failureRatio: options.failureRatio ?? 0.5,
-    minimumVolume: Math.max(1, options.minimumVolume ?? 20),
+    consecutiveFailures: Math.max(1, options.consecutiveFailures ?? defaults.consecutiveFailures),
+    failureRatio: options.failureRatio ?? defaults.failureRatio,
+    minimumVolume: Math.max(1, options.minimumVolume ?? defaults.minimumVolume),
     windowMs,
     bucketMs: windowMs / 10,
     openForMs: Duration.toMillis(options.openFor ?? "5 seconds"),
@@ -97,7 +121,7 @@ type Settings = ReturnType<typeof settingsOf>
 type Bucket = { readonly start: number; readonly calls: number; readonly failures: number }
 
 /** The whole state of a breaker; `epoch` grows with each transition. */
-interface Machine extends Omit<Stats, "openUntilMs"> {
+interface Machine extends Omit<Stats, "openUntilMs" | "dead"> {
   readonly epoch: number
   readonly openUntil: number
   readonly probes: number
@@ -211,6 +235,8 @@ const settle = (m: Machine, permit: Permit, outcome: Outcome, now: number, s: Se
 
 /** Engine errors raised before the backend was reached: they say nothing about its health. */
 const localTags = new Set(["CircuitOpen", "RateLimited", "QueueFull", "BudgetExceeded", "ShuttingDown"])
+/** 503 busy: backpressure, handled by the scheduler (see the module comment). */
+const neutralTags = new Set([...localTags, "ServerBusy"])
 
 const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
   if (Exit.isSuccess(exit)) return "success"
@@ -218,7 +244,7 @@ const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
   if (typeof failure !== "object" || failure === null || !("_tag" in failure) || typeof failure._tag !== "string") {
     return "neutral"
   }
-  if (localTags.has(failure._tag)) return "neutral"
+  if (neutralTags.has(failure._tag)) return "neutral"
   return isBackendFailure(failure as LlmError) ? "failure" : "success"
 }
 
@@ -235,54 +261,107 @@ const logChange = (name: string, change: Change | undefined): Effect.Effect<void
   )
 }
 
-const statsOf = (m: Machine): Stats => ({
+const isDead = (m: Machine, s: Settings): boolean => m.consecutiveFailures >= s.consecutiveFailures
+
+const statsOf = (m: Machine, s: Settings): Stats => ({
   state: m.state,
   trips: m.trips,
   rejections: m.rejections,
   transitions: m.transitions,
   consecutiveFailures: m.consecutiveFailures,
+  dead: isDead(m, s),
   ...(m.state === "open" ? { openUntilMs: m.openUntil } : {})
 })
 
 const permits = (m: Machine, s: Settings): boolean =>
   m.state === "closed" || (m.state === "half-open" && m.probes < s.halfOpenProbes)
 
-/** Applies a pure step to the state at the Clock's time, then logs the transition it made, if any. */
-const stepper =
-  (ref: Ref.Ref<Machine>, name: string) =>
-  <A>(f: (m: Machine, now: number) => Step<A>): Effect.Effect<A> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+/**
+ * The state of one breaker: a plain value changed by pure steps inside `Effect.sync` (atomic, see the module
+ * comment), and the wake-ups of the calls waiting for a transition.
+ */
+class Cell {
+  machine: Machine = initial
+  readonly waiting = new Set<() => void>()
+
+  constructor(readonly name: string) {}
+
+  /** Applies a pure step at the Clock's time, wakes the waiters on a transition, then logs it. */
+  step<A>(f: (m: Machine, now: number) => Step<A>): Effect.Effect<A> {
+    return Effect.clockWith((clock) =>
       Effect.flatMap(
-        Ref.modify(ref, (m) => {
-          const [a, next, change] = f(m, now)
-          return [[a, change] as const, next]
+        Effect.sync(() => {
+          const [a, next, change] = f(this.machine, clock.unsafeCurrentTimeMillis())
+          this.machine = next
+          if (change !== undefined) this.wakeAll()
+          return [a, change] as const
         }),
-        ([a, change]) => Effect.as(logChange(name, change), a)
+        ([a, change]) => Effect.as(logChange(this.name, change), a)
       )
     )
+  }
+
+  private wakeAll(): void {
+    const woken = Array.from(this.waiting)
+    this.waiting.clear()
+    for (const wake of woken) wake()
+  }
+
+  /** Resumes at the first transition after `epoch` (at once if one already happened). */
+  transitionAfter(epoch: number): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.machine.epoch !== epoch) return resume(Effect.void)
+      const wake = () => resume(Effect.void)
+      this.waiting.add(wake)
+      return Effect.sync(() => this.waiting.delete(wake))
+    })
+  }
+}
+
+/** See `Breaker.awaitTurn`. */
+const awaitTurn = (cell: Cell, s: Settings, until: number): Effect.Effect<Turn> =>
+  Effect.flatMap(
+    Effect.zipRight(
+      cell.step((m, now) => advance(m, now)),
+      Clock.currentTimeMillis
+    ),
+    (now): Effect.Effect<Turn> => {
+      const m = cell.machine
+      if (permits(m, s)) return Effect.succeed("changed")
+      if (m.state === "open" && isDead(m, s)) return Effect.succeed("dead")
+      if (now >= until) return Effect.succeed("expired")
+      // open and degraded: until the period passes; half-open with its probes out: until a probe ends
+      const wakeAt = m.state === "open" ? Math.min(m.openUntil, until) : until
+      return Effect.raceFirst(
+        Effect.as(cell.transitionAfter(m.epoch), "changed" as const),
+        Effect.as(Effect.sleep(Duration.millis(Math.max(0, wakeAt - now))), wakeAt >= until ? "expired" : "changed")
+      )
+    }
+  )
 
 /** Makes the breaker of one backend. */
 export const make = (name: string, options?: Options): Effect.Effect<Breaker> =>
-  Effect.map(Ref.make(initial), (ref) => {
+  Effect.sync(() => {
     const s = settingsOf(options)
-    const step = stepper(ref, name)
+    const cell = new Cell(name)
     const acquire = Effect.flatMap(
-      step((m, now) => admit(m, now, s)),
+      cell.step((m, now) => admit(m, now, s)),
       (permit): Effect.Effect<Permit, CircuitOpen> =>
         typeof permit === "number"
           ? Effect.fail(new CircuitOpen({ backend: name, retryAfterMs: permit }))
           : Effect.succeed(permit)
     )
     const release = (permit: Permit, exit: Exit.Exit<unknown, unknown>) =>
-      step((m, now) => settle(m, permit, outcomeOf(exit), now, s))
-    const current = Effect.zipRight(step(advance), Ref.get(ref))
+      cell.step((m, now) => settle(m, permit, outcomeOf(exit), now, s))
+    const current = Effect.map(cell.step(advance), () => cell.machine)
     return {
       name,
       protect: (effect) => Effect.acquireUseRelease(acquire, () => effect, release),
       protectStream: (stream) => Stream.unwrapScoped(Effect.as(Effect.acquireRelease(acquire, release), stream)),
       state: Effect.map(current, (m) => m.state),
       isCallPermitted: Effect.map(current, (m) => permits(m, s)),
-      stats: Effect.map(current, statsOf)
+      awaitTurn: (until) => awaitTurn(cell, s, until),
+      stats: Effect.map(current, (m) => statsOf(m, s))
     } satisfies Breaker
   })
 

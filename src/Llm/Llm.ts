@@ -23,6 +23,7 @@ import * as EmbedBatcher from "./EmbedBatcher.js"
 import * as Recorders from "../Observability/Recorders.js"
 import * as Track from "../Observability/Track.js"
 import * as Fallback from "./Fallback.js"
+import * as Hedge from "./Hedge.js"
 import type * as Slots from "./Scheduler/Slots.js"
 import * as Pipeline from "./Pipeline.js"
 import * as Replies from "./Replies.js"
@@ -54,6 +55,8 @@ export interface Options {
   readonly batching?: EmbedBatcher.Options
   readonly retry?: Retry.Options
   readonly timeouts?: Timeouts.Options
+  /** Hedged attempts against stalls (Hedge.ts); `{ budget: 0 }` turns them off. */
+  readonly hedge?: Hedge.Options
   /** Fallback strategies by model name. */
   readonly fallbacks?: Readonly<Record<string, ReadonlyArray<Fallback.Strategy>>>
   /** Fallbacks for models without their own entry; default: serve a stale cache entry. */
@@ -81,6 +84,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       const backends = yield* Backends
       const cache = yield* ResponseCache
       const stats = yield* Ref.make<Stats>({ calls: 0, retries: 0, fallbacks: {} })
+      const hedger = yield* Hedge.make(options.hedge)
       const fallbacksByModel = new Map(
         Object.entries(options.fallbacks ?? {}).map(([model, list]) => [normalizeName(model), list])
       )
@@ -100,6 +104,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
             }))
       const settings = (call: CallOptions): Pipeline.Settings => ({
         retry: options.retry ?? {},
+        hedger,
         timeouts: {
           ...Timeouts.defaults,
           ...options.timeouts,
@@ -338,6 +343,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         embedServed,
         embedMany,
         stats: Ref.get(stats),
+        hedges: hedger.hedges,
         batching: batcher.stats
       } as const
     })

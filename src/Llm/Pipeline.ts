@@ -16,8 +16,10 @@ import { Clock, Effect, Exit, Ref, Stream } from "effect"
 import { CircuitOpen, everyBackend, type LlmError, type OllamaError } from "../Domain/LlmError.js"
 import type { OllamaClient } from "../Ollama/OllamaClient.js"
 import type { Backend, Backends } from "./Backends.js"
+import type { Turn } from "./CircuitBreaker.js"
 import * as Track from "../Observability/Track.js"
 import type * as Admission from "./Admission.js"
+import * as Hedge from "./Hedge.js"
 import * as Retry from "./Retry.js"
 import * as Slots from "./Scheduler/Slots.js"
 import * as Timeouts from "./Timeouts.js"
@@ -25,6 +27,8 @@ import * as Timeouts from "./Timeouts.js"
 export interface Settings {
   readonly retry: Retry.Options
   readonly timeouts: Timeouts.Options
+  /** Hedges attempts that run far longer than usual (Hedge.ts); none without it. */
+  readonly hedger?: Hedge.Hedger | undefined
 }
 
 /** What one call does on whichever backend it lands. */
@@ -53,25 +57,63 @@ const allOpen = (backends: Backends) =>
   })
 
 /**
- * Picks the best backend not tried yet in this call (or the best one when all were tried); the backend the call
- * holds a reserved slot on goes first while it is still a candidate.
+ * No backend admits the call: it waits (until `until`) for the first breaker that is not dead to admit calls
+ * again (its open period passed, or its half-open probe ended); when every breaker is open and dead, or the wait
+ * reaches `until`, the call fails with CircuitOpen on every backend (CircuitBreaker.ts, "dead or degraded").
  */
-const pick = (backends: Backends, model: string, tried: Ref.Ref<ReadonlySet<string>>, reservedOn?: string) =>
+const awaitBreakers = (backends: Backends, until: number): Effect.Effect<void, CircuitOpen> =>
+  Effect.flatMap(
+    Effect.raceAll(
+      backends.all.map((b): Effect.Effect<Turn> =>
+        Effect.flatMap(b.breaker.awaitTurn(until), (turn) => (turn === "dead" ? Effect.never : Effect.succeed(turn)))
+      )
+    ).pipe(Effect.raceFirst(Effect.andThen(everyDead(backends), Effect.succeed<Turn>("dead")))),
+    (turn) => (turn === "changed" ? Effect.void : Effect.flip(allOpen(backends)))
+  )
+
+/** Succeeds when every breaker is open and dead (at once, or never). */
+const everyDead = (backends: Backends): Effect.Effect<void> =>
+  Effect.flatMap(
+    Effect.forEach(backends.all, (b) => Effect.map(b.breaker.stats, (s) => s.dead && s.state === "open")),
+    (dead) => (dead.every(Boolean) ? Effect.void : Effect.never)
+  )
+
+/**
+ * Picks the best backend not tried yet in this call (or the best one when all were tried); the backend the call
+ * holds a reserved slot on goes first while it is still a candidate. When no backend admits calls, waits for a
+ * breaker's turn (`awaitBreakers`).
+ */
+const pick = (
+  backends: Backends,
+  model: string,
+  tried: Ref.Ref<ReadonlySet<string>>,
+  until: number,
+  reservedOn?: string
+): Effect.Effect<Backend, CircuitOpen> =>
   Effect.gen(function* () {
     const candidates = yield* backends.candidates(model)
     const seen = yield* Ref.get(tried)
     const untried = candidates.filter((b) => !seen.has(b.url))
     const backend = untried.find((b) => b.url === reservedOn) ?? untried[0] ?? candidates[0]
-    if (backend === undefined) return yield* Effect.flip(allOpen(backends))
+    if (backend === undefined) {
+      yield* awaitBreakers(backends, until)
+      return yield* pick(backends, model, tried, until, reservedOn)
+    }
     yield* Ref.set(tried, new Set(seen).add(backend.url))
     return backend
   })
+
+/** A CircuitOpen of one backend: its breaker turned between the choice and the call (the choice skips open ones). */
+const lostRace = (error: LlmError): boolean => error._tag === "CircuitOpen" && error.backend !== everyBackend
 
 /** Output tokens: the adaptive limit measures latency per token, so long answers do not look like overload. */
 const workOf =
   <A>(call: Call<A>) =>
   (answer: A): number =>
     Math.max(1, call.tokens(answer))
+
+/** Calls of one method and model share their latencies (Hedge.ts). */
+const keyOf = (call: { readonly method: string; readonly model: string }): string => `${call.method} ${call.model}`
 
 const engineWhere = (call: { readonly method: string }): Timeouts.Where => ({ backend: "engine", method: call.method })
 
@@ -81,10 +123,14 @@ const onBackend = <A>(
   call: Call<A>,
   run: (client: OllamaClient.Service) => Effect.Effect<A, OllamaError>,
   settings: Settings,
-  until: number
+  until: number,
+  mark: Hedge.Mark
 ): Effect.Effect<A, LlmError> => {
   const where = { attempt: { backend: backend.url, method: call.method }, deadline: engineWhere(call) }
-  const attempt = Effect.suspend(() => run(backend.client)).pipe(
+  const attempt = Effect.zipRight(
+    Hedge.start(mark),
+    Effect.suspend(() => run(backend.client))
+  ).pipe(
     Timeouts.attemptWithin(where, settings.timeouts, until),
     // No span of its own: the client's `OllamaClient.<method>` span (backend, model) is the attempt's span.
     Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method })
@@ -94,9 +140,11 @@ const onBackend = <A>(
     work: workOf(call),
     reserved: call.admitted?.reservation,
     deadlineAt: until,
-    onExpired: () => Timeouts.deadlineError(where.deadline, settings.timeouts.deadline)
+    onExpired: () => Timeouts.deadlineError(where.deadline, settings.timeouts.deadline),
+    lease: mark
   })
-  return backend.bucket.limit(backend.breaker.protect(slotted)).pipe(
+  const requeued = Effect.retry(slotted, Retry.requeue(until))
+  return backend.bucket.limit(backend.breaker.protect(requeued)).pipe(
     Effect.tap((answer) => backend.bucket.charge(call.tokens(answer))),
     backends.track(backend)
   )
@@ -116,11 +164,14 @@ export const unary = <A>(
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const until = Timeouts.deadlineAt(now - (call.admitted?.waitedMs ?? 0), settings.timeouts.deadline)
     if (until <= now) return Effect.fail(Timeouts.deadlineError(engineWhere(call), settings.timeouts.deadline))
-    return Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
-      Effect.flatMap(pick(backends, call.model, tried, call.admitted?.backend), (backend) =>
-        onBackend(backends, backend, call, run, settings, until)
-      ).pipe(Retry.retry({ ...settings.retry, onRetry, until }))
-    )
+    return Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) => {
+      const attempt = (mark: Hedge.Mark): Effect.Effect<A, LlmError> =>
+        Effect.flatMap(pick(backends, call.model, tried, until, call.admitted?.backend), (backend) =>
+          onBackend(backends, backend, call, run, settings, until, mark)
+        ).pipe(Effect.catchIf(lostRace, () => attempt(mark)))
+      const hedged = settings.hedger?.run(keyOf(call), attempt) ?? attempt({ at: undefined })
+      return Retry.retry({ ...settings.retry, onRetry, until })(hedged)
+    })
   })
 
 const streamOnBackend = <A>(
@@ -129,12 +180,19 @@ const streamOnBackend = <A>(
   call: Call<A>,
   open: (client: OllamaClient.Service) => Stream.Stream<A, OllamaError>,
   isLast: (chunk: A) => boolean,
-  settings: Settings
+  settings: Settings,
+  mark: Hedge.Mark
 ): Stream.Stream<A, LlmError> => {
   const where = { backend: backend.url, method: call.method }
   const slotted = Stream.unwrapScoped(
     Effect.map(
-      backend.slots.acquire(call.priority, { wait: call.wait, reserved: call.admitted?.reservation }),
+      Effect.tap(
+        backend.slots.acquire(call.priority, { wait: call.wait, reserved: call.admitted?.reservation }),
+        (held) => {
+          mark.release = held.release
+          return Hedge.start(mark)
+        }
+      ),
       (held) =>
         open(backend.client).pipe(
           Timeouts.stream(where, { firstToken: settings.timeouts.firstToken, idle: settings.timeouts.idle }),
@@ -150,7 +208,8 @@ const streamOnBackend = <A>(
         Ref.update(backend.outstanding, (n) => n + 1),
         () => Ref.update(backend.outstanding, (n) => n - 1)
       ),
-      backend.breaker.protectStream(slotted)
+      // 503 busy comes before the first chunk: re-queued like a unary call's (Retry.requeue)
+      backend.breaker.protectStream(Stream.retry(slotted, Retry.requeue(Infinity)))
     )
   )
   return Stream.unwrap(Effect.as(backend.bucket.take, counted)).pipe(
@@ -168,11 +227,14 @@ export const stream = <A>(
   onRetry: OnRetry
 ): Stream.Stream<A, LlmError> =>
   Stream.unwrap(
-    Effect.map(Ref.make<ReadonlySet<string>>(new Set()), (tried) =>
-      Stream.unwrap(
-        Effect.map(pick(backends, call.model, tried, call.admitted?.backend), (backend) =>
-          streamOnBackend(backends, backend, call, open, isLast, settings)
-        )
-      ).pipe(Retry.retryStream({ ...settings.retry, onRetry }))
-    )
+    Effect.map(Ref.make<ReadonlySet<string>>(new Set()), (tried) => {
+      const attempt = (mark: Hedge.Mark): Stream.Stream<A, LlmError> =>
+        Stream.unwrap(
+          Effect.map(pick(backends, call.model, tried, Infinity, call.admitted?.backend), (backend) =>
+            streamOnBackend(backends, backend, call, open, isLast, settings, mark)
+          )
+        ).pipe(Stream.catchAll((error) => (lostRace(error) ? attempt(mark) : Stream.fail(error))))
+      const hedged = settings.hedger?.stream(keyOf(call), attempt) ?? attempt({ at: undefined })
+      return hedged.pipe(Retry.retryStream({ ...settings.retry, onRetry }))
+    })
   ).pipe(Timeouts.deadlineStream(engineWhere(call), settings.timeouts.deadline, call.admitted?.waitedMs))

@@ -75,6 +75,7 @@ describe("CircuitBreaker", () => {
         rejections: 1,
         transitions: 1,
         consecutiveFailures: 3,
+        dead: true,
         openUntilMs: 5000
       })
     })
@@ -147,14 +148,88 @@ describe("CircuitBreaker", () => {
     })
   )
 
-  it.effect("the ratio rule opens it at the failure ratio over the minimum volume", () =>
+  it.effect("the ratio rule opens it, degraded not dead, at the failure ratio over the default 100 calls", () =>
     Effect.gen(function* () {
       const { breaker, fail, succeed } = yield* setup()
-      yield* repeat(9, Effect.zipRight(succeed, fail(new ServerBusy({ backend, method: "chat", body: "server busy" }))))
+      yield* repeat(49, Effect.zipRight(succeed, fail()))
       assert.strictEqual(yield* breaker.state, "closed")
       yield* succeed
       yield* fail()
       assert.strictEqual(yield* breaker.state, "open")
+      assert.isFalse((yield* breaker.stats).dead)
+    })
+  )
+
+  it.effect("with the defaults, 19 failures in a row never open it; the 20th opens it, dead", () =>
+    Effect.gen(function* () {
+      const { breaker, fail, succeed } = yield* setup()
+      for (let run = 0; run < 10; run++) {
+        yield* repeat(19, fail())
+        yield* repeat(60, succeed)
+      }
+      assert.strictEqual(yield* breaker.state, "closed")
+      yield* repeat(20, fail())
+      assert.strictEqual(yield* breaker.state, "open")
+      assert.isTrue((yield* breaker.stats).dead)
+    })
+  )
+
+  it.effect("503 busy is backpressure: any number of them never opens it", () =>
+    Effect.gen(function* () {
+      const { breaker, fail } = yield* setup()
+      yield* repeat(500, fail(new ServerBusy({ backend, method: "chat", body: "server busy" })))
+      const stats = yield* breaker.stats
+      assert.strictEqual(stats.state, "closed")
+      assert.strictEqual(stats.consecutiveFailures, 0)
+    })
+  )
+
+  it.effect("awaitTurn: a dead open breaker answers at once; a degraded one waits for its open period", () =>
+    Effect.gen(function* () {
+      const dead = yield* setup({ consecutiveFailures: 2 })
+      yield* repeat(2, dead.fail())
+      assert.strictEqual(yield* dead.breaker.awaitTurn(60_000), "dead")
+
+      const degraded = yield* setup({ minimumVolume: 4 })
+      yield* repeat(2, Effect.zipRight(degraded.succeed, degraded.fail()))
+      assert.strictEqual(yield* degraded.breaker.state, "open")
+      const turn = yield* Effect.fork(degraded.breaker.awaitTurn(60_000))
+      yield* TestClock.adjust("4999 millis")
+      assert.isNull(turn.unsafePoll())
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(yield* Fiber.join(turn), "changed")
+      assert.isTrue(yield* degraded.breaker.isCallPermitted)
+    })
+  )
+
+  it.effect(
+    "awaitTurn: while the probe runs, waiters wait for its outcome; a failed probe makes a dead one fail fast",
+    () =>
+      Effect.gen(function* () {
+        const { breaker, call } = yield* setup({ consecutiveFailures: 1 })
+        yield* call(Effect.fail(transport))
+        yield* TestClock.adjust("5 seconds")
+        const gate = yield* Deferred.make<void>()
+        const probe = yield* Effect.fork(call(Effect.zipRight(Deferred.await(gate), Effect.fail(transport))))
+        yield* TestClock.adjust(0)
+        assert.isFalse(yield* breaker.isCallPermitted)
+        const waiter = yield* Effect.fork(breaker.awaitTurn(60_000))
+        yield* TestClock.adjust(0)
+        assert.isNull(waiter.unsafePoll())
+        yield* Deferred.succeed(gate, void 0)
+        yield* Fiber.join(probe)
+        assert.strictEqual(yield* Fiber.join(waiter), "changed")
+        assert.strictEqual(yield* breaker.awaitTurn(60_000), "dead")
+      })
+  )
+
+  it.effect("awaitTurn ends with expired at its instant", () =>
+    Effect.gen(function* () {
+      const { breaker, succeed, fail } = yield* setup({ minimumVolume: 2 })
+      yield* Effect.zipRight(succeed, fail())
+      const turn = yield* Effect.fork(breaker.awaitTurn(1000))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(turn), "expired")
     })
   )
 
@@ -169,7 +244,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("old failures slide out of the window", () =>
     Effect.gen(function* () {
-      const { breaker, fail, succeed } = yield* setup({ window: "10 seconds" })
+      const { breaker, fail, succeed } = yield* setup({ window: "10 seconds", minimumVolume: 20 })
       yield* repeat(9, Effect.zipRight(succeed, fail()))
       yield* TestClock.adjust("11 seconds")
       yield* repeat(2, Effect.zipRight(succeed, fail()))

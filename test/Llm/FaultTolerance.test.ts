@@ -3,7 +3,8 @@
  * Real servers, so real time (`layer(..., { excludeTestServices: true })`); no assertion on speed.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Either, Option, Ref, Stream } from "effect"
+import { Backends } from "../../src/Llm/Backends.js"
 import { Llm } from "../../src/Llm/Llm.js"
 import { Simulator } from "../../src/Simulator/Simulator.js"
 import { fast } from "../../src/Simulator/SimulatorConfig.js"
@@ -12,71 +13,139 @@ import { chatRequest, overSimulator, quickRetry } from "./engine.js"
 
 const live = { excludeTestServices: true } as const
 
-describe("fault tolerance against the simulator", () => {
-  const flaky = fast({ faults: { error500: 0.2, reset: 0.05, seed: 7 } })
+describe("fault tolerance against the simulator, shipped defaults", () => {
+  const flaky = fast({ faults: { error500: 0.2, reset: 0.05, stall: 0.02, seed: 7 } })
   layer(
-    overSimulator(flaky, {
-      retry: { ...quickRetry, maxRetries: 12 },
-      backend: { breaker: { consecutiveFailures: 1000, minimumVolume: 100_000 } }
-    }),
+    overSimulator(flaky),
     live
   )((it) => {
-    it.effect("at 20% 500s and 5% resets, 500 calls all succeed and every failure was retried once", () =>
-      Effect.gen(function* () {
-        const llm = yield* Llm
-        const sim = yield* Simulator
-        yield* sim.resetStats
-        const answers = yield* Effect.forEach(
-          Array.from({ length: 500 }, (_, i) => chatRequest(`question ${i}`)),
-          (req) => llm.chat(req),
-          { concurrency: 16 }
-        )
-        assert.strictEqual(answers.length, 500)
-        assert.isTrue(answers.every((a) => a.done))
-        const stats = yield* sim.stats
-        const failures = stats.faults.error500 + stats.faults.reset
-        assert.isAbove(failures, 50)
-        assert.strictEqual((yield* llm.stats).retries, failures)
-        assert.strictEqual(stats.requests["/api/chat"], 500 + failures)
-      })
+    it.effect(
+      "at 20% 500s, 5% resets and 2% stalls, 1,000 calls (half streamed) all succeed, the breaker never trips",
+      () =>
+        Effect.gen(function* () {
+          const llm = yield* Llm
+          const sim = yield* Simulator
+          const backends = yield* Backends
+          yield* sim.resetStats
+          const one = (i: number) =>
+            i % 2 === 0
+              ? Effect.map(llm.chat(chatRequest(`question ${i}`)), (a) => a.done)
+              : Effect.map(Stream.runLast(llm.chatStream(chatRequest(`question ${i}`))), (last) =>
+                  Option.exists(last, (chunk) => chunk.done)
+                )
+          const answers = yield* Effect.forEach(
+            Array.from({ length: 1000 }, (_, i) => i),
+            one,
+            { concurrency: 16 }
+          )
+          assert.strictEqual(answers.filter(Boolean).length, 1000)
+          const stats = yield* sim.stats
+          assert.isAbove(stats.faults.error500 + stats.faults.reset, 150)
+          assert.isAbove(stats.faults.stall, 5)
+          assert.isAbove((yield* llm.stats).retries, 150)
+          assert.isAtLeast(yield* llm.hedges, stats.faults.stall - 1)
+          const breaker = yield* backends.all[0]!.breaker.stats
+          assert.strictEqual(breaker.trips, 0)
+        }),
+      120_000
     )
   })
 })
 
-describe("the circuit breaker against the simulator", () => {
-  const settings = {
-    retry: { maxRetries: 0 },
-    defaultFallbacks: [],
-    backend: { breaker: { consecutiveFailures: 3, openFor: "300 millis" } }
-  } as const
+describe("the circuit breaker against the simulator, shipped defaults", () => {
   layer(
-    overSimulator(fast(), settings),
+    overSimulator(fast()),
     live
   )((it) => {
-    it.effect("opens after 3 failures, fails fast without touching the network, then a probe closes it", () =>
-      Effect.gen(function* () {
-        const llm = yield* Llm
-        const sim = yield* Simulator
-        yield* sim.setFaults({ error500: 1 })
-        yield* sim.resetStats
-        for (let i = 0; i < 3; i++) {
-          const exit = yield* Effect.exit(llm.chat(chatRequest(`down ${i}`)))
-          assert.isTrue(Exit.isFailure(exit))
-        }
-        const seen = (yield* sim.stats).requests["/api/chat"] ?? 0
-        assert.strictEqual(seen, 3)
-        for (let i = 0; i < 5; i++) {
-          const error = yield* Effect.flip(llm.chat(chatRequest(`open ${i}`)))
-          assert.strictEqual(error._tag, "CircuitOpen")
-        }
-        assert.strictEqual((yield* sim.stats).requests["/api/chat"], seen)
-        yield* sim.setFaults({ error500: 0 })
-        yield* Effect.sleep("400 millis")
-        const probe = yield* llm.chat(chatRequest("probe"))
-        assert.isTrue(probe.done)
-        assert.strictEqual((yield* sim.stats).requests["/api/chat"], seen + 1)
-        yield* llm.chat(chatRequest("closed again"))
-      })
+    it.effect(
+      "a backend that goes down: open within 20 calls, then fail fast without reaching it; back up, traffic resumes",
+      () =>
+        Effect.gen(function* () {
+          const llm = yield* Llm
+          const sim = yield* Simulator
+          const backends = yield* Backends
+          const breaker = backends.all[0]!.breaker
+          yield* Effect.forEach(
+            Array.from({ length: 50 }, (_, i) => i),
+            (i) => llm.chat(chatRequest(`up ${i}`)),
+            {
+              concurrency: 16
+            }
+          )
+          yield* sim.setFaults({ error500: 1 })
+          const calls = yield* Ref.make(0)
+          const down = (i: number) =>
+            Effect.zipRight(
+              Ref.update(calls, (n) => n + 1),
+              Effect.exit(llm.chat(chatRequest(`down ${i}`)))
+            )
+          // 16 callers until the breaker opens: it must open within 20 calls
+          yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => i),
+            (i) => Effect.flatMap(breaker.state, (state) => (state === "closed" ? down(i) : Effect.void)),
+            { concurrency: 16 }
+          )
+          assert.strictEqual(yield* breaker.state, "open")
+          assert.isAtMost(yield* Ref.get(calls), 20)
+          assert.isTrue((yield* breaker.stats).dead)
+          const seen = (yield* sim.stats).requests["/api/chat"] ?? 0
+          // later calls fail at once with CircuitOpen, on the TestClock-free path: no wait, no request
+          for (let i = 0; i < 20; i++) {
+            const error = yield* Effect.flip(llm.chat(chatRequest(`open ${i}`), { fallbacks: [] }))
+            assert.strictEqual(error._tag, "CircuitOpen")
+          }
+          assert.strictEqual((yield* sim.stats).requests["/api/chat"], seen)
+          // back up: once the open period (5 s by default) passed, a probe closes it, with no restart
+          yield* sim.setFaults({ error500: 0 })
+          const openUntil = (yield* breaker.stats).openUntilMs ?? 0
+          yield* Effect.sleep(Math.max(0, openUntil - Date.now()) + 50)
+          const answers = yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => i),
+            (i) => llm.chat(chatRequest(`again ${i}`)),
+            { concurrency: 16 }
+          )
+          assert.strictEqual(answers.length, 20)
+          assert.strictEqual(yield* breaker.state, "closed")
+        }),
+      60_000
+    )
+  })
+})
+
+describe("overload against the simulator", () => {
+  const capacity = 4
+  const busy = fast({
+    strictQueue: true,
+    maxQueue: capacity,
+    models: fast().models.map((m) => ({ ...m, numParallel: capacity, outputTokenMs: 2 }))
+  })
+  // the knob under test: slots configured at 8x what the backend has
+  layer(
+    overSimulator(busy, { backend: { slots: 8 * capacity } }),
+    live
+  )((it) => {
+    it.effect(
+      "at 2x capacity with slots at 8x the backend's, every call succeeds: 503s shrink the limit and re-queue",
+      () =>
+        Effect.gen(function* () {
+          const llm = yield* Llm
+          const sim = yield* Simulator
+          const backends = yield* Backends
+          yield* sim.resetStats
+          // 2 x (slots + queue) callers at once, 400 calls
+          const answers = yield* Effect.forEach(
+            Array.from({ length: 400 }, (_, i) => i),
+            (i) => Effect.either(llm.chat({ ...chatRequest(`load ${i}`), options: { num_predict: 10 } })),
+            { concurrency: 4 * capacity }
+          )
+          assert.strictEqual(answers.filter(Either.isRight).length, 400)
+          const stats = yield* sim.stats
+          assert.isAbove(stats.rejected503, 0)
+          const slots = yield* backends.all[0]!.slots.snapshot
+          assert.isBelow(slots.limit, 8 * capacity)
+          assert.strictEqual((yield* backends.all[0]!.breaker.stats).trips, 0)
+        }),
+      60_000
     )
   })
 })

@@ -14,7 +14,8 @@ import * as Retry from "../../src/Llm/Retry.js"
 
 const backend = "http://a:11434"
 const transport = new TransportError({ backend, method: "chat", reason: "connection reset" })
-const busy = (retryAfterMs: number) => new ServerBusy({ backend, method: "chat", body: "server busy", retryAfterMs })
+/** An error with a Retry-After that the policy retries: one backend's open breaker. */
+const busy = (retryAfterMs: number) => new CircuitOpen({ backend, retryAfterMs })
 
 /** Runs `effect` with `retry(options)` on a fork, always failing with `error`; returns the attempt times (ms). */
 const attemptsOf = (error: LlmError, options: Retry.Options, advance: Duration.DurationInput = "10 minutes") =>
@@ -88,7 +89,13 @@ describe("Retry.policy", () => {
 
   it.effect("stops when the next retry would pass the deadline", () =>
     Effect.gen(function* () {
-      const options: Retry.Options = { base: "1 second", jitter: false, maxRetries: 10, deadline: "5 seconds" }
+      const options: Retry.Options = {
+        base: "1 second",
+        maxDelay: "5 seconds",
+        jitter: false,
+        maxRetries: 10,
+        deadline: "5 seconds"
+      }
       const { final, times } = yield* attemptsOf(transport, options)
       assert.deepStrictEqual(times, [0, 1000, 3000])
       assert.strictEqual(final, transport)
@@ -113,11 +120,37 @@ describe("Retry.policy", () => {
     })
   )
 
+  it.effect("503 busy spends no retry: the policy leaves it to requeue, which backs off until its instant", () =>
+    Effect.gen(function* () {
+      const serverBusy = new ServerBusy({ backend, method: "chat", body: "server busy" })
+      const { times } = yield* attemptsOf(serverBusy, { jitter: false })
+      assert.deepStrictEqual(times, [0])
+      const attempts = yield* Ref.make<Array<number>>([])
+      const call = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.zipRight(
+          Ref.update(attempts, (xs) => [...xs, now]),
+          Effect.fail<LlmError>(serverBusy)
+        )
+      )
+      const start = yield* Clock.currentTimeMillis
+      const fiber = yield* Effect.fork(Effect.retry(call, Retry.requeue(start + 10_000)))
+      yield* TestClock.adjust("20 seconds")
+      assert.strictEqual((yield* Effect.flip(Fiber.join(fiber)))._tag, "ServerBusy")
+      const at = (yield* Ref.get(attempts)).map((t) => t - start)
+      // 25 ms doubling to 1 s (x [0.8, 1.2]), until 10 s: far more than maxRetries, none after the instant
+      assert.isAbove(at.length, 10)
+      assert.isAtMost(at[at.length - 1]!, 10_000)
+      const gaps = at.slice(1).map((t, i) => t - at[i]!)
+      assert.isTrue(gaps.every((gap) => gap >= 20 && gap <= 1000))
+      assert.isAtLeast(gaps[gaps.length - 1]!, 800)
+    })
+  )
+
   it.effect("gives up when Retry-After exceeds the remaining deadline", () =>
     Effect.gen(function* () {
       const { final, times } = yield* attemptsOf(busy(2000), { deadline: "1 second" })
       assert.deepStrictEqual(times, [0])
-      assert.strictEqual(final._tag, "ServerBusy")
+      assert.strictEqual(final._tag, "CircuitOpen")
     })
   )
 

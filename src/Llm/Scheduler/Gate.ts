@@ -49,8 +49,8 @@ export type Entered =
   | { readonly _tag: "Full"; readonly retryAfterMs: number }
 
 export interface GateOptions {
-  /** A fixed limit, or the adaptive limit's options. */
-  readonly limit: number | AdaptiveLimit.Resolved
+  /** The limit's options (a fixed limit is one that only overload lowers: Slots.fixedLimit). */
+  readonly limit: AdaptiveLimit.Resolved
   readonly capacity: number
   readonly agingMs: number
 }
@@ -72,7 +72,7 @@ export class Gate {
   inFlight = 0
   rejected = 0
   serviceMs: number | undefined
-  adaptive: AdaptiveLimit.State | undefined
+  adaptive: AdaptiveLimit.State
   /** Waiters with a deadline, earliest first. */
   readonly expiries = new Expiries<Waiter>((w) => w.waiting)
   private seq = 0
@@ -81,12 +81,11 @@ export class Gate {
     this.line = new Line(options.agingMs)
     this.blocked = new Line(options.agingMs)
     this.capacity = Math.max(0, options.capacity)
-    if (typeof options.limit !== "number") this.adaptive = AdaptiveLimit.initial(options.limit)
+    this.adaptive = AdaptiveLimit.initial(options.limit)
   }
 
   get limit(): number {
-    const limit = this.options.limit
-    return typeof limit === "number" ? limit : AdaptiveLimit.limitOf(limit, this.adaptive!)
+    return AdaptiveLimit.limitOf(this.options.limit, this.adaptive)
   }
 
   /** A caller arrives: it gets a permit, a place in the line (or in the overflow), or a refusal. */
@@ -153,10 +152,8 @@ export class Gate {
       this.serviceMs =
         this.serviceMs === undefined ? latencyMs : this.serviceMs + serviceWeight * (latencyMs - this.serviceMs)
     }
-    if (this.adaptive !== undefined && typeof this.options.limit !== "number") {
-      const sample = { latencyMs, outcome, inFlight: ticket.inFlight, work }
-      this.adaptive = AdaptiveLimit.update(this.options.limit, this.adaptive, sample)
-    }
+    const sample = { latencyMs, outcome, inFlight: ticket.inFlight, work }
+    this.adaptive = AdaptiveLimit.update(this.options.limit, this.adaptive, sample)
     this.pump(now)
   }
 

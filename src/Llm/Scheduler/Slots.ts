@@ -11,6 +11,11 @@
  * - An interrupted waiter leaves at once; if it was granted a permit at that very moment it gives it back.
  * - A limit that grows admits waiters at once; one that shrinks cuts no call, admissions wait for inFlight < limit.
  * - The latency of each call (from holding the slot to the end) and its outcome feed the adaptive limit.
+ * - A fixed limit is a ceiling, not a promise: 503 busy (and timeouts) halve it as they would an adaptive one, and
+ *   it grows back by one per window of calls that used it, never above the configured number (`fixedLimit`). A
+ *   backend configured with more slots than it has thus answers a few 503s (which the engine re-queues,
+ *   Pipeline.ts) and then gets only what it takes. Transport failures (resets, refusals) are faults, not load:
+ *   they change no limit.
  * - `reserve` waits in the same line for a permit that one later `withSlot` call claims (the engine's admission,
  *   Llm.ts): a caller can thus wait before it builds its whole pipeline, so a queued call costs a parked fiber and
  *   a waiter, not the fibers, spans and closures of everything around the slot. Its wait may have a deadline; one
@@ -91,6 +96,17 @@ interface Reserved extends Reservation {
 export interface Held {
   /** Reports latency (until now) and outcome; the slot itself is released when the Scope closes. */
   readonly done: (outcome: Outcome, work?: number) => Effect.Effect<void>
+  /** Gives the permit back now, while the call goes on (see `Lease`). */
+  readonly release: Effect.Effect<void>
+}
+
+/**
+ * Filled by `withSlot` once the call holds its permit: `release` gives the permit back early while the call goes
+ * on. For a call given up as stalled (Hedge.ts): it no longer counts against the limit, so the line moves on
+ * instead of waiting behind a request that may hang for minutes. The permit is released once either way.
+ */
+export interface Lease {
+  release?: Effect.Effect<void> | undefined
 }
 
 export interface Slots {
@@ -110,6 +126,8 @@ export interface Slots {
       /** The wait ends at this instant (Clock ms) with `onExpired()`; requires `onExpired`. */
       readonly deadlineAt?: number | undefined
       readonly onExpired?: (() => E2) | undefined
+      /** Filled with the early release of the permit once it is held. */
+      readonly lease?: Lease | undefined
     }
   ) => Effect.Effect<A, E | E2 | QueueFull, R>
   /**
@@ -143,9 +161,9 @@ export interface Slots {
   readonly snapshot: Effect.Effect<Snapshot>
 }
 
-const overloadTags: ReadonlySet<string> = new Set(["ServerBusy", "TimeoutError", "TransportError"])
+const overloadTags: ReadonlySet<string> = new Set(["ServerBusy", "TimeoutError"])
 
-/** The default classification: success ok; ServerBusy, TimeoutError, TransportError overload; the rest ignored. */
+/** The default classification: success ok; ServerBusy and TimeoutError overload; the rest ignored. */
 export const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
   if (Exit.isSuccess(exit)) return "ok"
   const failure = Cause.failureOption(exit.cause)
@@ -273,9 +291,18 @@ const snapshotOf = (gate: Gate, t: number): Snapshot => {
   }
 }
 
+/**
+ * A configured limit as an adaptive one that starts at it and never exceeds it, and that latency alone never
+ * lowers (infinite tolerance, no baseline probes): only overload halves it (see the module comment).
+ */
+export const fixedLimit = (slots: number): AdaptiveLimit.Resolved => {
+  const n = Math.max(1, Math.floor(slots))
+  return { ...resolve({ initial: n, min: 1, max: n, probeEvery: 0 }), tolerance: Infinity }
+}
+
 const makeGate = (options: Options): Gate =>
   new Gate({
-    limit: options.limit === "adaptive" ? resolve(options.adaptive) : Math.max(1, Math.floor(options.limit)),
+    limit: options.limit === "adaptive" ? resolve(options.adaptive) : fixedLimit(options.limit),
     capacity: options.capacity ?? defaults.capacity,
     agingMs: Duration.toMillis(options.agingEvery ?? defaults.agingEvery)
   })
@@ -351,13 +378,15 @@ export const unsafeMake = (options: Options): Slots => {
               },
               restore
             ),
-          (ticket) =>
-            restore(effect).pipe(
+          (ticket) => {
+            if (callOptions?.lease !== undefined) callOptions.lease.release = now((t) => gate.release(ticket, t))
+            return restore(effect).pipe(
               Effect.onExit((exit) => {
                 const work = Exit.isSuccess(exit) && callOptions?.work ? callOptions.work(exit.value) : undefined
                 return finish(gate, ticket, classifyExit(exit), work)
               })
             )
+          }
         )
       ),
     acquire: (priority, callOptions) =>
@@ -369,7 +398,8 @@ export const unsafeMake = (options: Options): Slots => {
             Effect.as(
               Effect.addFinalizer(() => finish(gate, ticket, "ignore", undefined)),
               {
-                done: (outcome: Outcome, work?: number) => now((t) => gate.report(ticket, t, outcome, work))
+                done: (outcome: Outcome, work?: number) => now((t) => gate.report(ticket, t, outcome, work)),
+                release: now((t) => gate.release(ticket, t))
               }
             )
         )
