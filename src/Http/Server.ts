@@ -3,7 +3,9 @@
  * APIs (`/batches`, `/agents`) and /health on one router, served by Node's http server on
  * loopback by default. Unknown paths answer 404 `404 page not found`, as Ollama does. Every request is measured
  * (route, status, duration) and traced (an incoming `traceparent` becomes the parent span); there is no
- * per-request access log line on this hot path: the metrics and traces carry it.
+ * per-request access log line on this hot path: the metrics and traces carry it. The server listens before the
+ * app is attached (the rest of the gateway builds in between): until then, and again once it is detached at shutdown,
+ * every request is answered 503 with Retry-After by `Provisional.untilServed`, never left hanging.
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -25,6 +27,7 @@ import * as HealthRoutes from "./HealthRoutes.js"
 import * as ObservabilityRoutes from "./ObservabilityRoutes.js"
 import * as OllamaRoutes from "./OllamaRoutes.js"
 import * as OpenAiRoutes from "./OpenAiRoutes.js"
+import * as Provisional from "./Provisional.js"
 import * as RequestId from "./RequestId.js"
 
 const notFound = HttpServerResponse.text("404 page not found", {
@@ -98,6 +101,6 @@ export const layer = (options: Options) =>
     ),
     Telemetry.serverTracing,
     HttpServer.withLogAddress,
-    Layer.provideMerge(NodeHttpServer.layer(Guard.createServer, options)),
+    Layer.provideMerge(NodeHttpServer.layer(() => Provisional.untilServed(Guard.createServer()), options)),
     InitialSamples.around(known)
   )
