@@ -14,9 +14,10 @@
  *   chat of one model is not an embedding of another), and never before `floor`. With fewer than `minSamples`
  *   samples, after `coldAfter`. The decision is re-checked at most every second while the attempt runs, so an
  *   early attempt profits from samples that arrive during its wait.
- * - A hedge that fails while the first attempt still runs ends both: the first is overdue already, and waiting
- *   for it would let a stalled request hold its caller for the whole attempt timeout; the retry policy then makes a
- *   fresh attempt with its backoff.
+ * - Up to 3 attempts race (gRPC's `maxAttempts`), each started once the previous one is overdue, so a hedge that
+ *   stalls too is hedged in turn. The first attempt to end wins whether it succeeded or failed: a failure ends the
+ *   overdue ones too (waiting for them would let a stalled request hold its caller for the whole attempt timeout)
+ *   and the retry policy makes a fresh attempt with its backoff.
  * - How many: a token bucket per engine allows `budget` hedges per call on average (10 %), `burst` at most at
  *   once, so a backend that stalls everything gets at most that much extra load (gRPC's retry throttling).
  * - Why written here: Effect has races and Schedules but no hedging combinator or latency quantile; the tracker
@@ -24,6 +25,7 @@
  * - The tracker's keys are bounded (`maxKeys`): the oldest key is dropped first.
  */
 import { Chunk, Clock, Duration, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import * as Recorders from "../Observability/Recorders.js"
 
 export interface Options {
   /** Hedge after this many times the quantile of recent latencies. Default 3. */
@@ -57,6 +59,8 @@ const samples = 128
 const resortEvery = 16
 const maxKeys = 256
 const recheckMs = 1000
+/** Attempts of one call at most, the first included (gRPC's hedging `maxAttempts`). */
+const maxArms = 3
 
 /** Recent latencies of one kind of call, with their quantile cached. */
 class Ring {
@@ -98,8 +102,8 @@ export const start = (mark: Mark): Effect.Effect<void> =>
 export interface Hedger {
   /**
    * Runs `attempt`; once it has run on its backend longer than the hedge delay of `key` (and the budget allows),
-   * starts a second `attempt` beside it. The first success wins and the other is interrupted. When the hedge fails
-   * first, the overdue attempt is given up too and the hedge's error is the result (the retry policy goes on).
+   * starts another `attempt` beside it, and a third once that one is overdue too. The first to end wins, well or
+   * badly, and the others are interrupted: an error is the result as usual (the retry policy goes on).
    */
   readonly run: <A, E, R>(key: string, attempt: (mark: Mark) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** The same for a stream: the race is for the first chunk; the winner's stream continues. */
@@ -163,7 +167,7 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
         if (tokens < 1) return Effect.never
         tokens -= 1
         hedges++
-        return mark.release ?? Effect.void
+        return mark.release === undefined ? Recorders.recordHedge : Effect.zipRight(mark.release, Recorders.recordHedge)
       })
 
     /** One attempt, its latency on the backend recorded when it succeeds. */
@@ -175,9 +179,36 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
       )
 
     /**
-     * The race itself. `discard` disposes of a loser that succeeded anyway (both ended at once): a stream's loser
-     * holds a scope (its slot, its request) until closed.
+     * The first of two to end, well or badly; the other is interrupted. `discard` disposes of a loser that had
+     * succeeded anyway (both ended at once): a stream's loser holds a scope (its slot, its request) until closed.
      */
+    const first = <A, E, R>(
+      a: Effect.Effect<A, E, R>,
+      b: Effect.Effect<A, E, R>,
+      discard: (loser: A) => Effect.Effect<void>
+    ): Effect.Effect<A, E, R> => {
+      const stop = (loser: Fiber.Fiber<A, E>) =>
+        Effect.flatMap(Fiber.interrupt(loser), (exit) => (Exit.isSuccess(exit) ? discard(exit.value) : Effect.void))
+      return Effect.raceWith(a, b, {
+        onSelfDone: (exit, loser) => Effect.zipRight(stop(loser), exit),
+        onOtherDone: (exit, loser) => Effect.zipRight(stop(loser), exit)
+      })
+    }
+
+    /** Attempt `arm` of at most `maxArms`, and, once it is overdue, the next one beside it. */
+    const arms = <A, E, R>(
+      key: string,
+      attempt: (mark: Mark) => Effect.Effect<A, E, R>,
+      discard: (loser: A) => Effect.Effect<void>,
+      arm: number
+    ): Effect.Effect<A, E, R> => {
+      const mark: Mark = { at: undefined }
+      const own = timed(key, attempt, mark)
+      if (arm >= maxArms) return own
+      return first(own, Effect.zipRight(due(key, mark), arms(key, attempt, discard, arm + 1)), discard)
+    }
+
+    /** The race itself (see `Hedger.run`). */
     const race = <A, E, R>(
       key: string,
       attempt: (mark: Mark) => Effect.Effect<A, E, R>,
@@ -185,20 +216,7 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
     ): Effect.Effect<A, E, R> =>
       Effect.suspend(() => {
         tokens = Math.min(burst, tokens + budget)
-        const mark: Mark = { at: undefined }
-        if (budget === 0) return timed(key, attempt, mark)
-        const stop = (fiber: Fiber.Fiber<A, E>) =>
-          Effect.flatMap(Fiber.interrupt(fiber), (exit) => (Exit.isSuccess(exit) ? discard(exit.value) : Effect.void))
-        return Effect.raceWith(timed(key, attempt, mark), due(key, mark), {
-          onSelfDone: (exit, timer) => Effect.zipRight(Fiber.interrupt(timer), exit),
-          onOtherDone: (_, running) =>
-            Effect.raceWith(Fiber.join(running), timed(key, attempt, { at: undefined }), {
-              onSelfDone: (exit, other) =>
-                Exit.isSuccess(exit) ? Effect.zipRight(stop(other), exit) : Fiber.join(other),
-              // the hedge ended first, well or badly: the overdue first attempt is given up either way
-              onOtherDone: (exit, self) => Effect.zipRight(Effect.zipRight(stop(running), Fiber.interrupt(self)), exit)
-            }).pipe(Effect.onInterrupt(() => stop(running)))
-        })
+        return budget === 0 ? timed(key, attempt, { at: undefined }) : arms(key, attempt, discard, 1)
       })
 
     return {

@@ -29,6 +29,7 @@
 import { Duration, Effect, Ref, Schedule, ScheduleDecision, ScheduleIntervals, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import { everyBackend, isBackpressure, retryAfterOf } from "../Domain/LlmError.js"
+import * as Recorders from "../Observability/Recorders.js"
 
 /** The knobs of the policy; each absent field takes its value from `defaults`. */
 export interface Options {
@@ -146,7 +147,7 @@ const requeueBackoff = backoff({ ...defaults, base: "25 millis", maxDelay: "1 se
 export const requeue = (until: number): Schedule.Schedule<Duration.Duration, LlmError> =>
   tapRetries(
     Schedule.delays(Schedule.intersect(requeueBackoff, retryAfter)).pipe(Schedule.whileInput(isBackpressure)),
-    defaults.onRetry,
+    () => Recorders.recordRequeue,
     until
   )
 

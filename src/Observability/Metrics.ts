@@ -131,6 +131,16 @@ export const retries = counter("sluice_llm_retries_total", "Retries, by the erro
   "endpoint",
   "kind"
 ])
+export const hedges = counter(
+  "sluice_llm_hedges_total",
+  "Hedged attempts: a second attempt started beside one that ran far longer than usual (Hedge.ts).",
+  []
+)
+export const requeues = counter(
+  "sluice_llm_busy_requeues_total",
+  "Calls put back in their backend's line after a 503 server busy (backpressure, no retry spent).",
+  []
+)
 export const errors = counter("sluice_llm_errors_total", "Engine calls that failed, by error kind.", [
   "endpoint",
   "kind"

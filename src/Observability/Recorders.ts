@@ -103,6 +103,12 @@ export const recordUpstream = (s: UpstreamSample): Effect.Effect<void> => {
 export const recordRetry = (endpoint: string, error: unknown): Effect.Effect<void> =>
   Metric.increment(Labels.tag(Metrics.retries, { endpoint, kind: Labels.kind(error) }))
 
+/** A hedged attempt started (Llm/Hedge.ts). */
+export const recordHedge: Effect.Effect<void> = Metric.increment(Metrics.hedges)
+
+/** A call re-queued after 503 busy (Llm/Retry.ts `requeue`). */
+export const recordRequeue: Effect.Effect<void> = Metric.increment(Metrics.requeues)
+
 /** A failed engine call, by error kind (the error's `_tag`). */
 export const recordError = (endpoint: string, error: unknown): Effect.Effect<void> =>
   Metric.increment(Labels.tag(Metrics.errors, { endpoint, kind: Labels.kind(error) }))
