@@ -26,7 +26,7 @@ import * as Fallback from "./Fallback.js"
 import * as Hedge from "./Hedge.js"
 import type * as Slots from "./Scheduler/Slots.js"
 import * as Pipeline from "./Pipeline.js"
-import * as Replies from "./Replies.js"
+import * as CallSpecs from "./CallSpecs.js"
 import { type CachePolicy, type Lookup, ResponseCache } from "./ResponseCache.js"
 import * as Retry from "./Retry.js"
 import * as Timeouts from "./Timeouts.js"
@@ -115,7 +115,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         call.fallbacks ?? fallbacksByModel.get(normalizeName(model)) ?? defaultFallbacks
 
       const direct = <Req extends { readonly model: string }, A>(
-        spec: Replies.Spec<Req, A>,
+        spec: CallSpecs.Spec<Req, A>,
         req: Req,
         call: CallOptions,
         admitted: Admission.Admitted = Admission.direct
@@ -134,12 +134,12 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
           settings(call),
           onRetry(spec.method)
         )
-      const batcher = yield* EmbedBatcher.make((req) => direct(Replies.embed, req, {}), options.batching)
-      const singleEmbed = <Req, A>(spec: Replies.Spec<Req, A>, req: Req) =>
+      const batcher = yield* EmbedBatcher.make((req) => direct(CallSpecs.embed, req, {}), options.batching)
+      const singleEmbed = <Req, A>(spec: CallSpecs.Spec<Req, A>, req: Req) =>
         spec.kind === "embed" ? EmbedBatcher.single(req as unknown as EmbedRequest) : undefined
       /** Single-text embeddings go through the batcher (one `/api/embed` per window); the rest straight out. */
       const upstream = <Req extends { readonly model: string }, A>(
-        spec: Replies.Spec<Req, A>,
+        spec: CallSpecs.Spec<Req, A>,
         req: Req,
         call: CallOptions,
         admitted: Admission.Admitted | undefined
@@ -152,7 +152,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       }
 
       const served = <Req extends { readonly model: string }, A>(
-        spec: Replies.Spec<Req, A>,
+        spec: CallSpecs.Spec<Req, A>,
         req: Req,
         call: CallOptions,
         withFallbacks: boolean,
@@ -195,7 +195,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       })
 
       const unary =
-        <Req extends { readonly model: string }, A>(spec: Replies.Spec<Req, A>) =>
+        <Req extends { readonly model: string }, A>(spec: CallSpecs.Spec<Req, A>) =>
         (req: Req, call: CallOptions = {}): Effect.Effect<Served<A>, LlmError> => {
           const key = keyOf(spec.kind, req as never)
           const run = (admitted: Admission.Admitted) => {
@@ -229,7 +229,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         }
 
       const streamed = <Req extends { readonly model: string }, A>(
-        spec: Replies.StreamSpec<Req, A>,
+        spec: CallSpecs.StreamSpec<Req, A>,
         req: Req,
         call: CallOptions,
         withFallbacks: boolean,
@@ -271,7 +271,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       }
 
       const stream =
-        <Req extends { readonly model: string }, A>(spec: Replies.StreamSpec<Req, A>) =>
+        <Req extends { readonly model: string }, A>(spec: CallSpecs.StreamSpec<Req, A>) =>
         (req: Req, call: CallOptions = {}): Stream.Stream<A, LlmError> => {
           const key = keyOf(spec.kind, req as never)
           // As for unary calls: the span starts once the call is admitted; the wait is an attribute.
@@ -303,9 +303,9 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         (req, call) =>
           Effect.map(f(req, call), (s) => s.value)
 
-      const chatServed = unary(Replies.chat)
+      const chatServed = unary(CallSpecs.chat)
       const chat = valueOf<ChatRequest, ChatResponse>(chatServed)
-      const embedServed = unary(Replies.embed)
+      const embedServed = unary(CallSpecs.embed)
       const embed = valueOf<EmbedRequest, EmbedResponse>(embedServed)
       /** Many chats at once: concurrent dispatch through the scheduler (chat has no batch endpoint). */
       const chatBatch = (reqs: Iterable<ChatRequest>, call: CallOptions = {}) =>
@@ -330,15 +330,15 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
           (answers) => answers.flatMap((r) => r.embeddings)
         )
       }
-      const generateServed = unary(Replies.generate)
+      const generateServed = unary(CallSpecs.generate)
       return {
         chat,
         chatServed,
         chatBatch,
-        chatStream: stream(Replies.chat),
+        chatStream: stream(CallSpecs.chat),
         generate: valueOf<GenerateRequest, GenerateResponse>(generateServed),
         generateServed,
-        generateStream: stream(Replies.generate),
+        generateStream: stream(CallSpecs.generate),
         embed,
         embedServed,
         embedMany,

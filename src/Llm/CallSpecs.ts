@@ -1,6 +1,7 @@
 /**
- * What each kind of engine call sends, how many model tokens its answer used, and the answer a configured
- * `default` fallback gives (a normal-looking reply, so existing clients need no special case).
+ * The call spec of each kind of engine call (chat, generate, embed): what it sends, how many model tokens its
+ * answer used, and the answer a configured `default` fallback gives (a normal-looking reply, so existing clients
+ * need no special case).
  */
 import type { ChatRequest, ChatResponse } from "../Domain/Chat.js"
 import type { EmbedRequest, EmbedResponse } from "../Domain/Embed.js"
