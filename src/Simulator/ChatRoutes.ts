@@ -8,8 +8,8 @@ import type { Scope } from "effect"
 import { ChatRequest } from "../Domain/Chat.js"
 import type { Format, Think } from "../Domain/Common.js"
 import { GenerateRequest } from "../Domain/Generate.js"
-import type { Engine } from "./Engine.js"
-import { findModel, keepAliveMs, notFoundQuoted, warm } from "./Engine.js"
+import type { State } from "./State.js"
+import { findModel, keepAliveMs, notFoundQuoted, warm } from "./State.js"
 import { answer } from "./Inference.js"
 import { chatShape, generateShape, plan } from "./Plan.js"
 import type { ModelConfig } from "./SimulatorConfig.js"
@@ -49,11 +49,11 @@ const unsupported = (model: ModelConfig, what: string) =>
   fail(400, `registry.ollama.ai/library/${model.name} does not support ${what}`)
 
 /** The answer to an empty prompt: load the model (`done_reason` "load"), or unload it with keep_alive 0. */
-const loadOrUnload = (engine: Engine, model: ModelConfig, name: string, keepAlive: number, text: string) =>
+const loadOrUnload = (state: State, model: ModelConfig, name: string, keepAlive: number, text: string) =>
   Effect.gen(function* () {
     const unload = keepAlive === 0
-    if (unload) yield* engine.scheduler.unload(model.name)
-    else yield* warm(engine, model, keepAlive)
+    if (unload) yield* state.scheduler.unload(model.name)
+    else yield* warm(state, model, keepAlive)
     const reason = unload ? "unload" : "load"
     return jsonText(
       `{"model":${JSON.stringify(name)},"created_at":"${timestamp()}",${text},"done":true,"done_reason":"${reason}"}`
@@ -63,20 +63,20 @@ const loadOrUnload = (engine: Engine, model: ModelConfig, name: string, keepAliv
 const requestKey = (model: ModelConfig, parts: ReadonlyArray<string>, seed: unknown, format: unknown): string =>
   `${normalizeName(model.name)}\u0001${parts.join("\u0001")}\u0001${String(seed)}\u0001${JSON.stringify(format) ?? ""}`
 
-export const chat = (engine: Engine): Handler =>
+export const chat = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readChat
     if (req.model === "") return yield* fail(400, "model is required")
-    const model = yield* findModel(engine, req.model, notFoundQuoted)
+    const model = yield* findModel(state, req.model, notFoundQuoted)
     if (!model.capabilities.includes("completion")) return yield* fail(400, `"${req.model}" does not support chat`)
     const tools = req.tools ?? []
     if (tools.length > 0 && !model.capabilities.includes("tools")) return yield* unsupported(model, "tools")
     const think = yield* thinks(model, req.model, req.think)
     const format = yield* checkFormat(req.format)
-    const keepAlive = yield* keepAliveMs(engine, req.keep_alive)
+    const keepAlive = yield* keepAliveMs(state, req.keep_alive)
     const messages = req.messages ?? []
     if (messages.length === 0) {
-      return yield* loadOrUnload(engine, model, req.model, keepAlive, `"message":{"role":"assistant","content":""}`)
+      return yield* loadOrUnload(state, model, req.model, keepAlive, `"message":{"role":"assistant","content":""}`)
     }
     const last = messages[messages.length - 1]!
     const texts = messages.map((m) => m.content)
@@ -89,15 +89,15 @@ export const chat = (engine: Engine): Handler =>
     const lastUserText = last.role.toLowerCase() === "user" ? last.content : undefined
     const reply = plan({ key, format, think, tools, lastUserText, numPredict: req.options?.num_predict })
     const args = { model, name: req.model, keepAliveMs: keepAlive, plan: reply, promptTokens: promptTokens(texts) }
-    return yield* answer(engine, { ...args, stream: req.stream ?? true, shape: chatShape })
+    return yield* answer(state, { ...args, stream: req.stream ?? true, shape: chatShape })
   })
 
 const tokenIds = (texts: ReadonlyArray<string>): Array<number> => texts.map((t) => fnv1a(t) % 128_000)
 
-export const generate = (engine: Engine): Handler =>
+export const generate = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readGenerate
-    const model = yield* findModel(engine, req.model, notFoundQuoted)
+    const model = yield* findModel(state, req.model, notFoundQuoted)
     if (!model.capabilities.includes("completion")) return yield* fail(400, `"${req.model}" does not support generate`)
     if (req.raw === true && (req.template !== undefined || req.system !== undefined || req.context !== undefined)) {
       return yield* fail(400, "raw mode does not support template, system, or context")
@@ -105,13 +105,13 @@ export const generate = (engine: Engine): Handler =>
     if ((req.suffix ?? "") !== "" && !model.capabilities.includes("insert")) return yield* unsupported(model, "insert")
     const think = yield* thinks(model, req.model, req.think)
     const format = yield* checkFormat(req.format)
-    const keepAlive = yield* keepAliveMs(engine, req.keep_alive)
+    const keepAlive = yield* keepAliveMs(state, req.keep_alive)
     const prompt = req.prompt ?? ""
-    if (prompt === "") return yield* loadOrUnload(engine, model, req.model, keepAlive, `"response":""`)
+    if (prompt === "") return yield* loadOrUnload(state, model, req.model, keepAlive, `"response":""`)
     const texts = req.raw === true ? [prompt] : [req.system ?? "", prompt]
     const key = requestKey(model, [req.system ?? "", prompt, req.suffix ?? ""], req.options?.seed, format)
     const reply = plan({ key, format, think, tools: [], lastUserText: undefined, numPredict: req.options?.num_predict })
     const context = req.raw === true ? undefined : tokenIds([...words(prompt), ...reply.content])
     const args = { model, name: req.model, keepAliveMs: keepAlive, plan: reply, promptTokens: promptTokens(texts) }
-    return yield* answer(engine, { ...args, stream: req.stream ?? true, shape: generateShape(context) })
+    return yield* answer(state, { ...args, stream: req.stream ?? true, shape: generateShape(context) })
   })

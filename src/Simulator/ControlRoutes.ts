@@ -5,32 +5,32 @@
  */
 import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import type { Engine } from "./Engine.js"
+import type { State } from "./State.js"
 import { validateFaults } from "./Faults.js"
 import type { SimulatorStats } from "./Stats.js"
 import type { ApiError } from "./Wire.js"
 import { fail, json, readJson } from "./Wire.js"
 
 /** The counters, with the loaded models after a keep_alive sweep. */
-export const snapshot = (engine: Engine): Effect.Effect<SimulatorStats> =>
-  Effect.map(engine.scheduler.running, (running) => engine.stats.snapshot(running.map((r) => r.config.name)))
+export const snapshot = (state: State): Effect.Effect<SimulatorStats> =>
+  Effect.map(state.scheduler.running, (running) => state.stats.snapshot(running.map((r) => r.config.name)))
 
-export const stats = (engine: Engine) => Effect.map(snapshot(engine), json)
+export const stats = (state: State) => Effect.map(snapshot(state), json)
 
-export const getFaults = (engine: Engine) => Effect.sync(() => json(engine.faults.faults))
+export const getFaults = (state: State) => Effect.sync(() => json(state.faults.faults))
 
 export const putFaults = (
-  engine: Engine
+  state: State
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, ApiError, HttpServerRequest.HttpServerRequest> =>
   Effect.flatMap(readJson, (body) => {
     const checked = validateFaults(body)
     if (typeof checked === "string") return fail(400, checked)
-    engine.faults.set(checked)
-    return Effect.succeed(json(engine.faults.faults))
+    state.faults.set(checked)
+    return Effect.succeed(json(state.faults.faults))
   })
 
-export const reset = (engine: Engine) =>
+export const reset = (state: State) =>
   Effect.suspend(() => {
-    engine.stats.reset()
-    return stats(engine)
+    state.stats.reset()
+    return stats(state)
   })

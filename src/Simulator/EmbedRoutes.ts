@@ -11,8 +11,8 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import { EmbeddingsRequest, EmbedRequest } from "../Domain/Embed.js"
 import { embedding, embedTokens, rawEmbedding } from "./Embedding.js"
-import type { Engine } from "./Engine.js"
-import { findModel, injectFault, jitterFactor, keepAliveMs, lease, notFoundPull, warm } from "./Engine.js"
+import type { State } from "./State.js"
+import { findModel, injectFault, jitterFactor, keepAliveMs, lease, notFoundPull, warm } from "./State.js"
 import { midStreamErrorMessage } from "./Faults.js"
 import { nsSince } from "./Inference.js"
 import type { ModelConfig } from "./SimulatorConfig.js"
@@ -34,8 +34,8 @@ const validInput = (input: unknown): boolean =>
   typeof input === "string" ||
   (Array.isArray(input) && input.every((x) => typeof x === "string"))
 
-const embeddingModel = (engine: Engine, name: string): Effect.Effect<ModelConfig, ApiError> =>
-  Effect.flatMap(findModel(engine, name, notFoundPull), (model) =>
+const embeddingModel = (state: State, name: string): Effect.Effect<ModelConfig, ApiError> =>
+  Effect.flatMap(findModel(state, name, notFoundPull), (model) =>
     model.capabilities.includes("embedding")
       ? Effect.succeed(model)
       : fail(400, `"${name}" does not support embeddings`)
@@ -46,7 +46,7 @@ const embeddingModel = (engine: Engine, name: string): Effect.Effect<ModelConfig
  * returns builds the final JSON with the metrics (load time, total duration).
  */
 const evaluate = (
-  engine: Engine,
+  state: State,
   model: ModelConfig,
   keepAlive: number,
   tokens: number,
@@ -54,9 +54,9 @@ const evaluate = (
 ) =>
   Effect.gen(function* () {
     const start = performance.now()
-    const fault = yield* injectFault(engine)
-    const loadNs = yield* lease(engine, model, keepAlive)
-    const ms = ((model.requestMs ?? 0) + tokens * model.promptTokenMs) * jitterFactor(engine, model)
+    const fault = yield* injectFault(state)
+    const loadNs = yield* lease(state, model, keepAlive)
+    const ms = ((model.requestMs ?? 0) + tokens * model.promptTokenMs) * jitterFactor(state, model)
     const computing = performance.now()
     const finish = prepare()
     const left = ms - (performance.now() - computing)
@@ -66,18 +66,18 @@ const evaluate = (
     return jsonText(fault === "malformed" ? text.slice(0, Math.floor(text.length / 2)) : text)
   })
 
-export const embed = (engine: Engine): Handler =>
+export const embed = (state: State): Handler =>
   Effect.gen(function* () {
     const raw = yield* readJson
     if (typeof raw === "object" && raw !== null && !validInput((raw as { input?: unknown }).input)) {
       return yield* fail(400, "invalid input type")
     }
     const req = yield* decodeEmbed(raw)
-    const model = yield* embeddingModel(engine, req.model)
-    const keepAlive = yield* keepAliveMs(engine, req.keep_alive)
+    const model = yield* embeddingModel(state, req.model)
+    const keepAlive = yield* keepAliveMs(state, req.keep_alive)
     const inputs = typeof req.input === "string" ? (req.input === "" ? [] : [req.input]) : (req.input ?? [])
     if (inputs.length === 0) {
-      yield* warm(engine, model, keepAlive)
+      yield* warm(state, model, keepAlive)
       return json({ model: req.model, embeddings: [] })
     }
     const counts = inputs.map(embedTokens)
@@ -86,7 +86,7 @@ export const embed = (engine: Engine): Handler =>
     }
     const tokens = counts.reduce((sum, n) => sum + Math.min(n, model.contextLength), 0)
     const dim = model.embeddingLength ?? 768
-    return yield* evaluate(engine, model, keepAlive, tokens, () => {
+    return yield* evaluate(state, model, keepAlive, tokens, () => {
       const vectors = JSON.stringify(inputs.map((text) => embedding(text, dim, req.dimensions)))
       return ({ loadNs, start }) =>
         `{"model":${JSON.stringify(req.model)},"embeddings":${vectors},"total_duration":${nsSince(start)},` +
@@ -94,19 +94,19 @@ export const embed = (engine: Engine): Handler =>
     })
   })
 
-export const embeddings = (engine: Engine): Handler =>
+export const embeddings = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readEmbeddings
     if (req.model === "") return yield* fail(400, "model is required")
-    const model = yield* embeddingModel(engine, req.model)
-    const keepAlive = yield* keepAliveMs(engine, req.keep_alive)
+    const model = yield* embeddingModel(state, req.model)
+    const keepAlive = yield* keepAliveMs(state, req.keep_alive)
     const prompt = req.prompt ?? ""
     if (prompt === "") {
-      yield* warm(engine, model, keepAlive)
+      yield* warm(state, model, keepAlive)
       return json({ embedding: [] })
     }
     const dim = model.embeddingLength ?? 768
-    return yield* evaluate(engine, model, keepAlive, embedTokens(prompt), () => {
+    return yield* evaluate(state, model, keepAlive, embedTokens(prompt), () => {
       const text = JSON.stringify({ embedding: rawEmbedding(prompt, dim) })
       return () => text
     })

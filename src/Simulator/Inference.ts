@@ -13,8 +13,8 @@ import type { HttpServerResponse } from "@effect/platform"
 import { HttpServerResponse as Response } from "@effect/platform"
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import type { Engine } from "./Engine.js"
-import { injectFault, jitterFactor, lease } from "./Engine.js"
+import type { State } from "./State.js"
+import { injectFault, jitterFactor, lease } from "./State.js"
 import type { FaultKind } from "./Faults.js"
 import { midStreamErrorMessage } from "./Faults.js"
 import type { Plan, Shape } from "./Plan.js"
@@ -112,14 +112,14 @@ const whole = (args: InferenceArgs, t: Timing, fault: FaultKind | undefined) =>
 
 /** Draws the fault, leases a slot (in the request's Scope), evaluates the prompt and answers. */
 export const answer = (
-  engine: Engine,
+  state: State,
   args: InferenceArgs
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, ApiError | ResetConnection, Scope.Scope> =>
   Effect.gen(function* () {
     const start = performance.now()
-    const fault = yield* injectFault(engine)
-    const loadNs = yield* lease(engine, args.model, args.keepAliveMs)
-    const factor = jitterFactor(engine, args.model)
+    const fault = yield* injectFault(state)
+    const loadNs = yield* lease(state, args.model, args.keepAliveMs)
+    const factor = jitterFactor(state, args.model)
     const promptStart = performance.now()
     const fixedMs = args.model.requestMs ?? 0
     yield* waitUntil(promptStart + (fixedMs + args.promptTokens * args.model.promptTokenMs) * factor)

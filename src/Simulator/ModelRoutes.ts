@@ -7,8 +7,8 @@ import type { HttpServerRequest } from "@effect/platform"
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { CopyRequest, CreateRequest, DeleteRequest, PullRequest, ShowRequest } from "../Domain/Models.js"
-import type { Engine } from "./Engine.js"
-import { notFoundQuoted } from "./Engine.js"
+import type { State } from "./State.js"
+import { notFoundQuoted } from "./State.js"
 import type { Entry } from "./Registry.js"
 import { digestOf, parameterCount, sizeOf } from "./Registry.js"
 import type { ModelConfig } from "./SimulatorConfig.js"
@@ -25,7 +25,7 @@ const readDelete = readBody(DeleteRequest)
 
 export const root = HttpServerResponse.text("Ollama is running", { contentType: "text/plain; charset=utf-8" })
 
-export const version = (engine: Engine) => json({ version: engine.config.version })
+export const version = (state: State) => json({ version: state.config.version })
 
 const details = (m: ModelConfig) => ({
   parent_model: "",
@@ -46,7 +46,7 @@ const listed = (e: Entry) => ({
   capabilities: e.config.capabilities
 })
 
-export const tags = (engine: Engine) => Effect.sync(() => json({ models: engine.registry.list().map(listed) }))
+export const tags = (state: State) => Effect.sync(() => json({ models: state.registry.list().map(listed) }))
 
 const modelInfo = (m: ModelConfig) => ({
   "general.architecture": m.family,
@@ -69,12 +69,12 @@ const shown = (e: Entry) => ({
   modified_at: e.modifiedAt
 })
 
-export const show = (engine: Engine): Handler =>
+export const show = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readShow
     const name = req.model ?? req.name ?? ""
     if (name === "") return yield* fail(400, "model is required")
-    const entry = engine.registry.find(name)
+    const entry = state.registry.find(name)
     return entry === undefined ? yield* fail(404, notFoundQuoted(name)) : json(shown(entry))
   })
 
@@ -83,8 +83,8 @@ const emptyOk = HttpServerResponse.empty({ status: 200, headers: { "content-leng
 
 const neverMs = 292 * 365.25 * 86_400_000
 
-export const ps = (engine: Engine) =>
-  Effect.map(engine.scheduler.running, (running) =>
+export const ps = (state: State) =>
+  Effect.map(state.scheduler.running, (running) =>
     json({
       models: running.map(({ config, expiresAt }) => ({
         name: config.name,
@@ -100,10 +100,10 @@ export const ps = (engine: Engine) =>
   )
 
 /** The config a new model (pulled or created from nothing known) copies: an embedder if the name says so. */
-const templateFor = (engine: Engine, name: string): ModelConfig => {
-  const models = engine.registry.list().map((e) => e.config)
+const templateFor = (state: State, name: string): ModelConfig => {
+  const models = state.registry.list().map((e) => e.config)
   const embedder = /embed|minilm|bge/i.test(name) ? models.find((m) => m.capabilities.includes("embedding")) : undefined
-  return embedder ?? models.find((m) => m.capabilities.includes("completion")) ?? engine.config.models[0]!
+  return embedder ?? models.find((m) => m.capabilities.includes("completion")) ?? state.config.models[0]!
 }
 
 const progress = (lines: ReadonlyArray<object>, stream: boolean) =>
@@ -113,14 +113,14 @@ const progress = (lines: ReadonlyArray<object>, stream: boolean) =>
       })
     : json({ status: "success" })
 
-export const pull = (engine: Engine): Handler =>
+export const pull = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readPull
     const name = req.model ?? req.name ?? ""
     if (name === "") return yield* fail(400, "model is required")
-    const existing = engine.registry.find(name)
-    if (existing === undefined) engine.registry.add(name, templateFor(engine, name))
-    const config = engine.registry.find(name)!.config
+    const existing = state.registry.find(name)
+    if (existing === undefined) state.registry.add(name, templateFor(state, name))
+    const config = state.registry.find(name)!.config
     const digest = digestOf(config.name)
     const size = sizeOf(config)
     return progress(
@@ -135,15 +135,15 @@ export const pull = (engine: Engine): Handler =>
     )
   })
 
-export const create = (engine: Engine): Handler =>
+export const create = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readCreate
     if (req.model === "") return yield* fail(400, "model is required")
     if (req.from === undefined && req.files === undefined) {
       return yield* fail(400, "neither 'from' or 'files' was specified")
     }
-    const base = req.from === undefined ? undefined : engine.registry.find(req.from)
-    engine.registry.add(req.model, base?.config ?? templateFor(engine, req.model))
+    const base = req.from === undefined ? undefined : state.registry.find(req.from)
+    state.registry.add(req.model, base?.config ?? templateFor(state, req.model))
     const digest = digestOf(req.model)
     return progress(
       [
@@ -156,23 +156,23 @@ export const create = (engine: Engine): Handler =>
     )
   })
 
-export const copy = (engine: Engine): Handler =>
+export const copy = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readCopy
-    const source = engine.registry.find(req.source)
+    const source = state.registry.find(req.source)
     if (source === undefined) return yield* fail(404, `model "${req.source}" not found`)
     if (req.destination.trim() === "") return yield* fail(400, "invalid model name")
-    engine.registry.add(req.destination, source.config)
+    state.registry.add(req.destination, source.config)
     return emptyOk
   })
 
-export const remove = (engine: Engine): Handler =>
+export const remove = (state: State): Handler =>
   Effect.gen(function* () {
     const req = yield* readDelete
     const name = req.model ?? req.name ?? ""
     if (name === "") return yield* fail(400, "model is required")
-    if (engine.registry.find(name) === undefined) return yield* fail(404, notFoundQuoted(name))
-    yield* engine.scheduler.unload(name)
-    engine.registry.remove(name)
+    if (state.registry.find(name) === undefined) return yield* fail(404, notFoundQuoted(name))
+    yield* state.scheduler.unload(name)
+    state.registry.remove(name)
     return emptyOk
   })

@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import * as Chat from "./ChatRoutes.js"
 import * as Control from "./ControlRoutes.js"
 import * as Embed from "./EmbedRoutes.js"
-import type { Engine } from "./Engine.js"
+import type { State } from "./State.js"
 import * as Models from "./ModelRoutes.js"
 import type { ApiError, ResetConnection } from "./Wire.js"
 import { respond } from "./Wire.js"
@@ -19,30 +19,30 @@ type Response = HttpServerResponse.HttpServerResponse
 
 /** Counts the request and answers an `ApiError` as Ollama's error body. */
 const counted =
-  (engine: Engine, route: string) =>
+  (state: State, route: string) =>
   <R>(handler: Effect.Effect<Response, ApiError, R>): Effect.Effect<Response, never, R> =>
     Effect.suspend(() => {
-      engine.stats.request(route)
-      return respond(engine.stats, handler)
+      state.stats.request(route)
+      return respond(state.stats, handler)
     })
 
 /** `counted`, plus disconnect counting and the `reset` fault. */
 const inference =
-  (engine: Engine, route: string) =>
+  (state: State, route: string) =>
   <R>(handler: Effect.Effect<Response, ApiError | ResetConnection, R>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      engine.stats.request(route)
+      state.stats.request(route)
       const response = NodeHttpServerRequest.toServerResponse(request)
       let reset = false
       response.once("close", () => {
-        if (!response.writableEnded && !reset) engine.stats.disconnects++
+        if (!response.writableEnded && !reset) state.stats.disconnects++
       })
       const withReset = Effect.catchTag(handler, "ResetConnection", () => {
         reset = true
         NodeHttpServerRequest.toIncomingMessage(request).socket.destroy()
         return Effect.never
       })
-      return respond(engine.stats, withReset)
+      return respond(state.stats, withReset)
     })
 
 const knownPaths = new Set([
@@ -74,29 +74,29 @@ const notFound = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
 })
 
 /** The simulator's HTTP app. */
-export const make = (engine: Engine) =>
-  Effect.map(HttpRouter.toHttpApp(router(engine)), (app) => Effect.catchTag(app, "RouteNotFound", () => notFound))
+export const make = (state: State) =>
+  Effect.map(HttpRouter.toHttpApp(router(state)), (app) => Effect.catchTag(app, "RouteNotFound", () => notFound))
 
-const router = (engine: Engine) => {
-  const route = (path: string) => counted(engine, path)
-  const infer = (path: string) => inference(engine, path)
+const router = (state: State) => {
+  const route = (path: string) => counted(state, path)
+  const infer = (path: string) => inference(state, path)
   return HttpRouter.empty.pipe(
     HttpRouter.get("/", route("/")(Effect.succeed(Models.root))),
-    HttpRouter.get("/api/version", route("/api/version")(Effect.sync(() => Models.version(engine)))),
-    HttpRouter.get("/api/tags", route("/api/tags")(Models.tags(engine))),
-    HttpRouter.post("/api/show", route("/api/show")(Models.show(engine))),
-    HttpRouter.get("/api/ps", route("/api/ps")(Models.ps(engine))),
-    HttpRouter.post("/api/chat", infer("/api/chat")(Chat.chat(engine))),
-    HttpRouter.post("/api/generate", infer("/api/generate")(Chat.generate(engine))),
-    HttpRouter.post("/api/embed", infer("/api/embed")(Embed.embed(engine))),
-    HttpRouter.post("/api/embeddings", infer("/api/embeddings")(Embed.embeddings(engine))),
-    HttpRouter.post("/api/pull", route("/api/pull")(Models.pull(engine))),
-    HttpRouter.post("/api/create", route("/api/create")(Models.create(engine))),
-    HttpRouter.post("/api/copy", route("/api/copy")(Models.copy(engine))),
-    HttpRouter.del("/api/delete", route("/api/delete")(Models.remove(engine))),
-    HttpRouter.get("/_sim/stats", Control.stats(engine)),
-    HttpRouter.get("/_sim/faults", Control.getFaults(engine)),
-    HttpRouter.put("/_sim/faults", respond(engine.stats, Control.putFaults(engine))),
-    HttpRouter.post("/_sim/reset", Control.reset(engine))
+    HttpRouter.get("/api/version", route("/api/version")(Effect.sync(() => Models.version(state)))),
+    HttpRouter.get("/api/tags", route("/api/tags")(Models.tags(state))),
+    HttpRouter.post("/api/show", route("/api/show")(Models.show(state))),
+    HttpRouter.get("/api/ps", route("/api/ps")(Models.ps(state))),
+    HttpRouter.post("/api/chat", infer("/api/chat")(Chat.chat(state))),
+    HttpRouter.post("/api/generate", infer("/api/generate")(Chat.generate(state))),
+    HttpRouter.post("/api/embed", infer("/api/embed")(Embed.embed(state))),
+    HttpRouter.post("/api/embeddings", infer("/api/embeddings")(Embed.embeddings(state))),
+    HttpRouter.post("/api/pull", route("/api/pull")(Models.pull(state))),
+    HttpRouter.post("/api/create", route("/api/create")(Models.create(state))),
+    HttpRouter.post("/api/copy", route("/api/copy")(Models.copy(state))),
+    HttpRouter.del("/api/delete", route("/api/delete")(Models.remove(state))),
+    HttpRouter.get("/_sim/stats", Control.stats(state)),
+    HttpRouter.get("/_sim/faults", Control.getFaults(state)),
+    HttpRouter.put("/_sim/faults", respond(state.stats, Control.putFaults(state))),
+    HttpRouter.post("/_sim/reset", Control.reset(state))
   )
 }

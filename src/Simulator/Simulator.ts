@@ -17,7 +17,7 @@ import { Console, Context, Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { createServer } from "node:http"
 import { snapshot } from "./ControlRoutes.js"
-import * as Engine from "./Engine.js"
+import * as State from "./State.js"
 import type { Faults } from "./Faults.js"
 import * as Routes from "./Routes.js"
 import type { SimulatorConfig } from "./SimulatorConfig.js"
@@ -63,21 +63,21 @@ const urlOf = (host: string, port: number): string => {
 /** Starts the simulator in the current Scope; it stops when the Scope closes. */
 export const make = (options: Options): Effect.Effect<Service, SimulatorStartError, Scope.Scope> =>
   Effect.gen(function* () {
-    const engine = yield* Engine.make(options.config)
+    const state = yield* State.make(options.config)
     const node = createServer()
     const server = yield* NodeHttpServer.make(() => node, { port: options.port, host: options.host }).pipe(
       Effect.mapError((e) => new SimulatorStartError({ host: options.host, port: options.port, cause: e.cause }))
     )
     yield* Effect.addFinalizer(() => Effect.sync(() => node.closeAllConnections()))
-    const app = yield* Routes.make(engine)
+    const app = yield* Routes.make(state)
     yield* server.serve(app).pipe(HttpMiddleware.withTracerDisabledWhenEffect(() => true))
     const port = server.address._tag === "TcpAddress" ? server.address.port : options.port
     return {
       url: urlOf(options.host, port),
-      stats: snapshot(engine),
-      faults: Effect.sync(() => engine.faults.faults),
-      setFaults: (faults) => Effect.sync(() => engine.faults.set(faults)),
-      resetStats: Effect.sync(() => engine.stats.reset())
+      stats: snapshot(state),
+      faults: Effect.sync(() => state.faults.faults),
+      setFaults: (faults) => Effect.sync(() => state.faults.set(faults)),
+      resetStats: Effect.sync(() => state.stats.reset())
     }
   })
 

@@ -16,7 +16,7 @@ import { Stats } from "./Stats.js"
 import { mulberry32 } from "./Text.js"
 import { type ApiError, busy, fail, ResetConnection } from "./Wire.js"
 
-export interface Engine {
+export interface State {
   readonly config: SimulatorConfig
   readonly registry: Registry
   readonly scheduler: Scheduler.Scheduler
@@ -26,7 +26,7 @@ export interface Engine {
   readonly defaultKeepAliveMs: number
 }
 
-export const make = (config: SimulatorConfig): Effect.Effect<Engine, never, Scope.Scope> =>
+export const make = (config: SimulatorConfig): Effect.Effect<State, never, Scope.Scope> =>
   Effect.gen(function* () {
     const stats = new Stats()
     const scheduler = yield* Scheduler.make(config, stats)
@@ -43,11 +43,11 @@ export const make = (config: SimulatorConfig): Effect.Effect<Engine, never, Scop
 
 /** The model config for `name`, or a 404 with the endpoint's wording. */
 export const findModel = (
-  engine: Engine,
+  state: State,
   name: string,
   notFound: (name: string) => string
 ): Effect.Effect<ModelConfig, ApiError> => {
-  const entry = engine.registry.find(name)
+  const entry = state.registry.find(name)
   return entry === undefined ? fail(404, notFound(name)) : Effect.succeed(entry.config)
 }
 
@@ -55,26 +55,26 @@ export const notFoundQuoted = (name: string) => `model '${name}' not found`
 export const notFoundPull = (name: string) => `model "${name}" not found, try pulling it first`
 
 /** keep_alive in ms (request value, else the default); an unparsable string is a 400. */
-export const keepAliveMs = (engine: Engine, value: KeepAlive | undefined): Effect.Effect<number, ApiError> => {
-  if (value === undefined) return Effect.succeed(engine.defaultKeepAliveMs)
+export const keepAliveMs = (state: State, value: KeepAlive | undefined): Effect.Effect<number, ApiError> => {
+  if (value === undefined) return Effect.succeed(state.defaultKeepAliveMs)
   const ms = parseKeepAlive(value)
   return ms === undefined ? fail(400, `time: invalid duration "${value}"`) : Effect.succeed(ms)
 }
 
 /** A seeded latency factor in [1 - jitter, 1 + jitter]. */
-export const jitterFactor = (engine: Engine, model: ModelConfig): number =>
-  model.jitter <= 0 ? 1 : 1 + model.jitter * (2 * engine.random() - 1)
+export const jitterFactor = (state: State, model: ModelConfig): number =>
+  model.jitter <= 0 ? 1 : 1 + model.jitter * (2 * state.random() - 1)
 
 /**
  * Draws this request's fault and applies the ones that act before scheduling (500, 503, reset, stall,
  * spike). Yields the fault still to apply while answering (malformed, midStreamError), if any.
  */
-export const injectFault = (engine: Engine): Effect.Effect<FaultKind | undefined, ApiError | ResetConnection> =>
+export const injectFault = (state: State): Effect.Effect<FaultKind | undefined, ApiError | ResetConnection> =>
   Effect.suspend((): Effect.Effect<FaultKind | undefined, ApiError | ResetConnection> => {
-    const kind = engine.faults.decide()
+    const kind = state.faults.decide()
     if (kind === undefined) return Effect.succeed(undefined)
-    engine.stats.fault(kind)
-    const f = engine.faults.faults
+    state.stats.fault(kind)
+    const f = state.faults.faults
     switch (kind) {
       case "error500":
         return fail(500, internalErrorMessage)
@@ -93,12 +93,12 @@ export const injectFault = (engine: Engine): Effect.Effect<FaultKind | undefined
 
 /** Runs the scheduler's acquire, turning a full queue into the 503 ApiError. */
 export const lease = (
-  engine: Engine,
+  state: State,
   model: ModelConfig,
   keepAlive: number
 ): Effect.Effect<number, ApiError, Scope.Scope> =>
-  Effect.catchTag(engine.scheduler.acquire(model, keepAlive), "ServerBusy", () => Effect.fail(busy()))
+  Effect.catchTag(state.scheduler.acquire(model, keepAlive), "ServerBusy", () => Effect.fail(busy()))
 
 /** Loads the model without a slot (empty-prompt requests), turning a full queue into 503. */
-export const warm = (engine: Engine, model: ModelConfig, keepAlive: number): Effect.Effect<number, ApiError> =>
-  Effect.catchTag(engine.scheduler.warm(model, keepAlive), "ServerBusy", () => Effect.fail(busy()))
+export const warm = (state: State, model: ModelConfig, keepAlive: number): Effect.Effect<number, ApiError> =>
+  Effect.catchTag(state.scheduler.warm(model, keepAlive), "ServerBusy", () => Effect.fail(busy()))
