@@ -1,6 +1,8 @@
 /**
- * The scheduler: one `Slots` per backend key (a backend URL, or any name a library user picks for their own
- * work), created on first use, plus a snapshot of all of them.
+ * Keyed slots for a library user's own work: one `Slots` per key (a backend URL, or any name the user picks),
+ * created on first use, plus a snapshot of all of them. The engine does not use it (each `Backends` entry owns
+ * its `Slots`); it is the Layer of the "Scheduler slots" part for apps that queue their own calls. Exported as
+ * `KeyedSlots`, and as `Scheduler`, its name before.
  *
  * Choices:
  * - The options given when a key is first seen stay with it (as the rate limiter's buckets do); later calls with
@@ -11,7 +13,7 @@
 import { Effect } from "effect"
 import * as Slots from "./Slots.js"
 
-export class Scheduler extends Effect.Service<Scheduler>()("sluice/Scheduler", {
+export class KeyedSlots extends Effect.Service<KeyedSlots>()("sluice/KeyedSlots", {
   accessors: true,
   sync: () => {
     const all = new Map<string, Slots.Slots>()
