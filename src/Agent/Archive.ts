@@ -21,7 +21,7 @@ import { type Due, EpisodesRepo } from "../Store/EpisodesRepo.js"
 import { StorageError } from "../Store/StorageError.js"
 import * as ArchiveFile from "./EpisodesArchiveFile.js"
 import { EpisodeNotFound } from "./EpisodesError.js"
-import type { ArchiveEntry, HotStatus } from "./EpisodesSchema.js"
+import type { ArchiveEntry, HotStatus } from "../Domain/Episode.js"
 
 /** Which ended episodes a run archives: older than `olderThan`, or beyond the newest `keepPerAgent` per agent. */
 export interface Policy {

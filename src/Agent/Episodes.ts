@@ -17,7 +17,7 @@ import { Clock, Effect, Option } from "effect"
 import { EpisodesRepo, type ListQuery } from "../Store/EpisodesRepo.js"
 import type { StorageError } from "../Store/StorageError.js"
 import { type EpisodeError, EpisodeNotFound, EpisodeNotRunning, TickOutOfOrder } from "./EpisodesError.js"
-import type { EndStatus, Episode, HotStatus, Tick } from "./EpisodesSchema.js"
+import type { EndStatus, Episode, HotStatus, Tick } from "../Domain/Episode.js"
 
 /** What an episode starts with; `id` defaults to a random UUID. */
 export interface StartInput {

@@ -16,7 +16,7 @@ import { Context, Effect, JSONSchema, Layer, Option, ParseResult, Schema } from 
 import type { Message, Tool as ChatTool, ToolCall } from "../Domain/Chat.js"
 import type { BudgetExceeded } from "../Domain/LlmError.js"
 import { topicOf } from "./AgentInbox.js"
-import type { ToolCallRecord } from "./EpisodesSchema.js"
+import type { ToolCallRecord } from "../Domain/Episode.js"
 import { EventBus } from "./EventBus.js"
 import { VectorMemory } from "./VectorMemory.js"
 

@@ -7,10 +7,12 @@
  * - Free-form parts (the agent spec, a tick's inputs, tool arguments and results) are `unknown` JSON values.
  * - Tick numbers start at 1 and grow by 1 within an episode; `Episode.ticks` is the last committed one.
  * - "archived" is the status of an episode that left the hot tables: it only appears on an `ArchiveEntry`.
+ * - In Domain, not Agent: the Store's repository decodes rows into these shapes and the Agent runtime writes them,
+ *   and Store sits below Agent (docs/architecture.md, "The dependency rule").
  */
 import { Schema } from "effect"
-import { Message } from "../Domain/Chat.js"
-import { optional } from "../Domain/Common.js"
+import { Message } from "./Chat.js"
+import { optional } from "./Common.js"
 
 /** Where an episode is in its life. */
 export const EpisodeStatus = Schema.Literal("running", "completed", "failed", "interrupted", "archived")

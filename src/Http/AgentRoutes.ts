@@ -6,7 +6,7 @@
 import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { Effect, Option, ParseResult, Schema } from "effect"
 import * as AgentSpec from "../Agent/AgentSpec.js"
-import { HotStatus } from "../Agent/EpisodesSchema.js"
+import { HotStatus } from "../Domain/Episode.js"
 import { AgentRuns } from "./AgentRuns.js"
 import { decodeBody } from "./Body.js"
 import * as Respond from "./Respond.js"

@@ -8,7 +8,7 @@ import { Deferred, Effect, Fiber, FiberMap, Layer, Option } from "effect"
 import * as Agent from "../Agent/Agent.js"
 import type * as AgentSpec from "../Agent/AgentSpec.js"
 import { Episodes } from "../Agent/Episodes.js"
-import type { Episode } from "../Agent/EpisodesSchema.js"
+import type { Episode } from "../Domain/Episode.js"
 
 /** What `cancel` found: no such episode, an episode not running here, or the interrupted one. */
 export type Cancelled =

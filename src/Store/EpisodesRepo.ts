@@ -14,7 +14,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
 import type { ParseError } from "effect/ParseResult"
-import { ArchiveEntry, BudgetUse, Episode, HotStatus, Tick, ToolCallRecord } from "../Agent/EpisodesSchema.js"
+import { ArchiveEntry, BudgetUse, Episode, HotStatus, Tick, ToolCallRecord } from "../Domain/Episode.js"
 import { Message } from "../Domain/Chat.js"
 import { fromSqlError, StorageError } from "./StorageError.js"
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Archive, type Options } from "../../src/Agent/Archive.js"
 import { Episodes } from "../../src/Agent/Episodes.js"
-import type { Tick } from "../../src/Agent/EpisodesSchema.js"
+import type { Tick } from "../../src/Domain/Episode.js"
 import * as Store from "../../src/Store/Store.js"
 
 export const tempDir = () => mkdtempSync(join(tmpdir(), "sluice-archive-"))
