@@ -1,10 +1,14 @@
 /**
- * Sluice's configuration: every setting, its environment variable and its default, in one place.
- * Command-line flags override the environment; the environment overrides these defaults.
+ * Sluice's configuration: the settings of the process as a whole (addresses, backend mode, data directory, drain),
+ * their environment variables and their defaults, in one place. Command-line flags override the environment; the
+ * environment overrides these defaults.
+ *
+ * Choices:
+ * - This file imports nothing else from src/, so every layer may read it (docs/architecture.md, "The dependency
+ *   rule"). Settings typed by a higher layer's own options are read beside that layer: the engine's in
+ *   `Llm/EngineConfig.ts`, health's in `Observability/HealthConfig.ts`, the gateway's keys in `Http/AuthPolicy.ts`.
  */
-import { Config, Duration, Option } from "effect"
-import type { BackendConfig } from "./Llm/Backends.js"
-import type { Options as EngineOptions } from "./Llm/Engine.js"
+import { Config, Duration } from "effect"
 
 export type BackendMode = "auto" | "ollama" | "simulator"
 
@@ -45,6 +49,18 @@ export const drainTimeout = Config.duration("SLUICE_DRAIN_TIMEOUT").pipe(Config.
 export const port = Config.integer("SLUICE_PORT")
 /** `SLUICE_HOST`: the gateway's bind address; loopback by default. */
 export const host = Config.string("SLUICE_HOST")
+
+/**
+ * Whether `host` binds loopback only (so only this machine can call). The gateway turns authentication off on
+ * loopback until a key exists, and startup refuses a non-loopback address without a key: both read this.
+ */
+export const isLoopback = (host: string): boolean => {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+  return h === "localhost" || h === "::1" || h.startsWith("127.")
+}
 /** Splits a comma-separated list of Ollama addresses. */
 export const splitHosts = (value: string): Array<string> =>
   value
@@ -59,42 +75,4 @@ export const splitHosts = (value: string): Array<string> =>
 export const ollamaHosts = Config.string("OLLAMA_HOST").pipe(
   Config.map(splitHosts),
   Config.withDefault([defaults.ollama])
-)
-
-/** The engine's settings from the environment (the protection layers; see docs/fault-tolerance.md). */
-export interface EngineConfig {
-  readonly settings: Omit<EngineOptions, "backends">
-  /** Applied to every backend. */
-  readonly backend: Omit<BackendConfig, "url">
-}
-
-/**
- * `SLUICE_BACKEND_SLOTS` (8), `SLUICE_BACKEND_RPS` (unlimited), `SLUICE_BACKEND_TPM` (unlimited),
- * `SLUICE_CACHE_TTL` ("10 minutes"), `SLUICE_CACHE_MAX_ENTRIES` (10000), `SLUICE_CACHE_MAX_BYTES` (64 MiB),
- * `SLUICE_RETRY_MAX` (12), `SLUICE_DEADLINE` ("10 minutes").
- */
-export const engine: Config.Config<EngineConfig> = Config.all({
-  slots: Config.integer("SLUICE_BACKEND_SLOTS").pipe(Config.withDefault(8)),
-  rps: Config.option(Config.number("SLUICE_BACKEND_RPS")),
-  tpm: Config.option(Config.number("SLUICE_BACKEND_TPM")),
-  ttl: Config.duration("SLUICE_CACHE_TTL").pipe(Config.withDefault(Duration.minutes(10))),
-  maxEntries: Config.integer("SLUICE_CACHE_MAX_ENTRIES").pipe(Config.withDefault(10_000)),
-  maxBytes: Config.integer("SLUICE_CACHE_MAX_BYTES").pipe(Config.withDefault(64 * 1024 * 1024)),
-  maxRetries: Config.integer("SLUICE_RETRY_MAX").pipe(Config.withDefault(12)),
-  deadline: Config.duration("SLUICE_DEADLINE").pipe(Config.withDefault(Duration.minutes(10)))
-}).pipe(
-  Config.map((c) => ({
-    settings: {
-      cache: { ttl: c.ttl, maxEntries: c.maxEntries, maxBytes: c.maxBytes },
-      retry: { maxRetries: c.maxRetries },
-      timeouts: { deadline: c.deadline }
-    },
-    backend: {
-      slots: c.slots,
-      rateLimit: {
-        requestsPerSecond: Option.getOrUndefined(c.rps),
-        tokensPerMinute: Option.getOrUndefined(c.tpm)
-      }
-    }
-  }))
 )

@@ -2,11 +2,12 @@
  * The flags shared by the commands that serve or call models (`serve`, `validate`, `batch`, `agent run`,
  * `agent resume`), with the same names,
  * environment fallbacks and meaning as `sluice serve`'s: `--ollama` (repeated; OLLAMA_HOST), `--backend
- * auto|ollama|simulator` (SLUICE_BACKEND, NODE_ENV=production -> ollama), and the engine settings of Config.ts.
+ * auto|ollama|simulator` (SLUICE_BACKEND, NODE_ENV=production -> ollama), and the engine settings of Llm/EngineConfig.ts.
  */
 import { Options } from "@effect/cli"
 import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
+import * as EngineConfig from "../Llm/EngineConfig.js"
 import * as Backend from "../Lifecycle/Backend.js"
 import { decodeHost } from "../Ollama/Host.js"
 
@@ -54,7 +55,7 @@ export const engineLayer = (flags: Flags) =>
     Effect.gen(function* () {
       const given = flags.ollama.length > 0 ? flags.ollama : yield* Config.ollamaHosts
       const urls = yield* Effect.forEach(given, (url) => decodeHost(url))
-      const engine = yield* Config.engine
+      const engine = yield* EngineConfig.engine
       return Backend.layer(flags.backend, urls, { ...engine.settings, backend: engine.backend })
     })
   )

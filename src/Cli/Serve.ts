@@ -8,6 +8,7 @@ import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
 import * as AgentRuns from "../Http/AgentRuns.js"
 import * as Server from "../Http/Server.js"
+import * as EngineConfig from "../Llm/EngineConfig.js"
 import * as Backend from "../Lifecycle/Backend.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
 import * as Store from "../Store/Store.js"
@@ -26,7 +27,7 @@ const backendUrls = (flags: ReadonlyArray<string>) =>
 export const serve = Command.make("serve", { port, host, ollama, backend }, (options) =>
   Effect.gen(function* () {
     const urls = yield* backendUrls(options.ollama)
-    const engine = yield* Config.engine
+    const engine = yield* EngineConfig.engine
     const dataDir = yield* Config.dataDir
     const context = yield* StartupValidator.contextFrom({ ...options, mode: options.backend, dataDir })
     yield* StartupValidator.run(context, { print: "problems" })

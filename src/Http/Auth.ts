@@ -21,6 +21,7 @@
 import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Clock, Context, Duration, Effect, Option, Redacted, Ref } from "effect"
+import { isLoopback } from "../Config.js"
 import { BudgetExceeded } from "../Domain/LlmError.js"
 import * as Budget from "../Llm/Budget.js"
 import type { CallOptions } from "../Llm/Llm.js"
@@ -112,7 +113,7 @@ export class Auth extends Effect.Service<Auth>()("sluice/Auth", {
 
       /** Whether requests need a key: always beyond loopback or with env keys; else once the store has one. */
       const required: Effect.Effect<boolean> =
-        envKeys.length > 0 || !AuthPolicy.isLoopback(settings.host)
+        envKeys.length > 0 || !isLoopback(settings.host)
           ? Effect.succeed(true)
           : Option.match(repo, {
               onNone: () => Effect.succeed(false),

@@ -12,15 +12,6 @@ import { Headers } from "@effect/platform"
 import { Config, Option, Redacted } from "effect"
 import type { Scope } from "../Store/KeysRepo.js"
 
-/** Whether `host` binds loopback only (so only this machine can call). */
-export const isLoopback = (host: string): boolean => {
-  const h = host
-    .trim()
-    .toLowerCase()
-    .replace(/^\[|\]$/g, "")
-  return h === "localhost" || h === "::1" || h.startsWith("127.")
-}
-
 /** The routes that need `inference`, beside `/v1/*` (the OpenAI API). */
 export const inferenceRoutes: ReadonlyArray<string> = [
   "/",

@@ -10,7 +10,6 @@ import { createServer } from "node:net"
 import { totalmem } from "node:os"
 import { join } from "node:path"
 import { getHeapStatistics } from "node:v8"
-import * as AuthPolicy from "../Http/AuthPolicy.js"
 import * as Retry from "../Llm/Retry.js"
 import * as Timeouts from "../Llm/Timeouts.js"
 import { freeDiskMb } from "../Observability/HealthProcess.js"
@@ -219,9 +218,6 @@ const listenPortFree = (c: Context): Check => ({
           )
         )
 })
-
-/** Whether `host` binds loopback only. */
-export const isLoopback = AuthPolicy.isLoopback
 
 const memoryLimits = (c: Context): Check => ({
   name: "memory-limits",

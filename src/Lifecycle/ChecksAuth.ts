@@ -7,7 +7,7 @@ import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer } from "effect"
 import { existsSync } from "node:fs"
-import { isLoopback } from "../Http/AuthPolicy.js"
+import { isLoopback } from "../Config.js"
 import { databaseFile } from "../Store/Store.js"
 import type { Check, Context as CheckContext } from "./StartupValidator.js"
 

@@ -15,6 +15,7 @@
  */
 import { Cause, Config as EffectConfig, Console, Data, Duration, Effect, Option } from "effect"
 import * as Config from "../Config.js"
+import * as EngineConfig from "../Llm/EngineConfig.js"
 import * as HealthConfig from "../Observability/HealthConfig.js"
 import * as Recorders from "../Observability/Recorders.js"
 import * as Telemetry from "../Observability/Telemetry.js"
@@ -57,7 +58,7 @@ export interface Context {
   /** The Ollama URLs, decoded (OLLAMA_HOST-style input is accepted and decoded by `contextFrom`). */
   readonly urls: ReadonlyArray<string>
   readonly dataDir: string
-  readonly engine: Config.EngineConfig
+  readonly engine: EngineConfig.EngineConfig
   readonly requirements: HealthConfig.Requirements
   readonly limits: HealthConfig.Limits
   readonly health: { readonly interval: Duration.Duration; readonly timeout: Duration.Duration }
@@ -206,7 +207,7 @@ export const contextFrom = (flags: Flags) =>
       mode: flags.mode,
       urls,
       dataDir: flags.dataDir ?? settings.dataDir,
-      engine: yield* Config.engine,
+      engine: yield* EngineConfig.engine,
       requirements: settings.requirements,
       limits: settings.limits,
       health: { interval: settings.interval, timeout: settings.timeout },
