@@ -8,7 +8,7 @@ import { Options } from "@effect/cli"
 import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
 import * as EngineConfig from "../Llm/EngineConfig.js"
-import * as Backend from "../Lifecycle/Backend.js"
+import * as BackendChoice from "../Lifecycle/BackendChoice.js"
 import { decodeHost } from "../Ollama/Host.js"
 
 export const port = Options.integer("port").pipe(
@@ -56,6 +56,6 @@ export const engineLayer = (flags: Flags) =>
       const given = flags.ollama.length > 0 ? flags.ollama : yield* Config.ollamaHosts
       const urls = yield* Effect.forEach(given, (url) => decodeHost(url))
       const engine = yield* EngineConfig.engine
-      return Backend.layer(flags.backend, urls, { ...engine.settings, backend: engine.backend })
+      return BackendChoice.layer(flags.backend, urls, { ...engine.settings, backend: engine.backend })
     })
   )

@@ -9,7 +9,7 @@ import * as Config from "../Config.js"
 import * as AgentRuns from "../Http/AgentRuns.js"
 import * as Server from "../Http/Server.js"
 import * as EngineConfig from "../Llm/EngineConfig.js"
-import * as Backend from "../Lifecycle/Backend.js"
+import * as BackendChoice from "../Lifecycle/BackendChoice.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
 import * as Store from "../Store/Store.js"
 import * as BackendFlags from "./BackendFlags.js"
@@ -32,7 +32,7 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
     const context = yield* StartupValidator.contextFrom({ ...options, mode: options.backend, dataDir })
     yield* StartupValidator.run(context, { print: "problems" })
     const drainTimeout = yield* Config.drainTimeout
-    const backends = Backend.layer(options.backend, urls, { ...engine.settings, backend: engine.backend })
+    const backends = BackendChoice.layer(options.backend, urls, { ...engine.settings, backend: engine.backend })
     // the agent runtime (AgentRuns) shares the engine and the database with the gateway
     const server = Server.layer({ port: options.port, host: options.host, drainTimeout }).pipe(
       Layer.provide(AgentRuns.layer)

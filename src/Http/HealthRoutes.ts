@@ -13,7 +13,7 @@ import { HttpRouter } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import type { ConfigError } from "effect"
 import { Effect, Layer, Option } from "effect"
-import { BackendInfo } from "../Lifecycle/Backend.js"
+import { BackendInfo } from "../Lifecycle/BackendChoice.js"
 import { Backends } from "../Llm/Backends.js"
 import * as Slots from "../Llm/Scheduler/Slots.js"
 import {

@@ -3,7 +3,7 @@
  * chat and embedding models are there, stored vector memory fits the dimension its embedding model reports, and
  * a warning when Sluice would serve simulated models.
  *
- * What is checked is what `serve` would talk to (Lifecycle/Backend.ts decides the same way): the configured
+ * What is checked is what `serve` would talk to (Lifecycle/BackendChoice.ts decides the same way): the configured
  * Ollama servers, or, with `--backend simulator` or in `auto` mode when none answers, the built-in simulator,
  * started on a free loopback port for the checks and stopped after. Unreachable backends are fatal with
  * `--backend ollama` (and NODE_ENV=production) and a warning in `auto`, where `serve` falls back.

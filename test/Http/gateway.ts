@@ -6,8 +6,8 @@ import { HttpServer } from "@effect/platform"
 import { Context, Effect, Layer, Schedule } from "effect"
 import * as Agent from "../../src/Agent/Agent.js"
 import { AgentRuns } from "../../src/Http/AgentRuns.js"
-import * as Backend from "../../src/Lifecycle/Backend.js"
-import { BackendInfo } from "../../src/Lifecycle/Backend.js"
+import * as BackendChoice from "../../src/Lifecycle/BackendChoice.js"
+import { BackendInfo } from "../../src/Lifecycle/BackendChoice.js"
 import * as Engine from "../../src/Llm/Engine.js"
 import * as Server from "../../src/Http/Server.js"
 import { Simulator } from "../../src/Simulator/Simulator.js"
@@ -17,7 +17,7 @@ import * as Store from "../../src/Store/Store.js"
 /** The gateway's base URL. */
 export class GatewayUrl extends Context.Tag("test/GatewayUrl")<GatewayUrl, string>() {}
 
-const backend = (settings: Backend.EngineSettings) =>
+const backend = (settings: BackendChoice.EngineSettings) =>
   Layer.unwrapEffect(
     Effect.map(Simulator, (sim) =>
       Layer.merge(
@@ -37,7 +37,7 @@ const url = Layer.effect(
 )
 
 /** Simulator + gateway; provides the Simulator (for its stats) and the gateway's URL. */
-export const layer = (config: SimulatorConfig, settings: Backend.EngineSettings = {}) =>
+export const layer = (config: SimulatorConfig, settings: BackendChoice.EngineSettings = {}) =>
   url.pipe(
     Layer.provideMerge(Server.layer({ port: 0, host: "127.0.0.1" })),
     Layer.provide(backend(settings)),
@@ -45,7 +45,7 @@ export const layer = (config: SimulatorConfig, settings: Backend.EngineSettings 
   )
 
 /** Simulator + gateway with the agent runtime (AgentRuns over the engine and an in-memory database). */
-export const layerWithAgents = (config: SimulatorConfig, settings: Backend.EngineSettings = {}) =>
+export const layerWithAgents = (config: SimulatorConfig, settings: BackendChoice.EngineSettings = {}) =>
   url.pipe(
     Layer.provideMerge(Server.layer({ port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(AgentRuns.Default),
