@@ -31,11 +31,14 @@
  *   step is atomic), which lets `awaitTurn` check the epoch and register its wake-up in one synchronous step;
  *   transitions wake those waiters and are logged (warning when opening, info when half-opening and closing),
  *   annotated with the backend name.
- * - The `CircuitBreaker` service is a registry: one breaker per name, made on first use with that use's options.
+ * - The `CircuitBreaker` service is a registry (Llm/Keyed.ts): one breaker per name, made on first use with that
+ *   use's options; an idle breaker at rest is dropped, one that is open or counting failures is kept. The engine
+ *   does not use it: Backends.ts makes one breaker per configured backend with `make`, for the engine's life.
  */
-import { Cause, Clock, Duration, Effect, Exit, Option, Stream, SynchronizedRef } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import { CircuitOpen, isBackendFailure } from "../Domain/LlmError.js"
+import * as Keyed from "./Keyed.js"
 
 /** The knobs of one breaker; each absent field has the default documented on it. */
 export interface Options {
@@ -365,19 +368,32 @@ export const make = (name: string, options?: Options): Effect.Effect<Breaker> =>
     } satisfies Breaker
   })
 
-/** The breakers of all backends, one per name, made on first use (later options for a known name are ignored). */
+/** The registry's bounds: idle breakers at rest go after `idleTimeToLive`; `capacity` names at most. */
+export const registryDefaults = { idleTimeToLive: "10 minutes", capacity: 1_000 } as const
+
+/** A breaker worth keeping while idle: not closed, or failures in a row on the books. */
+const holdsState = (breaker: Breaker): Effect.Effect<boolean> =>
+  Effect.map(breaker.stats, (s) => s.state !== "closed" || s.consecutiveFailures > 0)
+
+/**
+ * The breakers of all backends, one per name, made on first use (later options for a known name are ignored). A
+ * breaker idle for `registryDefaults.idleTimeToLive` while closed with no failures in a row is dropped: it holds
+ * nothing a new one would not, its window (10 s by default) being far shorter. Others are kept. Look a breaker up
+ * per use: one kept past its idle time and then looked up again has a newer twin.
+ */
 export class CircuitBreaker extends Effect.Service<CircuitBreaker>()("sluice/CircuitBreaker", {
-  effect: Effect.gen(function* () {
-    const registry = yield* SynchronizedRef.make(new Map<string, Breaker>())
-    const breaker = Effect.fn("CircuitBreaker.breaker")(function* (name: string, options?: Options) {
-      return yield* SynchronizedRef.modifyEffect(registry, (breakers) => {
-        const known = breakers.get(name)
-        if (known !== undefined) return Effect.succeed([known, breakers] as const)
-        return Effect.map(make(name, options), (made) => [made, new Map(breakers).set(name, made)] as const)
-      })
+  scoped: Effect.gen(function* () {
+    const registry = yield* Keyed.make({
+      name: "circuit breaker",
+      acquire: (name: string, options: Options | undefined) => make(name, options),
+      ...registryDefaults,
+      keep: holdsState
     })
-    const all: Effect.Effect<ReadonlyArray<Breaker>> = Effect.map(SynchronizedRef.get(registry), (breakers) =>
-      Array.from(breakers.values())
+    const breaker = Effect.fn("CircuitBreaker.breaker")(function* (name: string, options?: Options) {
+      return yield* registry.lookup(name, options)
+    })
+    const all: Effect.Effect<ReadonlyArray<Breaker>> = Effect.map(registry.entries, (entries) =>
+      entries.map(([, b]) => b)
     )
     return { breaker, all } as const
   })
