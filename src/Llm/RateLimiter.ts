@@ -18,10 +18,14 @@
  * - Model tokens are charged after a call and may drive that bucket negative; callers then wait until it has
  *   refilled to zero. A charge made while a caller waits pushes it further out (bounded by its deadline), so the
  *   limit holds up to the size of the calls in flight.
- * - The registry keeps one bucket per key; the limits given when a key is first seen stay with it.
+ * - The registry (Llm/Keyed.ts) keeps one bucket per key; the limits given when a key is first seen stay with it.
+ *   A bucket that is full with nobody waiting holds nothing a new one would not: idle for `registryDefaults`'
+ *   time-to-live, it is dropped; one refilling (or in debt for model tokens) is kept until full. The engine does not
+ *   use the registry: Backends.ts makes one bucket per configured backend with `makeBucketWith`.
  */
-import { Clock, Deferred, Duration, Effect, Exit, HashMap, Ref, SynchronizedRef } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Ref } from "effect"
 import { RateLimited } from "../Domain/LlmError.js"
+import * as Keyed from "./Keyed.js"
 
 /** The limits of one bucket. */
 export interface Limits {
@@ -230,8 +234,15 @@ const chargeOf = (r: Resolved, state: Ref.Ref<State>) => (tokens: number) =>
         })
       )
 
-/** A bucket whose waits and rejections are reported to `events` (the registry's counters). */
-export const makeBucketWith = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket> =>
+/** Whether the bucket is full with nobody waiting: a new bucket would behave the same. */
+const atRestOf = (r: Resolved, state: Ref.Ref<State>) =>
+  Effect.map(
+    snapshotOf(r, state),
+    (s) => s.waiting === 0 && s.requests >= r.burst && (s.tokens === undefined || s.tokens >= (r.tpm ?? 0))
+  )
+
+/** A bucket, and whether it is at rest (for the registry). */
+const makeParts = (scope: string, limits: Limits, events: Events) =>
   Effect.gen(function* () {
     const r = resolve(limits)
     const state = yield* makeState(r)
@@ -244,13 +255,18 @@ export const makeBucketWith = (scope: string, limits: Limits, events: Events): E
           Ref.getAndUpdate(ids, (n) => n + 1),
           takeIn
         )
-    return {
+    const bucket = {
       take,
       charge: chargeOf(r, state),
       limit: (effect) => Effect.zipRight(take, effect),
       snapshot: snapshotOf(r, state)
     } satisfies Bucket
+    return { bucket, atRest: atRestOf(r, state) } as const
   })
+
+/** A bucket whose waits and rejections are reported to `events` (the registry's counters). */
+export const makeBucketWith = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket> =>
+  Effect.map(makeParts(scope, limits, events), (parts) => parts.bucket)
 
 /** A bucket on its own (not counted by a registry). */
 export const makeBucket = (scope: string, limits: Limits): Effect.Effect<Bucket> =>
@@ -258,7 +274,7 @@ export const makeBucket = (scope: string, limits: Limits): Effect.Effect<Bucket>
 
 /** The registry's counters. */
 export interface Stats {
-  /** Keys with a bucket. */
+  /** Keys with a live bucket. */
   readonly buckets: number
   /** Callers that had to wait for a token (and were admitted or not). */
   readonly waits: number
@@ -273,32 +289,37 @@ interface Counters {
   readonly tokens: number
 }
 
-/** The keyed registry: one bucket per key (backend URL, API key), created on first use and then reused. */
+/** The registry's bounds: buckets at rest go after `idleTimeToLive`; `capacity` keys at most. */
+export const registryDefaults = { idleTimeToLive: "10 minutes", capacity: 10_000 } as const
+
+/**
+ * The keyed registry: one bucket per key (backend URL, API key), created on first use and then reused; dropped once
+ * not looked up for `registryDefaults.idleTimeToLive` while full with nobody waiting. Look a bucket up per use: one
+ * kept past its idle time and then looked up again has a newer twin.
+ */
 export class RateLimiter extends Effect.Service<RateLimiter>()("sluice/RateLimiter", {
-  effect: Effect.gen(function* () {
-    const buckets = yield* SynchronizedRef.make(HashMap.empty<string, Bucket>())
+  scoped: Effect.gen(function* () {
     const counters = yield* Ref.make<Counters>({ waits: 0, requests: 0, tokens: 0 })
     const events: Events = {
       waited: Ref.update(counters, (c) => ({ ...c, waits: c.waits + 1 })),
       rejected: (limit) => Ref.update(counters, (c) => ({ ...c, [limit]: c[limit] + 1 }))
     }
+    const buckets = yield* Keyed.make({
+      name: "rate limiter",
+      acquire: (key: string, limits: Limits) => makeParts(key, limits, events),
+      ...registryDefaults,
+      keep: (parts) => Effect.map(parts.atRest, (atRest) => !atRest)
+    })
     /** The bucket of `key`; `limits` apply when the key is first seen. */
     const bucket = Effect.fn("RateLimiter.bucket")(function* (key: string, limits: Limits) {
-      return yield* SynchronizedRef.modifyEffect(buckets, (map) => {
-        const found = HashMap.get(map, key)
-        if (found._tag === "Some") return Effect.succeed([found.value, map] as const)
-        return Effect.map(makeBucketWith(key, limits, events), (b) => [b, HashMap.set(map, key, b)] as const)
-      })
+      return (yield* buckets.lookup(key, limits)).bucket
     })
-    const stats: Effect.Effect<Stats> = Effect.map(
-      Effect.zip(Ref.get(counters), SynchronizedRef.get(buckets)),
-      ([c, map]) => ({
-        buckets: HashMap.size(map),
-        waits: c.waits,
-        rejections: c.requests + c.tokens,
-        rejectionsByLimit: { requests: c.requests, tokens: c.tokens }
-      })
-    )
+    const stats: Effect.Effect<Stats> = Effect.map(Effect.zip(Ref.get(counters), buckets.entries), ([c, live]) => ({
+      buckets: live.length,
+      waits: c.waits,
+      rejections: c.requests + c.tokens,
+      rejectionsByLimit: { requests: c.requests, tokens: c.tokens }
+    }))
     return { bucket, stats } as const
   })
 }) {}
