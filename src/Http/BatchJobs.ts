@@ -1,7 +1,7 @@
 /**
  * Batches submitted through the gateway (`POST /batches`): each runs in a background fiber through `Llm` at the
  * "batch" priority with bounded concurrency (`SLUICE_BATCH_CONCURRENCY`, default 4), job by job as
- * `sluice batch` runs them (Cli/BatchRun.ts), and its result lines are kept for `GET /batches/:id/results`.
+ * `sluice batch` runs them (Llm/BatchJob.ts), and its result lines are kept for `GET /batches/:id/results`.
  *
  * Choices:
  * - Batches live in memory only: a restart loses the unfinished ones (the CLI `sluice batch` is the resumable
@@ -10,7 +10,7 @@
  *   batch ends "cancelled", like `cancel`.
  */
 import { Clock, Config, Effect, FiberMap, Option } from "effect"
-import { type Result, resultOfValue } from "../Cli/BatchRun.js"
+import { type Result, resultOfValue } from "../Llm/BatchJob.js"
 import { Llm } from "../Llm/Llm.js"
 
 export type BatchStatus = "running" | "completed" | "cancelled"
