@@ -16,7 +16,9 @@
  *   backend a direct client could use into one that fails (issue 11 measured 3 retries losing calls).
  * - Deadline: a retry is made only if it starts within `deadline` of the first failure (the schedule's first
  *   step); when the next delay (Retry-After included) would pass it, the policy gives up with the last error.
- *   The whole call, first attempt included, is bounded by `Timeouts.unary(..., "deadline")` around it.
+ *   The call's own deadline (Timeouts.ts) is no wrapper around the call: for a unary call it is the instant
+ *   `until`, after which no retry starts, and which also bounds the slot wait and each attempt
+ *   (Timeouts.attemptWithin, Pipeline.ts); a stream is bounded as a whole by `Timeouts.deadlineStream`.
  * - Only errors with `retryable === true` are retried; `CircuitOpen` is retryable, the engine routes the retry to
  *   another backend.
  * - Streams are retried only while no chunk has reached the caller: once one has, a failure propagates as is, since

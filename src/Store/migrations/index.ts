@@ -1,7 +1,8 @@
 /**
  * The numbered migrations, applied in order and recorded in `effect_sql_migrations`. Each creates the tables of
- * one area and every index its repository's queries need. Numbers are assigned per area:
- * 1 episodes + ticks + archive index, 2 events + dead letters, 3 memories, 4 api keys, 5 cache entries.
+ * one area and every index its repository's queries need. Numbers are assigned per area: 1 episodes + ticks +
+ * archive index, 2 events + dead letters, 3 memories, 4 api keys. The response cache lives in memory
+ * (Llm/ResponseCache.ts) and has no table.
  */
 import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import episodes from "./0001_episodes.js"
