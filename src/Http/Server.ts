@@ -22,6 +22,7 @@ import * as AgentRoutes from "./AgentRoutes.js"
 import * as Auth from "./Auth.js"
 import { BatchJobs } from "./BatchJobs.js"
 import * as BatchRoutes from "./BatchRoutes.js"
+import * as DrainMiddleware from "./DrainMiddleware.js"
 import * as Guard from "./Guard.js"
 import * as HealthRoutes from "./HealthRoutes.js"
 import * as ObservabilityRoutes from "./ObservabilityRoutes.js"
@@ -78,7 +79,7 @@ const known = Effect.gen(function* () {
 const served = Layer.unwrapEffect(
   Effect.map(Effect.zip(Shutdown.Drain, Auth.Auth), ([drain, auth]) =>
     HttpServer.serve(app, (inner) =>
-      Track.http(route)(RequestId.middleware(Shutdown.middleware(drain)(Auth.middleware(auth)(inner))))
+      Track.http(route)(RequestId.middleware(DrainMiddleware.middleware(drain)(Auth.middleware(auth)(inner))))
     )
   )
 ).pipe(Layer.provide(Guard.layerConfig))

@@ -10,9 +10,11 @@
  * 4. then the server, the engine (pools, background fibers) and the database close, in that order.
  *
  * A second signal kills the process at once: `NodeRuntime.runMain` handles only the first one.
+ *
+ * This file holds the drain's state and its finalizer; the gateway's part (refusing, counting, ending streams with
+ * an error line in the client's framing) is HTTP and lives in `Http/DrainMiddleware.ts`.
  */
-import { HttpApp, HttpBody, HttpServerResponse } from "@effect/platform"
-import { Chunk, Clock, Context, Deferred, Duration, Effect, Layer, Option, Ref, Schedule, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Ref, Schedule } from "effect"
 import { ShuttingDown } from "../Domain/LlmError.js"
 import * as Recorders from "../Observability/Recorders.js"
 
@@ -36,15 +38,6 @@ export interface Service {
 }
 
 export class Drain extends Context.Tag("sluice/Drain")<Drain, Service>() {}
-
-const shuttingDown = () => {
-  const error = new ShuttingDown()
-  return HttpServerResponse.text(JSON.stringify({ error: error.message }), {
-    status: 503,
-    contentType: "application/json; charset=utf-8",
-    headers: { "retry-after": "5" }
-  })
-}
 
 const make = (options: Options) =>
   Effect.gen(function* () {
@@ -74,7 +67,7 @@ const make = (options: Options) =>
     return { draining, deadline, inFlight, drain } satisfies Service
   })
 
-/** The drain state (the gateway's middleware reads it). */
+/** The drain state (the gateway's middleware, Http/DrainMiddleware.ts, reads it). */
 export const layer = (options: Options = {}) => Layer.effect(Drain, make(options))
 
 /**
@@ -82,88 +75,6 @@ export const layer = (options: Options = {}) => Layer.effect(Drain, make(options
  * runs first: drain, then close the server, then the engine and the database.
  */
 export const onClose = Layer.scopedDiscard(Effect.flatMap(Drain, (drain) => Effect.addFinalizer(() => drain.drain)))
-
-/**
- * The gateway middleware: refuses new requests while draining, counts requests in flight (a streamed one until
- * its body is written), ends a unary answer still running at the deadline with 503 ShuttingDown, and ends a
- * streamed body at the deadline with an error line.
- */
-export const middleware =
-  (drain: Service) =>
-  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-    Effect.flatMap(Ref.get(drain.draining), (draining) =>
-      draining ? Effect.succeed(shuttingDown()) : Effect.suspend(() => counted(drain, app))
-    )
-
-/**
- * One request counted in flight. The server writes the answer inside the app (middleware only sees it after), so
- * a streamed body is wrapped by a pre-response handler. Unary handlers end themselves at the deadline
- * (`untilDeadline`), so they answer with their own error shape.
- */
-const counted = <E, R>(drain: Service, app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
-  const done = Ref.update(drain.inFlight, (n) => n - 1)
-  let streamed = false
-  const follow = HttpApp.appendPreResponseHandler((_request, response) =>
-    Effect.map(Deferred.isDone(drain.deadline), (late) => {
-      streamed = response.body._tag === "Stream"
-      // a handler ended at the deadline leaves the server's empty 503: give it the error body clients expect
-      return late && response.status === 503 && response.body._tag === "Empty"
-        ? shuttingDown()
-        : followBody(drain, response, done)
-    })
-  )
-  return Effect.zipRight(
-    Effect.zipRight(
-      Ref.update(drain.inFlight, (n) => n + 1),
-      follow
-    ),
-    Effect.onExit(app, (exit) =>
-      streamed || (exit._tag === "Success" && exit.value.body._tag === "Stream") ? Effect.void : done
-    )
-  )
-}
-
-const encoder = new TextEncoder()
-
-/** A streamed body counts until written, and ends at the drain deadline with `{"error": ...}` (no `done`). */
-const followBody = (
-  drain: Service,
-  response: HttpServerResponse.HttpServerResponse,
-  done: Effect.Effect<void>
-): HttpServerResponse.HttpServerResponse => {
-  const body = response.body
-  if (body._tag !== "Stream") return response
-  const stream = cutAtDeadline(drain, body.stream, finalLine(body.contentType)).pipe(Stream.ensuring(done))
-  return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
-}
-
-/**
- * Each pull races the deadline; once it passes, the error line goes out and the stream ends (the upstream is
- * interrupted when the stream's scope closes). A plain `Stream.interruptWhen` is not enough here: interrupting an
- * engine stream mid-pull surfaces as an interruption of the whole body, and the error line would never be sent.
- */
-/** The last line of a stream cut at the deadline, in the stream's own framing (NDJSON, or SSE for /v1). */
-const finalLine = (contentType: string | undefined): Uint8Array => {
-  const message = new ShuttingDown().message
-  return encoder.encode(
-    contentType?.startsWith("text/event-stream")
-      ? `data: ${JSON.stringify({ error: { message, type: "api_error", param: null, code: null } })}\n\n`
-      : JSON.stringify({ error: message }) + "\n"
-  )
-}
-
-const cutAtDeadline = <E>(drain: Service, stream: Stream.Stream<Uint8Array, E>, line: Uint8Array) =>
-  Stream.unwrapScoped(
-    Effect.map(Stream.toPull(stream), (pull) => {
-      let ended = false
-      const cut = Effect.map(Effect.interruptible(Deferred.await(drain.deadline)), () => {
-        ended = true
-        return Chunk.of(line)
-      })
-      const step = Effect.suspend(() => (ended ? Effect.fail(Option.none()) : Effect.raceFirst(pull, cut)))
-      return Stream.repeatEffectChunkOption(step)
-    })
-  )
 
 /**
  * Ends `effect` with ShuttingDown when the drain deadline passes (handlers use it, so the answer keeps the
