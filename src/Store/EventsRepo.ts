@@ -3,56 +3,61 @@
  * migration 2 with an index for every query here.
  *
  * Choices:
- * - Only portable SQL through `SqlClient`: JSON as TEXT, times as integer milliseconds, no SQLite functions. Millisecond columns decode from a number or a numeric string (a PostgreSQL BIGINT arrives
- *   as a string), so a `layerPg` can reuse this repository unchanged.
+ * - Only portable SQL through `SqlClient`: JSON as TEXT, times as integer milliseconds, no SQLite functions.
+ *   Millisecond columns are `Rows.Int64` (a PostgreSQL BIGINT arrives as a string), so a `layerPg` can reuse this
+ *   repository unchanged.
+ * - Rows are read and written as `Rows.ts` says (SqlSchema, one codec per table); a row that does not decode is a
+ *   `StorageError` (the table holds something this version cannot read).
  * - Results are ordered oldest first, `id` breaking ties (bus ids sort in publish order within a millisecond);
  *   every query is bounded by a `limit`.
  * - The queries are built by `queries(sql)` so a test can `EXPLAIN QUERY PLAN` exactly what runs.
- * - Rows that do not decode are a `StorageError` (the table holds something this version cannot read).
  */
 import { SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
-import { Effect, Option, ParseResult, Schema } from "effect"
-import { StorageError, storage } from "./StorageError.js"
+import { Effect, Schema } from "effect"
+import * as Rows from "./Rows.js"
 
-const Millis = Schema.Union(Schema.Number, Schema.NumberFromString)
-
-export const EventRow = Schema.Struct({ id: Schema.String, topic: Schema.String, payload: Schema.String, at: Millis })
+export const EventRow = Schema.Struct({
+  id: Schema.String,
+  topic: Schema.String,
+  payload: Schema.String,
+  at: Rows.Int64
+})
 export type EventRow = typeof EventRow.Type
 
 export const DeadLetterRow = Schema.Struct({
   id: Schema.String,
   handler: Schema.String,
   topic: Schema.String,
-  eventId: Schema.String,
-  eventAt: Millis,
+  eventId: Rows.column("event_id", Schema.String),
+  eventAt: Rows.column("event_at", Rows.Int64),
   payload: Schema.String,
   cause: Schema.String,
-  at: Millis,
-  replayedAt: Schema.NullOr(Millis)
+  at: Rows.Int64,
+  replayedAt: Rows.column("replayed_at", Schema.NullOr(Rows.Int64))
 })
 export type DeadLetterRow = typeof DeadLetterRow.Type
 
 /** Events of one topic with `since <= at < until`, oldest first. */
-export interface EventQuery {
-  readonly topic: string
-  readonly since?: number | undefined
-  readonly until?: number | undefined
-  readonly limit: number
-}
+export const EventQuery = Schema.Struct({
+  topic: Schema.String,
+  since: Schema.optional(Schema.Number),
+  until: Schema.optional(Schema.Number),
+  limit: Schema.Number
+})
+export interface EventQuery extends Schema.Schema.Type<typeof EventQuery> {}
 
 /** Dead letters, oldest first; `pending` keeps those not replayed yet. */
-export interface DeadLetterQuery {
-  readonly handler?: string | undefined
-  readonly topic?: string | undefined
-  readonly pending?: boolean | undefined
-  readonly limit: number
-}
+export const DeadLetterQuery = Schema.Struct({
+  handler: Schema.optional(Schema.String),
+  topic: Schema.optional(Schema.String),
+  pending: Schema.optional(Schema.Boolean),
+  limit: Schema.Number
+})
+export interface DeadLetterQuery extends Schema.Schema.Type<typeof DeadLetterQuery> {}
 
 const deadLetterColumns = (sql: SqlClient.SqlClient) =>
-  sql`id, handler, topic, event_id AS ${sql("eventId")}, event_at AS ${sql("eventAt")}, payload, cause, at,
-    replayed_at AS ${sql("replayedAt")}`
+  sql`id, handler, topic, event_id, event_at, payload, cause, at, replayed_at`
 
 const defined = <A>(value: A | undefined, clause: (value: A) => Fragment): Array<Fragment> =>
   value === undefined ? [] : [clause(value)]
@@ -74,49 +79,36 @@ export const queries = (sql: SqlClient.SqlClient) => ({
   deadLetter: (id: string) => sql`SELECT ${deadLetterColumns(sql)} FROM dead_letters WHERE id = ${id}`
 })
 
-const decodeRows =
-  <A, I>(operation: string, row: Schema.Schema<A, I>) =>
-  (effect: Effect.Effect<ReadonlyArray<unknown>, SqlError>): Effect.Effect<ReadonlyArray<A>, StorageError> =>
-    storage(operation)(effect).pipe(
-      Effect.flatMap(Schema.decodeUnknown(Schema.Array(row))),
-      Effect.catchTag("ParseError", (error) =>
-        Effect.fail(
-          new StorageError({ operation, reason: ParseResult.TreeFormatter.formatErrorSync(error), retryable: false })
-        )
-      )
-    )
-
 /** Reads and writes the event log and the dead letters. */
 export class EventsRepo extends Effect.Service<EventsRepo>()("sluice/EventsRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const q = queries(sql)
+    const markReplayed = Rows.void("deadLetters.markReplayed", {
+      Request: Schema.Struct({ id: Schema.String, at: Schema.Number }),
+      execute: ({ at, id }) => sql`UPDATE dead_letters SET replayed_at = ${at} WHERE id = ${id}`
+    })
     return {
-      insertEvent: (row: EventRow): Effect.Effect<void, StorageError> =>
-        storage("events.insert")(sql`INSERT INTO events ${sql.insert(row)}`),
-      events: (query: EventQuery) => decodeRows("events.byTopic", EventRow)(q.events(query)),
-      insertDeadLetter: (row: DeadLetterRow): Effect.Effect<void, StorageError> =>
-        storage("deadLetters.insert")(
-          sql`INSERT INTO dead_letters ${sql.insert({
-            id: row.id,
-            handler: row.handler,
-            topic: row.topic,
-            event_id: row.eventId,
-            event_at: row.eventAt,
-            payload: row.payload,
-            cause: row.cause,
-            at: row.at,
-            replayed_at: row.replayedAt
-          })}`
-        ),
-      deadLetters: (query: DeadLetterQuery) => decodeRows("deadLetters.list", DeadLetterRow)(q.deadLetters(query)),
-      deadLetter: (id: string): Effect.Effect<Option.Option<DeadLetterRow>, StorageError> =>
-        decodeRows(
-          "deadLetters.get",
-          DeadLetterRow
-        )(q.deadLetter(id)).pipe(Effect.map((rows) => Option.fromNullable(rows[0]))),
-      markReplayed: (id: string, at: number): Effect.Effect<void, StorageError> =>
-        storage("deadLetters.markReplayed")(sql`UPDATE dead_letters SET replayed_at = ${at} WHERE id = ${id}`)
+      insertEvent: Rows.void("events.insert", {
+        Request: EventRow,
+        execute: (row) => sql`INSERT INTO events ${sql.insert(row)}`
+      }),
+      events: Rows.findAll("events.byTopic", { Request: EventQuery, Result: EventRow, execute: q.events }),
+      insertDeadLetter: Rows.void("deadLetters.insert", {
+        Request: DeadLetterRow,
+        execute: (row) => sql`INSERT INTO dead_letters ${sql.insert(row)}`
+      }),
+      deadLetters: Rows.findAll("deadLetters.list", {
+        Request: DeadLetterQuery,
+        Result: DeadLetterRow,
+        execute: q.deadLetters
+      }),
+      deadLetter: Rows.findOne("deadLetters.get", {
+        Request: Schema.String,
+        Result: DeadLetterRow,
+        execute: q.deadLetter
+      }),
+      markReplayed: (id: string, at: number) => markReplayed({ id, at })
     } as const
   })
 }) {}

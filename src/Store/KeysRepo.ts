@@ -4,18 +4,17 @@
  * Choices:
  * - The schemas of a key live here, beside the table they describe (like `Memory` in MemoriesRepo); the gateway's
  *   Http/Auth*.ts and the CLI import them.
- * - Scopes are a comma list (TEXT), limits JSON (TEXT), both decoded with Schema: a row that does not decode is a
- *   StorageError (the table holds something this version cannot read). Millisecond columns decode from a number
- *   or a numeric string (PostgreSQL BIGINT), as in EventsRepo.
+ * - Rows are read and written as `Rows.ts` says (SqlSchema, one codec per table). Scopes are a comma list (TEXT),
+ *   limits JSON (TEXT), both in the codec: a row that does not decode is a StorageError (the table holds something
+ *   this version cannot read). Millisecond columns are `Rows.Int64` (PostgreSQL BIGINT), as in EventsRepo.
  * - Rows are never deleted: `revoke` sets `revoked_at`, so the list keeps the history and "any key exists" never
  *   turns false again.
  * - `make(sql)` builds the repository over a given client, so the gateway can use it when a database is present
  *   and do without one when it is not.
  */
 import { SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Option, ParseResult, Schema } from "effect"
-import { StorageError, storage } from "./StorageError.js"
+import { Effect, Option, Schema } from "effect"
+import * as Rows from "./Rows.js"
 
 /** What a key may call: inference (Ollama and OpenAI APIs), agents, admin (metrics, health details, admin). */
 export const Scope = Schema.Literal("inference", "agents", "admin")
@@ -47,16 +46,14 @@ export const KeyLimits = Schema.Struct({
 })
 export type KeyLimits = typeof KeyLimits.Type
 
-const Millis = Schema.Union(Schema.Number, Schema.NumberFromString)
-
 /** A key as listed (no secret). Times are epoch milliseconds. */
 export const ApiKey = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   scopes: Schema.Array(Scope),
   limits: KeyLimits,
-  createdAt: Millis,
-  revokedAt: Schema.NullOr(Millis)
+  createdAt: Rows.Int64,
+  revokedAt: Schema.NullOr(Rows.Int64)
 })
 export type ApiKey = typeof ApiKey.Type
 
@@ -66,70 +63,51 @@ export type StoredKey = typeof StoredKey.Type
 
 /** The row as the database holds it: scopes a comma list, limits JSON. */
 const Row = Schema.Struct({
-  ...StoredKey.fields,
+  id: Schema.String,
+  name: Schema.String,
+  secretHash: Rows.column("secret_hash", Schema.String),
   scopes: Schema.compose(Schema.split(","), Schema.Array(Scope)),
-  limits: Schema.parseJson(KeyLimits)
+  limits: Schema.parseJson(KeyLimits),
+  createdAt: Rows.column("created_at", Rows.Int64),
+  revokedAt: Rows.column("revoked_at", Schema.NullOr(Rows.Int64))
 })
 
-const columns = (sql: SqlClient.SqlClient) =>
-  sql`id, name, secret_hash AS ${sql("secretHash")}, scopes, limits, created_at AS ${sql("createdAt")},
-    revoked_at AS ${sql("revokedAt")}`
-
-const decodeRows =
-  (operation: string) =>
-  (effect: Effect.Effect<ReadonlyArray<unknown>, SqlError>): Effect.Effect<ReadonlyArray<StoredKey>, StorageError> =>
-    storage(operation)(effect).pipe(
-      Effect.flatMap((rows) =>
-        Schema.decodeUnknown(Schema.Array(Row))(rows).pipe(
-          Effect.mapError(
-            (e) =>
-              new StorageError({
-                operation,
-                reason: `unreadable row: ${ParseResult.TreeFormatter.formatErrorSync(e)}`,
-                retryable: false
-              })
-          )
-        )
-      )
-    )
+const columns = (sql: SqlClient.SqlClient) => sql`id, name, secret_hash, scopes, limits, created_at, revoked_at`
 
 /** The repository over `sql`. */
 export const make = (sql: SqlClient.SqlClient) => {
-  const find = (id: string): Effect.Effect<Option.Option<StoredKey>, StorageError> =>
-    decodeRows("keys.find")(sql`SELECT ${columns(sql)} FROM api_keys WHERE id = ${id}`).pipe(
-      Effect.map((rows) => Option.fromNullable(rows[0]))
-    )
+  const find = Rows.findOne("keys.find", {
+    Request: Schema.String,
+    Result: Row,
+    execute: (id) => sql`SELECT ${columns(sql)} FROM api_keys WHERE id = ${id}`
+  })
+  const revoke = Rows.void("keys.revoke", {
+    Request: Schema.Struct({ id: Schema.String, at: Schema.Number }),
+    execute: ({ at, id }) => sql`UPDATE api_keys SET revoked_at = ${at} WHERE id = ${id} AND revoked_at IS NULL`
+  })
   return {
-    insert: (key: StoredKey): Effect.Effect<void, StorageError> =>
-      Effect.flatMap(Effect.orDie(Schema.encode(Row)(key)), (row) =>
-        storage("keys.insert")(
-          sql`INSERT INTO api_keys ${sql.insert({
-            id: row.id,
-            name: row.name,
-            secret_hash: row.secretHash,
-            scopes: row.scopes,
-            limits: row.limits,
-            created_at: row.createdAt,
-            revoked_at: row.revokedAt
-          })}`
-        )
-      ),
+    insert: Rows.void("keys.insert", { Request: Row, execute: (row) => sql`INSERT INTO api_keys ${sql.insert(row)}` }),
     find,
     /** Every key, oldest first. */
-    list: decodeRows("keys.list")(sql`SELECT ${columns(sql)} FROM api_keys ORDER BY created_at, id`),
+    list: Rows.findAll("keys.list", {
+      Request: Schema.Void,
+      Result: Row,
+      execute: () => sql`SELECT ${columns(sql)} FROM api_keys ORDER BY created_at, id`
+    })(undefined),
     /** Revokes `id` at `at` unless it already is; the key as it is now (none: no such key). */
-    revoke: (id: string, at: number): Effect.Effect<Option.Option<StoredKey>, StorageError> =>
-      storage("keys.revoke")(sql`UPDATE api_keys SET revoked_at = ${at} WHERE id = ${id} AND revoked_at IS NULL`).pipe(
-        Effect.zipRight(find(id))
-      ),
+    revoke: (id: string, at: number) => Effect.zipRight(revoke({ id, at }), find(id)),
     /** Whether any key was ever created (revoked ones count: revoking every key must not open the gateway). */
-    any: storage("keys.any")(sql<{ readonly id: string }>`SELECT id FROM api_keys LIMIT 1`).pipe(
-      Effect.map((rows) => rows.length > 0)
-    ),
+    any: Rows.findAll("keys.any", {
+      Request: Schema.Void,
+      Result: Schema.Struct({ id: Schema.String }),
+      execute: () => sql`SELECT id FROM api_keys LIMIT 1`
+    })(undefined).pipe(Effect.map((rows) => rows.length > 0)),
     /** Keys not revoked. */
-    active: storage("keys.active")(
-      sql<{ readonly n: number | string }>`SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL`
-    ).pipe(Effect.map((rows) => Number(rows[0]?.n ?? 0)))
+    active: Rows.findOne("keys.active", {
+      Request: Schema.Void,
+      Result: Schema.Struct({ n: Rows.Int64 }),
+      execute: () => sql`SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL`
+    })(undefined).pipe(Effect.map(Option.match({ onNone: () => 0, onSome: (row) => row.n })))
   } as const
 }
 

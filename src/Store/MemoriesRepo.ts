@@ -4,7 +4,8 @@
  * Choices:
  * - Vectors are stored as the caller gave them (not normalised), float32 little-endian, whatever the host's byte
  *   order; reads on a little-endian host with an aligned buffer are a view, otherwise a copy through a DataView.
- * - Metadata is JSON in a TEXT column, decoded with Schema; a row that does not decode is a StorageError.
+ * - Rows are read and written as `Rows.ts` says (SqlSchema, one codec per table): metadata is JSON in a TEXT column
+ *   (NULL when absent), the vector a `Vector` blob; a row that does not decode is a StorageError.
  * - Every query has an index (see the migration); the statements are exported as `queries` so a test can run
  *   EXPLAIN QUERY PLAN on exactly what the repository runs.
  * - Lists of ids are sent in chunks of 500 (far below SQLite's and PostgreSQL's parameter limits); a namespace's
@@ -12,10 +13,10 @@
  *   that SQLite and PostgreSQL both run as an index range).
  */
 import { SqlClient } from "@effect/sql"
-import { SqlError } from "@effect/sql/SqlError"
-import { Chunk, Effect, Option, Schema, Stream } from "effect"
+import { Array as Arr, Chunk, Effect, Option, Schema, Stream } from "effect"
 import { endianness } from "node:os"
-import { fromSqlError, storage, StorageError } from "./StorageError.js"
+import * as Rows from "./Rows.js"
+import type { StorageError } from "./StorageError.js"
 
 export const Metadata = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type Metadata = typeof Metadata.Type
@@ -44,46 +45,27 @@ export interface NewMemory extends Memory {
   readonly vector: ArrayLike<number>
 }
 
-export interface Pin {
-  readonly namespace: string
-  readonly model: string
-  readonly dim: number
-}
+/** A namespace's pin: the embedding model and dimension of every vector in it. */
+export const Pin = Schema.Struct({ namespace: Schema.String, model: Schema.String, dim: Schema.Number })
+export interface Pin extends Schema.Schema.Type<typeof Pin> {}
 
-/** The index's view of a row: enough to rebuild the in-memory index. */
-export interface VectorRow {
-  readonly id: string
-  readonly agent: string
-  readonly created_at: number
-  readonly expires_at: number
-  readonly vector: Uint8Array
-}
-
-const Row = Schema.Struct({
+/** The index's view of a row: enough to rebuild the in-memory index (the vector still a blob). */
+export const VectorRow = Schema.Struct({
   id: Schema.String,
   agent: Schema.String,
-  namespace: Schema.String,
-  text: Schema.String,
-  importance: Schema.Number,
   created_at: Schema.Number,
-  last_used_at: Schema.Number,
-  uses: Schema.Number,
   expires_at: Schema.Number,
-  metadata: Schema.NullOr(Schema.parseJson(Metadata))
+  vector: Schema.Uint8ArrayFromSelf
 })
-const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+export interface VectorRow extends Schema.Schema.Type<typeof VectorRow> {}
 
-const toMemory = (row: typeof Row.Type): Memory => ({
-  id: row.id,
-  agent: row.agent,
-  namespace: row.namespace,
-  text: row.text,
-  importance: row.importance,
-  createdAt: row.created_at,
-  lastUsedAt: row.last_used_at,
-  uses: row.uses,
-  expiresAt: row.expires_at,
-  ...(row.metadata === null ? {} : { metadata: row.metadata })
+const MemoryRow = Schema.Struct({
+  ...Memory.fields,
+  createdAt: Rows.column("created_at", Schema.Number),
+  lastUsedAt: Rows.column("last_used_at", Schema.Number),
+  expiresAt: Rows.column("expires_at", Schema.Number),
+  /** `Memory.metadata` may be present and undefined: written as NULL too. */
+  metadata: Rows.nullable("metadata", Schema.UndefinedOr(Schema.parseJson(Metadata)))
 })
 
 const littleEndian = endianness() === "LE"
@@ -107,26 +89,23 @@ export const decodeVector = (bytes: Uint8Array): Float32Array => {
   return out
 }
 
+const isVector = (u: unknown): u is ArrayLike<number> =>
+  Array.isArray(u) || (ArrayBuffer.isView(u) && !(u instanceof DataView))
+
+/** A vector as a float32 little-endian blob (BLOB on SQLite, BYTEA on PostgreSQL). */
+const Vector = Schema.transform(Schema.Uint8ArrayFromSelf, Schema.declare(isVector, { identifier: "Vector" }), {
+  strict: true,
+  decode: decodeVector,
+  encode: encodeVector
+})
+
+/** A new memory's row; `dim` (the vector's length) is added when it is written. */
+const NewMemoryRow = Schema.Struct({ ...MemoryRow.fields, model: Schema.String, vector: Vector })
+
+const NamespaceRow = Schema.Struct({ ...Pin.fields, createdAt: Rows.column("created_at", Schema.Number) })
+
 const chunkSize = 500
 const pageSize = 1000
-const chunks = <A>(items: ReadonlyArray<A>, size = chunkSize): Array<ReadonlyArray<A>> =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
-
-const toRow = (m: NewMemory) => ({
-  id: m.id,
-  agent: m.agent,
-  namespace: m.namespace,
-  model: m.model,
-  dim: m.vector.length,
-  vector: encodeVector(m.vector),
-  text: m.text,
-  importance: m.importance,
-  created_at: m.createdAt,
-  last_used_at: m.lastUsedAt,
-  uses: m.uses,
-  expires_at: m.expiresAt,
-  metadata: m.metadata === undefined ? null : JSON.stringify(m.metadata)
-})
 
 /** The statements whose plans matter (run by the repository, explained by the tests). */
 export const queries = (sql: SqlClient.SqlClient) => ({
@@ -152,78 +131,110 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("sluice/Memorie
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const q = queries(sql)
-    const decoded = (operation: string) => (rows: ReadonlyArray<unknown>) =>
-      decodeRows(rows).pipe(
-        Effect.map((list) => list.map(toMemory)),
-        Effect.mapError((e) => new StorageError({ operation, reason: e.message, retryable: false, cause: e }))
-      )
 
-    const pins = sql<Pin>`SELECT namespace, model, dim FROM memory_namespaces`.pipe(storage("memories.pins"))
-    const pin = (p: Pin, now: number) =>
-      sql`INSERT INTO memory_namespaces ${sql.insert({ ...p, created_at: now })}`.pipe(
-        Effect.asVoid,
-        storage("memories.pin")
-      )
+    const pins = Rows.findAll("memories.pins", {
+      Request: Schema.Void,
+      Result: Pin,
+      execute: () => sql`SELECT namespace, model, dim FROM memory_namespaces`
+    })(undefined)
+    const pinNamespace = Rows.void("memories.pin", {
+      Request: NamespaceRow,
+      execute: (row) => sql`INSERT INTO memory_namespaces ${sql.insert(row)}`
+    })
 
     /** Inserts rows, 100 per statement (bulk loads). */
-    const insertMany = (rows: ReadonlyArray<NewMemory>) =>
-      Effect.forEach(chunks(rows, 100), (part) => sql`INSERT INTO memories ${sql.insert(part.map(toRow))}`, {
-        discard: true
-      }).pipe(storage("memories.insert"))
+    const insertMany = Rows.void("memories.insert", {
+      Request: Schema.Array(NewMemoryRow),
+      execute: (rows) =>
+        Effect.forEach(
+          Arr.chunksOf(rows, 100),
+          (part) =>
+            sql`INSERT INTO memories ${sql.insert(part.map((row) => ({ ...row, dim: row.vector.byteLength >>> 2 })))}`,
+          { discard: true }
+        )
+    })
 
-    const byIds = (ids: ReadonlyArray<string>) =>
-      Effect.forEach(chunks(ids), (part) => sql`SELECT * FROM memories WHERE id IN ${sql.in(part)}`).pipe(
-        storage("memories.byIds"),
-        Effect.flatMap((parts) => decoded("memories.byIds")(parts.flat()))
-      )
+    const byIds = Rows.findAll("memories.byIds", {
+      Request: Schema.Array(Schema.String),
+      Result: MemoryRow,
+      execute: (ids) =>
+        Effect.map(
+          Effect.forEach(
+            Arr.chunksOf(ids, chunkSize),
+            (part) => sql`SELECT * FROM memories WHERE id IN ${sql.in(part)}`
+          ),
+          (parts) => parts.flat()
+        )
+    })
 
     /** Writes the usage fields back (a merge or a recall). */
-    const updateUsage = (m: Memory) =>
-      sql`UPDATE memories SET importance = ${m.importance}, last_used_at = ${m.lastUsedAt}, uses = ${m.uses},
-        expires_at = ${m.expiresAt} WHERE id = ${m.id}`.pipe(Effect.asVoid, storage("memories.updateUsage"))
+    const updateUsage = Rows.void("memories.updateUsage", {
+      Request: MemoryRow.pick("id", "importance", "lastUsedAt", "uses", "expiresAt"),
+      execute: (m) =>
+        sql`UPDATE memories SET importance = ${m.importance}, last_used_at = ${m.last_used_at}, uses = ${m.uses},
+          expires_at = ${m.expires_at} WHERE id = ${m.id}`
+    })
 
-    const remove = (ids: ReadonlyArray<string>) =>
-      Effect.forEach(chunks(ids), (part) => sql`DELETE FROM memories WHERE id IN ${sql.in(part)}`, {
-        discard: true
-      }).pipe(storage("memories.remove"))
+    const remove = Rows.void("memories.remove", {
+      Request: Schema.Array(Schema.String),
+      execute: (ids) =>
+        Effect.forEach(Arr.chunksOf(ids, chunkSize), (part) => sql`DELETE FROM memories WHERE id IN ${sql.in(part)}`, {
+          discard: true
+        })
+    })
 
-    const evictionOrder = (namespace: string, agent: string, except: string, limit: number) =>
-      q.evictionOrder(namespace, agent, except, limit).pipe(
-        Effect.map((rows) => rows.map((r) => r.id)),
-        storage("memories.evictionOrder")
-      )
+    const evictionOrder = Rows.findAll("memories.evictionOrder", {
+      Request: Schema.Struct({
+        namespace: Schema.String,
+        agent: Schema.String,
+        except: Schema.String,
+        limit: Schema.Number
+      }),
+      Result: Schema.Struct({ id: Schema.String }),
+      execute: (r) => q.evictionOrder(r.namespace, r.agent, r.except, r.limit)
+    })
+
+    const page = Rows.findAll("memories.vectors", {
+      Request: Schema.Struct({ namespace: Schema.String, after: Schema.UndefinedOr(VectorRow) }),
+      Result: VectorRow,
+      execute: (r) => q.vectorsByNamespace(r.namespace, pageSize, r.after)
+    })
 
     /** A namespace's vectors, read in pages (the SQLite client does not stream). */
     const vectors = (namespace: string): Stream.Stream<VectorRow, StorageError> =>
       Stream.paginateChunkEffect(undefined as VectorRow | undefined, (after) =>
-        q.vectorsByNamespace(namespace, pageSize, after).pipe(
-          Effect.map(
-            (rows) =>
-              [
-                Chunk.unsafeFromArray(rows),
-                Option.fromNullable(rows.length < pageSize ? undefined : rows.at(-1))
-              ] as const
-          ),
-          storage("memories.vectors")
+        Effect.map(
+          page({ namespace, after }),
+          (rows) =>
+            [
+              Chunk.unsafeFromArray(rows),
+              Option.fromNullable(rows.length < pageSize ? undefined : rows.at(-1))
+            ] as const
         )
       )
 
     return {
       pins,
-      pin,
+      pin: (pin: Pin, now: number) => pinNamespace({ ...pin, createdAt: now }),
       insert: (m: NewMemory) => insertMany([m]),
       insertMany,
       byIds,
       updateUsage,
       remove,
-      evictionOrder,
+      evictionOrder: (namespace: string, agent: string, except: string, limit: number) =>
+        Effect.map(evictionOrder({ namespace, agent, except, limit }), (rows) => rows.map((r) => r.id)),
       vectors,
-      expired: (now: number) => q.expired(now).pipe(storage("memories.expired")),
-      counts: q.counts().pipe(storage("memories.counts")),
-      transaction: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
-        sql
-          .withTransaction(effect)
-          .pipe(Effect.mapError((e) => (e instanceof SqlError ? fromSqlError("memories.transaction")(e) : (e as E))))
+      expired: Rows.findAll("memories.expired", {
+        Request: Schema.Number,
+        Result: Schema.Struct({ id: Schema.String, namespace: Schema.String }),
+        execute: q.expired
+      }),
+      counts: Rows.findAll("memories.counts", {
+        Request: Schema.Void,
+        Result: Schema.Struct({ namespace: Schema.String, agent: Schema.String, n: Rows.Int64 }),
+        execute: q.counts
+      })(undefined),
+      transaction: Rows.transaction(sql, "memories.transaction")
     } as const
   })
 }) {}

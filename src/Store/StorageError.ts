@@ -1,8 +1,9 @@
 /**
  * Storage failures as a typed error (never a defect): which operation failed, why, and whether trying again can
- * help (SQLite's busy/locked). Repositories wrap every query with `storage("repo.method")`.
+ * help (SQLite's busy/locked). Repositories wrap every query with `storage("repo.method")` (through `Rows.ts`); a
+ * row that does not decode (or a value that does not encode) is a StorageError too, never retryable.
  */
-import { Effect, Schema } from "effect"
+import { Effect, ParseResult, Schema } from "effect"
 import type { SqlError } from "@effect/sql/SqlError"
 
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
@@ -30,8 +31,22 @@ export const fromSqlError = (operation: string) => (error: SqlError) => {
   return new StorageError({ operation, reason, retryable: busy.test(reason), cause: error.cause })
 }
 
-/** Maps an SQL effect's failures to StorageError and names the span after the operation. */
+/** A row that does not decode (the table holds what this version cannot read) or a value that does not encode. */
+export const fromParseError = (operation: string) => (error: ParseResult.ParseError) =>
+  new StorageError({
+    operation,
+    reason: `row does not match its schema: ${ParseResult.TreeFormatter.formatErrorSync(error)}`,
+    retryable: false,
+    cause: error
+  })
+
+/** Maps an SQL effect's failures (SQL or row schema) to StorageError and names the span after the operation. */
 export const storage =
   (operation: string) =>
-  <A, R>(effect: Effect.Effect<A, SqlError, R>): Effect.Effect<A, StorageError, R> =>
-    effect.pipe(Effect.mapError(fromSqlError(operation)), Effect.withSpan(`Store.${operation}`))
+  <A, R>(effect: Effect.Effect<A, SqlError | ParseResult.ParseError, R>): Effect.Effect<A, StorageError, R> =>
+    effect.pipe(
+      Effect.mapError((error) =>
+        error._tag === "ParseError" ? fromParseError(operation)(error) : fromSqlError(operation)(error)
+      ),
+      Effect.withSpan(`Store.${operation}`)
+    )

@@ -6,6 +6,13 @@
  * queries; JSON is stored as TEXT and decoded with Schema; times are integer milliseconds), so a PostgreSQL layer
  * (`@effect/sql-pg` + the same migrations) can be added here without touching callers. The few dialect
  * differences (BLOB vs BYTEA, AUTOINCREMENT) sit in the migrations.
+ *
+ * Rows: every repository reads and writes through `SqlSchema` (wrapped in `Rows.ts`), not `Model`. The queries are
+ * written by hand and shaped after their indexes (keyset pages, window functions, chunked `IN` lists), which
+ * SqlSchema keeps as they are while `Model.makeRepository` writes its own; and the decoded values are the plain
+ * domain structs (Domain/Episode.ts, the key and memory schemas) that the gateway and the CLI share, where a Model
+ * class would turn them into class instances with insert/update/json variants no caller needs. A codec per table
+ * maps columns to those structs (`Rows.column`, `Rows.nullable`).
  */
 import { SqlClient } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
