@@ -1,11 +1,18 @@
 /**
- * The engine's error family (ARCHITECTURE.md §4). Every error is a tagged, schema-backed class with
- * structured fields, a readable `message`, and `retryable`: whether trying again may succeed.
+ * The engine's error family (ARCHITECTURE.md §4). Every error is a tagged, schema-backed class with structured
+ * fields, a readable `message`, and the properties the rest of Sluice reads to decide what to do with it (declared
+ * here per class, defined in LlmErrorFamily.ts): whether the engine retries it, whether it counts against a circuit
+ * breaker or lowers a backend's concurrency limit, whether a fallback may answer instead, which status and body
+ * the gateway answers with. No reader matches `_tag` strings, so adding an error touches this module only
+ * (docs/architecture.md, "Adding an error").
  *
- * This module holds the protocol errors the Ollama client produces; later stages of the pipeline
- * (circuit breaker, rate limiter, queue, budget, shutdown) add theirs to the same union.
+ * It holds the protocol errors the Ollama client produces and the engine's own (breaker, rate limiter, queue,
+ * budget, shutdown), with `isLlmError` for values of unknown type.
  */
-import { Schema } from "effect"
+import { Predicate, Schema } from "effect"
+import { type Flags, member, off, type OpenAiError, TypeId } from "./LlmErrorFamily.js"
+
+export { type Flags, type OpenAiError, TypeId } from "./LlmErrorFamily.js"
 
 const common = {
   /** The backend the call went to, as a URL origin (never a prompt or a key). */
@@ -14,14 +21,20 @@ const common = {
   method: Schema.String
 }
 
+/** The backend is unwell: retried (on another backend when there is one), counted by its breaker, mendable. */
+const backendFault: Flags = { ...off, retryable: true, retried: true, backendFailure: true, mendable: true }
+
 /** The connection failed: refused, reset, DNS, socket closed mid-response. */
-export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
-  ...common,
-  reason: Schema.String,
-  cause: Schema.optional(Schema.Defect)
-}) {
-  get retryable() {
-    return true
+export class TransportError extends member(
+  Schema.TaggedError<TransportError>()("TransportError", {
+    ...common,
+    reason: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  }),
+  backendFault
+) {
+  get status() {
+    return 502
   }
   override get message() {
     return `${this.method}: cannot reach ${this.backend}: ${this.reason}`
@@ -29,14 +42,17 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
 }
 
 /** A connect, headers, body-idle or whole-call deadline passed. */
-export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
-  ...common,
-  /** connect/headers/body: the socket; first-token/idle: a stream; attempt: one try; deadline: the whole call. */
-  phase: Schema.Literal("connect", "headers", "body", "call", "attempt", "first-token", "idle", "deadline"),
-  timeoutMs: Schema.optional(Schema.Number)
-}) {
-  get retryable() {
-    return true
+export class TimeoutError extends member(
+  Schema.TaggedError<TimeoutError>()("TimeoutError", {
+    ...common,
+    /** connect/headers/body: the socket; first-token/idle: a stream; attempt: one try; deadline: the whole call. */
+    phase: Schema.Literal("connect", "headers", "body", "call", "attempt", "first-token", "idle", "deadline"),
+    timeoutMs: Schema.optional(Schema.Number)
+  }),
+  { ...backendFault, overload: true }
+) {
+  get status() {
+    return 504
   }
   override get message() {
     const after = this.timeoutMs === undefined ? "" : ` after ${this.timeoutMs} ms`
@@ -44,32 +60,35 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
   }
 }
 
-/** 404 from Ollama: the model is not there (pull it, or fix the name). */
-export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNotFound", {
-  ...common,
-  model: Schema.String,
-  body: Schema.String
-}) {
-  get retryable() {
-    return false
-  }
+/** 404 from Ollama: the model is not there (pull it, or fix the name). An `alternate` fallback may serve. */
+export class ModelNotFound extends member(
+  Schema.TaggedError<ModelNotFound>()("ModelNotFound", { ...common, model: Schema.String, body: Schema.String }),
+  { ...off, mendable: true }
+) {
   get status() {
     return 404
   }
   override get message() {
     return this.body
   }
+  /** One message for an unknown model on every `/v1` route (Ollama's embed handler words it differently). */
+  override get openAi(): OpenAiError {
+    return { ...super.openAi, message: `model '${this.model}' not found` }
+  }
 }
 
-/** 503 from Ollama: its scheduling queue is full. Retry later. */
-export class ServerBusy extends Schema.TaggedError<ServerBusy>()("ServerBusy", {
-  ...common,
-  body: Schema.String,
-  retryAfterMs: Schema.optional(Schema.Number)
-}) {
-  get retryable() {
-    return true
-  }
+/**
+ * 503 from Ollama: its scheduling queue is full. Backpressure, not ill health: the backend's limit drops and the
+ * call is re-queued without spending a retry.
+ */
+export class ServerBusy extends member(
+  Schema.TaggedError<ServerBusy>()("ServerBusy", {
+    ...common,
+    body: Schema.String,
+    retryAfterMs: Schema.optional(Schema.Number)
+  }),
+  { ...off, retryable: true, backpressure: true, overload: true, mendable: true }
+) {
   get status() {
     return 503
   }
@@ -78,41 +97,35 @@ export class ServerBusy extends Schema.TaggedError<ServerBusy>()("ServerBusy", {
   }
 }
 
-/** Any other 4xx: the request itself is wrong; retrying cannot help. */
-export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
-  ...common,
-  status: Schema.Number,
-  body: Schema.String
-}) {
-  get retryable() {
-    return false
-  }
+/** Any other 4xx: the request itself is wrong; retrying cannot help, nor can a fallback. */
+export class InvalidRequest extends member(
+  Schema.TaggedError<InvalidRequest>()("InvalidRequest", { ...common, status: Schema.Number, body: Schema.String }),
+  off
+) {
   override get message() {
     return this.body
   }
 }
 
-/** A 5xx other than 503 (runner crash, load failure, out of memory). */
-export class HttpStatusError extends Schema.TaggedError<HttpStatusError>()("HttpStatusError", {
-  ...common,
-  status: Schema.Number,
-  body: Schema.String
-}) {
-  get retryable() {
-    return this.status >= 500
-  }
+const serverSide = (e: { readonly status: number }) => e.status >= 500
+
+/** A 5xx other than 503 (runner crash, load failure, out of memory), or another status no other error covers. */
+export class HttpStatusError extends member(
+  Schema.TaggedError<HttpStatusError>()("HttpStatusError", { ...common, status: Schema.Number, body: Schema.String }),
+  { ...off, retryable: serverSide, retried: serverSide, backendFailure: serverSide, mendable: true }
+) {
   override get message() {
     return `${this.method}: ${this.backend} answered ${this.status}: ${this.body}`
   }
 }
 
-/** A body or a stream line that is not what the protocol says. */
-export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError", {
-  ...common,
-  reason: Schema.String
-}) {
-  get retryable() {
-    return false
+/** A body or a stream line that is not what the protocol says: the backend answered, so its breaker counts a success. */
+export class DecodeError extends member(
+  Schema.TaggedError<DecodeError>()("DecodeError", { ...common, reason: Schema.String }),
+  { ...off, mendable: true }
+) {
+  get status() {
+    return 502
   }
   override get message() {
     return `${this.method}: cannot decode the answer of ${this.backend}: ${this.reason}`
@@ -120,13 +133,12 @@ export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError"
 }
 
 /** A `{"error": ...}` line in the middle of a stream (the status was already 200). */
-export class StreamError extends Schema.TaggedError<StreamError>()("StreamError", {
-  ...common,
-  body: Schema.String,
-  chunks: Schema.Number
-}) {
-  get retryable() {
-    return true
+export class StreamError extends member(
+  Schema.TaggedError<StreamError>()("StreamError", { ...common, body: Schema.String, chunks: Schema.Number }),
+  backendFault
+) {
+  get status() {
+    return 502
   }
   override get message() {
     return this.body
@@ -134,12 +146,12 @@ export class StreamError extends Schema.TaggedError<StreamError>()("StreamError"
 }
 
 /** A stream that ended without its `done: true` line. */
-export class StreamIncomplete extends Schema.TaggedError<StreamIncomplete>()("StreamIncomplete", {
-  ...common,
-  chunks: Schema.Number
-}) {
-  get retryable() {
-    return true
+export class StreamIncomplete extends member(
+  Schema.TaggedError<StreamIncomplete>()("StreamIncomplete", { ...common, chunks: Schema.Number }),
+  backendFault
+) {
+  get status() {
+    return 502
   }
   override get message() {
     return `${this.method}: the stream from ${this.backend} ended after ${this.chunks} chunks without done:true`
@@ -163,14 +175,25 @@ export type OllamaError = typeof OllamaError.Type
 /** The `backend` of a CircuitOpen raised because every backend's breaker is open. */
 export const everyBackend = "every backend"
 
-/** The circuit breaker of a backend is open: the call fails fast without touching the network. */
-export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
-  backend: Schema.String,
-  /** When the breaker lets a probe through again. */
-  retryAfterMs: Schema.Number
-}) {
-  get retryable() {
-    return true
+/** Sluice's own refusal, before any backend: the caller may come back (after its Retry-After), a fallback may serve. */
+const refusal: Flags = { ...off, retryable: true, local: true, mendable: true }
+
+const oneBackend = (e: { readonly backend: string }) => e.backend !== everyBackend
+
+/**
+ * The circuit breaker of a backend is open: the call fails fast without touching the network. On one backend
+ * (its breaker turned after the choice) the call goes to another one; on every backend it goes back to the caller.
+ */
+export class CircuitOpen extends member(
+  Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+    backend: Schema.String,
+    /** When the breaker lets a probe through again. */
+    retryAfterMs: Schema.Number
+  }),
+  { ...refusal, retried: oneBackend, rerouted: oneBackend }
+) {
+  get status() {
+    return 503
   }
   override get message() {
     return `the circuit breaker of ${this.backend} is open; retry in ${Math.ceil(this.retryAfterMs)} ms`
@@ -178,14 +201,17 @@ export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen"
 }
 
 /** A rate limit would make the caller wait longer than it may. */
-export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
-  /** What is limited: a backend URL, an API key name, ... */
-  scope: Schema.String,
-  limit: Schema.Literal("requests", "tokens"),
-  retryAfterMs: Schema.Number
-}) {
-  get retryable() {
-    return true
+export class RateLimited extends member(
+  Schema.TaggedError<RateLimited>()("RateLimited", {
+    /** What is limited: a backend URL, an API key name, ... */
+    scope: Schema.String,
+    limit: Schema.Literal("requests", "tokens"),
+    retryAfterMs: Schema.Number
+  }),
+  refusal
+) {
+  get status() {
+    return 429
   }
   override get message() {
     return `rate limit on ${this.limit} reached for ${this.scope}; retry in ${Math.ceil(this.retryAfterMs)} ms`
@@ -193,28 +219,31 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 }
 
 /** The scheduler's queue is full and the call chose not to wait. */
-export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
-  capacity: Schema.Number,
-  retryAfterMs: Schema.Number
-}) {
-  get retryable() {
-    return true
+export class QueueFull extends member(
+  Schema.TaggedError<QueueFull>()("QueueFull", { capacity: Schema.Number, retryAfterMs: Schema.Number }),
+  refusal
+) {
+  get status() {
+    return 503
   }
   override get message() {
     return `the queue is full (${this.capacity} calls waiting); retry in ${Math.ceil(this.retryAfterMs)} ms`
   }
 }
 
-/** A budget scope (an agent tick, an episode, an API key) has used up one of its limits. */
-export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("BudgetExceeded", {
-  /** The budget scope's name, e.g. "tick" or "episode". */
-  budget: Schema.String,
-  limit: Schema.Literal("calls", "tokens", "time"),
-  used: Schema.Number,
-  max: Schema.Number
-}) {
-  get retryable() {
-    return false
+/** A budget scope (an agent tick, an episode, an API key) has used up one of its limits: the caller's own answer. */
+export class BudgetExceeded extends member(
+  Schema.TaggedError<BudgetExceeded>()("BudgetExceeded", {
+    /** The budget scope's name, e.g. "tick" or "episode". */
+    budget: Schema.String,
+    limit: Schema.Literal("calls", "tokens", "time"),
+    used: Schema.Number,
+    max: Schema.Number
+  }),
+  { ...off, local: true }
+) {
+  get status() {
+    return 429
   }
   override get message() {
     return `budget "${this.budget}" ran out of ${this.limit}: used ${this.used} of ${this.max}`
@@ -222,9 +251,14 @@ export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("Budget
 }
 
 /** Sluice is shutting down and takes no new work. */
-export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDown", {}) {
-  get retryable() {
-    return true
+export class ShuttingDown extends member(Schema.TaggedError<ShuttingDown>()("ShuttingDown", {}), {
+  ...off,
+  retryable: true,
+  retried: true,
+  local: true
+}) {
+  get status() {
+    return 503
   }
   override get message() {
     return "Sluice is shutting down and takes no new calls"
@@ -235,59 +269,5 @@ export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDo
 export const LlmError = Schema.Union(OllamaError, CircuitOpen, RateLimited, QueueFull, BudgetExceeded, ShuttingDown)
 export type LlmError = typeof LlmError.Type
 
-/**
- * Whether a failure means the backend is unwell (so a circuit breaker counts it): transport failures, timeouts,
- * 5xx other than 503 busy, broken streams. A client's 4xx (bad request, unknown model) never counts, nor does 503
- * busy: that is backpressure (`isBackpressure`), a backend doing its job at capacity.
- */
-export const isBackendFailure = (error: LlmError): boolean => {
-  switch (error._tag) {
-    case "TransportError":
-    case "TimeoutError":
-    case "StreamError":
-    case "StreamIncomplete":
-      return true
-    case "HttpStatusError":
-      return error.status >= 500
-    default:
-      return false
-  }
-}
-
-/**
- * Whether a failure is the backend saying it is full (503 server busy): the scheduler lowers the backend's limit
- * and puts the call back in its line, without spending a retry; the breaker does not count it.
- */
-export const isBackpressure = (error: LlmError): error is ServerBusy => error._tag === "ServerBusy"
-
-/** The Retry-After hint an error carries, in milliseconds, if any. */
-export const retryAfterOf = (error: LlmError): number | undefined =>
-  "retryAfterMs" in error && typeof error.retryAfterMs === "number" ? error.retryAfterMs : undefined
-
-/** The HTTP status an Ollama-compatible server answers for an error (the gateway uses it). */
-export const statusOf = (error: LlmError): number => {
-  switch (error._tag) {
-    case "RateLimited":
-      return 429
-    case "CircuitOpen":
-    case "QueueFull":
-    case "ShuttingDown":
-      return 503
-    case "BudgetExceeded":
-      return 429
-    case "ModelNotFound":
-      return 404
-    case "ServerBusy":
-      return 503
-    case "InvalidRequest":
-    case "HttpStatusError":
-      return error.status
-    case "TimeoutError":
-      return 504
-    case "TransportError":
-    case "DecodeError":
-    case "StreamError":
-    case "StreamIncomplete":
-      return 502
-  }
-}
+/** Whether `u` is an error of the family (a member of `LlmError`). */
+export const isLlmError = (u: unknown): u is LlmError => Predicate.hasProperty(u, TypeId)

@@ -1,9 +1,10 @@
 /**
- * How the `/v1` routes answer: JSON bodies, errors in OpenAI's envelope
- * `{"error":{"message","type","param","code"}}` with the native status (`type` is
- * `invalid_request_error` for 400/413, `not_found_error` for 404, `api_error` otherwise), and SSE streams. `param`
- * and `code` are null except for a body the wire Schema refuses (the field, and OpenAI's `invalid_type`,
- * `invalid_value` or `missing_required_parameter`). An unknown model is `model 'x' not found` on every route.
+ * How a `/v1` reply goes out (the objects inside it are built in OpenAiResponse.ts): errors in OpenAI's envelope
+ * `{"error":{"message","type","param","code"}}` with the native status, and SSE streams. An engine error brings its
+ * own status and error object (`status`, `openAi` in Domain/LlmError.ts: `type` is `invalid_request_error` for
+ * 400/413, `not_found_error` for 404, `api_error` otherwise, and an unknown model is `model 'x' not found` on every
+ * route). `param` and `code` are null except for a body the wire Schema refuses (the field, and OpenAI's
+ * `invalid_type`, `invalid_value` or `missing_required_parameter`).
  *
  * A stream pulls its first event before the response starts, so a failure before it (an unknown model, a full
  * queue) is a proper status with the envelope. After it, a failure becomes one `data: {"error":{...}}` event and the
@@ -13,37 +14,24 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import { type LlmError, retryAfterOf, statusOf } from "../Domain/LlmError.js"
+import { isLlmError, type LlmError } from "../Domain/LlmError.js"
+import { type OpenAiError, openAiType } from "../Domain/LlmErrorFamily.js"
 import type { BadRequest } from "./Guard.js"
 import * as Respond from "./Respond.js"
 
-export const errorType = (status: number): string =>
-  status === 404 ? "not_found_error" : status === 400 || status === 413 ? "invalid_request_error" : "api_error"
-
-/** OpenAI's error envelope; `param` names the field at fault and `code` says how, when they are known. */
-export const envelope = (status: number, message: string, param: string | null = null, code: string | null = null) => ({
-  error: { message, type: errorType(status), param, code }
+/** OpenAI's error envelope; `param` names the field at fault, when it is known. */
+const envelope = (error: OpenAiError, param: string | null = null) => ({
+  error: { message: error.message, type: error.type, param, code: error.code }
 })
 
-export const error = (
-  status: number,
-  message: string,
-  param: string | null = null,
-  code: string | null = null
-): HttpServerResponse.HttpServerResponse => Respond.json(envelope(status, message, param, code), status)
-
-/** One message for an unknown model on every route (Ollama's embed handler words it differently). */
-const messageOf = (e: LlmError): string => (e._tag === "ModelNotFound" ? `model '${e.model}' not found` : e.message)
-
 /** An engine error or a refused request in OpenAI's envelope, with its status (and Retry-After when it has one). */
-export const fromFailure = (e: LlmError | BadRequest): HttpServerResponse.HttpServerResponse => {
-  if (e._tag === "BadRequest") return error(e.status, e.message, e.param ?? null, e.code ?? null)
-  const response = error(statusOf(e), messageOf(e))
-  const retryAfter = retryAfterOf(e)
-  return retryAfter === undefined
-    ? response
-    : HttpServerResponse.setHeader(response, "retry-after", String(Math.max(1, Math.ceil(retryAfter / 1000))))
-}
+export const fromFailure = (e: LlmError | BadRequest): HttpServerResponse.HttpServerResponse =>
+  isLlmError(e)
+    ? Respond.withRetryAfter(Respond.json(envelope(e.openAi), e.status), e)
+    : Respond.json(
+        envelope({ message: e.message, type: openAiType(e.status), code: e.code ?? null }, e.param ?? null),
+        e.status
+      )
 
 const encoder = new TextEncoder()
 const event = (value: unknown): Uint8Array => encoder.encode(`data: ${JSON.stringify(value)}\n\n`)
@@ -65,7 +53,7 @@ export const sse = <A>(
     ).pipe(
       Stream.map(event),
       Stream.concat(Stream.succeed(done)),
-      Stream.catchAll((e) => Stream.succeed(event(envelope(statusOf(e), messageOf(e)))))
+      Stream.catchAll((e) => Stream.succeed(event(envelope(e.openAi))))
     )
     return HttpServerResponse.stream(body, {
       contentType: "text/event-stream",

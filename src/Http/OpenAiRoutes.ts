@@ -5,7 +5,7 @@
  *
  * A body is guarded and validated (Guard.ts, OpenAiApi.ts), translated to the engine's Ollama-shaped request
  * (OpenAiRequest.ts), answered by `Llm` or `Catalog`, and translated back (OpenAiResponse.ts). Streams are SSE
- * (OpenAiRespond.ts); `stream` is off unless the request says `true`, as with OpenAI. Every failure answers in
+ * (OpenAiReply.ts); `stream` is off unless the request says `true`, as with OpenAI. Every failure answers in
  * OpenAI's error envelope with the status Ollama would use. A client that disconnects interrupts its handler (or its
  * stream), which aborts the upstream call. Unary answers carry `x-sluice-cache` and `x-sluice-served`.
  */
@@ -20,7 +20,7 @@ import * as BodyErrors from "./BodyErrors.js"
 import type { BadRequest } from "./Guard.js"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiApi.js"
 import * as OpenAiRequest from "./OpenAiRequest.js"
-import * as OpenAiRespond from "./OpenAiRespond.js"
+import * as OpenAiReply from "./OpenAiReply.js"
 import * as OpenAiResponse from "./OpenAiResponse.js"
 import * as Respond from "./Respond.js"
 import * as Auth from "./Auth.js"
@@ -32,7 +32,7 @@ type Failure = LlmError | BadRequest
 
 /** Answers every failure in OpenAI's envelope; nothing escapes as a defect or a 500 by accident. */
 const handle = <R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, Failure, R>) =>
-  Effect.catchAll(effect, (e) => Effect.succeed(OpenAiRespond.fromFailure(e)))
+  Effect.catchAll(effect, (e) => Effect.succeed(OpenAiReply.fromFailure(e)))
 
 /** A unary answer as JSON, with how the engine produced it in headers. */
 const served = <A>(body: unknown, answer: Served<A>) =>
@@ -50,7 +50,7 @@ const chat = handle(
     const meta = yield* OpenAiResponse.meta("chatcmpl")
     if (body.stream === true) {
       const includeUsage = body.stream_options?.include_usage === true
-      return yield* OpenAiRespond.sse(OpenAiResponse.chatChunks(meta, includeUsage)(llm.chatStream(req, options)))
+      return yield* OpenAiReply.sse(OpenAiResponse.chatChunks(meta, includeUsage)(llm.chatStream(req, options)))
     }
     // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
     const answer = yield* Shutdown.untilDeadline(llm.chatServed(req, options))
@@ -67,7 +67,7 @@ const completions = handle(
     const meta = yield* OpenAiResponse.meta("cmpl")
     if (body.stream === true) {
       const includeUsage = body.stream_options?.include_usage === true
-      return yield* OpenAiRespond.sse(
+      return yield* OpenAiReply.sse(
         OpenAiResponse.completionChunks(meta, includeUsage)(llm.generateStream(req, options))
       )
     }

@@ -7,7 +7,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import { type LlmError, retryAfterOf, statusOf } from "../Domain/LlmError.js"
+import type { LlmError } from "../Domain/LlmError.js"
 
 const jsonContentType = "application/json; charset=utf-8"
 const encoder = new TextEncoder()
@@ -20,14 +20,18 @@ export const json = (body: unknown, status = 200): HttpServerResponse.HttpServer
 export const error = (status: number, message: string): HttpServerResponse.HttpServerResponse =>
   json({ error: message }, status)
 
-/** An engine error as Ollama's error body, with the status an Ollama client expects. */
-export const fromError = (e: LlmError): HttpServerResponse.HttpServerResponse => {
-  const response = error(statusOf(e), e.message)
-  const retryAfter = retryAfterOf(e)
-  return retryAfter === undefined
+/** `Retry-After` in whole seconds (rounded up, at least 1) when the engine error carries a hint. */
+export const withRetryAfter = (
+  response: HttpServerResponse.HttpServerResponse,
+  e: LlmError
+): HttpServerResponse.HttpServerResponse =>
+  e.retryAfterMs === undefined
     ? response
-    : HttpServerResponse.setHeader(response, "retry-after", String(Math.max(1, Math.ceil(retryAfter / 1000))))
-}
+    : HttpServerResponse.setHeader(response, "retry-after", String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))))
+
+/** An engine error as Ollama's error body, with the status an Ollama client expects (the error's `status`). */
+export const fromError = (e: LlmError): HttpServerResponse.HttpServerResponse =>
+  withRetryAfter(error(e.status, e.message), e)
 
 const line = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value) + "\n")
 

@@ -19,10 +19,11 @@
  * - Open turns into half-open lazily, on the next call, `state` or `isCallPermitted` after the period (no fiber).
  *   Half-open admits `halfOpenProbes` concurrent probes, the others are refused; the first probe that succeeds
  *   closes the breaker, the first that fails opens it again for a longer period.
- * - What counts (`outcomeOf`): a backend failure (`isBackendFailure`: transport, timeouts, 5xx, broken streams) is
- *   a failure; a success, or an answer the backend gave (a 4xx, an undecodable body), is a success; 503 busy is
- *   backpressure (the scheduler lowers the backend's limit and re-queues the call), not ill health, so it counts as
- *   nothing, like interruption, defects and the engine's own refusals (rate limit, queue, budget, shutdown).
+ * - What counts (`outcomeOf`, reading the error's properties, Domain/LlmError.ts): a `backendFailure` (transport,
+ *   timeouts, 5xx, broken streams) is a failure; a success, or an answer the backend gave (a 4xx, an undecodable
+ *   body), is a success; 503 busy is `backpressure` (the scheduler lowers the backend's limit and re-queues the
+ *   call), not ill health, so it counts as nothing, like interruption, defects, failures outside the family and the
+ *   engine's own `local` refusals (open breaker, rate limit, queue, budget, shutdown).
  * - Every call carries the epoch of the state it was admitted in (each transition starts a new epoch): a call that
  *   ends after a transition is ignored, except that a probe always gives its slot back.
  * - A rejection's `retryAfterMs` is the time left while open, and the base `openFor` while half-open with all
@@ -37,7 +38,7 @@
  */
 import { Cause, Clock, Duration, Effect, Exit, Option, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
-import { CircuitOpen, isBackendFailure } from "../Domain/LlmError.js"
+import { CircuitOpen, isLlmError } from "../Domain/LlmError.js"
 import * as Keyed from "./Keyed.js"
 
 /** The knobs of one breaker; each absent field has the default documented on it. */
@@ -236,19 +237,12 @@ const settle = (m: Machine, permit: Permit, outcome: Outcome, now: number, s: Se
   return [undefined, released, undefined]
 }
 
-/** Engine errors raised before the backend was reached: they say nothing about its health. */
-const localTags = new Set(["CircuitOpen", "RateLimited", "QueueFull", "BudgetExceeded", "ShuttingDown"])
-/** 503 busy: backpressure, handled by the scheduler (see the module comment). */
-const neutralTags = new Set([...localTags, "ServerBusy"])
-
+/** What a call's exit says about the backend's health (see the module comment). */
 const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
   if (Exit.isSuccess(exit)) return "success"
   const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-  if (typeof failure !== "object" || failure === null || !("_tag" in failure) || typeof failure._tag !== "string") {
-    return "neutral"
-  }
-  if (neutralTags.has(failure._tag)) return "neutral"
-  return isBackendFailure(failure as LlmError) ? "failure" : "success"
+  if (!isLlmError(failure) || failure.local || failure.backpressure) return "neutral"
+  return failure.backendFailure ? "failure" : "success"
 }
 
 const logChange = (name: string, change: Change | undefined): Effect.Effect<void> => {

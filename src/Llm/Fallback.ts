@@ -7,9 +7,9 @@
  * - `default`: a configured reply text;
  * - when every strategy fails or none is configured, the typed error of the primary.
  *
- * A fallback is only tried for failures a different answer can mend: the backend is unwell, the model is missing,
- * the breaker is open, a limit was hit. A bad request, a spent budget and a shutdown are the caller's own answer
- * and pass through unchanged.
+ * A fallback is only tried for failures a different answer can mend (the error's `mendable`, Domain/LlmError.ts):
+ * the backend is unwell, the model is missing, the breaker is open, a limit was hit. A bad request, a spent budget
+ * and a shutdown are the caller's own answer and pass through unchanged.
  */
 import { Effect, Option, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
@@ -32,10 +32,6 @@ export interface Handlers<A, E> {
   readonly stale: Effect.Effect<Option.Option<A>>
   readonly reply: (content: string) => A
 }
-
-/** Whether a fallback may answer instead of `error`. */
-export const mendable = (error: LlmError): boolean =>
-  error._tag !== "InvalidRequest" && error._tag !== "BudgetExceeded" && error._tag !== "ShuttingDown"
 
 const attempt = <A, E>(strategy: Strategy, handlers: Handlers<A, E>): Effect.Effect<Option.Option<[A, Served]>> => {
   switch (strategy._tag) {
@@ -73,7 +69,7 @@ export const run = <A, E extends LlmError, R>(
   }
   return primary.pipe(
     Effect.map((value) => ({ value, served: "primary" as Served })),
-    Effect.catchAll((error) => (mendable(error) ? from(0, error) : Effect.fail(error)))
+    Effect.catchAll((error) => (error.mendable ? from(0, error) : Effect.fail(error)))
   )
 }
 
@@ -133,5 +129,5 @@ export const runStream = <A, E extends LlmError, R>(
         return Stream.fromIterable(handlers.reply(strategy.content)).pipe(served("default"))
     }
   }
-  return primary.pipe(beforeFirstChunk((error) => (mendable(error) ? from(0, error) : Stream.fail(error))))
+  return primary.pipe(beforeFirstChunk((error) => (error.mendable ? from(0, error) : Stream.fail(error))))
 }

@@ -103,9 +103,6 @@ const pick = (
     return backend
   })
 
-/** A CircuitOpen of one backend: its breaker turned between the choice and the call (the choice skips open ones). */
-const lostRace = (error: LlmError): boolean => error._tag === "CircuitOpen" && error.backend !== everyBackend
-
 /** Output tokens: the adaptive limit measures latency per token, so long answers do not look like overload. */
 const workOf =
   <A>(call: Call<A>) =>
@@ -165,10 +162,16 @@ export const unary = <A>(
     const until = Timeouts.deadlineAt(now - (call.admitted?.waitedMs ?? 0), settings.timeouts.deadline)
     if (until <= now) return Effect.fail(Timeouts.deadlineError(engineWhere(call), settings.timeouts.deadline))
     return Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) => {
+      // `rerouted`: the backend's breaker opened between the choice and the call; the choice skips it now
       const attempt = (mark: Hedge.Mark): Effect.Effect<A, LlmError> =>
         Effect.flatMap(pick(backends, call.model, tried, until, call.admitted?.backend), (backend) =>
           onBackend(backends, backend, call, run, settings, until, mark)
-        ).pipe(Effect.catchIf(lostRace, () => attempt(mark)))
+        ).pipe(
+          Effect.catchIf(
+            (error) => error.rerouted,
+            () => attempt(mark)
+          )
+        )
       const hedged = settings.hedger?.run(keyOf(call), attempt) ?? attempt({ at: undefined })
       return Retry.retry({ ...settings.retry, onRetry, until })(hedged)
     })
@@ -233,7 +236,7 @@ export const stream = <A>(
           Effect.map(pick(backends, call.model, tried, Infinity, call.admitted?.backend), (backend) =>
             streamOnBackend(backends, backend, call, open, isLast, settings, mark)
           )
-        ).pipe(Stream.catchAll((error) => (lostRace(error) ? attempt(mark) : Stream.fail(error))))
+        ).pipe(Stream.catchAll((error) => (error.rerouted ? attempt(mark) : Stream.fail(error))))
       const hedged = settings.hedger?.stream(keyOf(call), attempt) ?? attempt({ at: undefined })
       return hedged.pipe(Retry.retryStream({ ...settings.retry, onRetry }))
     })

@@ -6,21 +6,23 @@
  * - Backoff: `base × factor^n`, capped at `maxDelay`, then jittered with `Schedule.jittered` (× a random factor in
  *   [0.8, 1.2], from the `Random` service, so tests seed it) and capped again, so a delay never exceeds `maxDelay`
  *   while delays near the cap keep some spread.
- * - Retry-After: the delay is at least `retryAfterOf(error)` (503 busy, open breaker, rate limit), even above
+ * - Retry-After: the delay is at least the error's `retryAfterMs` (503 busy, open breaker, rate limit), even above
  *   `maxDelay`: the server said when it can serve again.
  * - Attempts: at most `maxRetries` retries (so `maxRetries + 1` attempts), 12 by default within a 30 s window
  *   (`deadline`), with delays capped at 2 s. A flaky backend is ridden out: at a 27 % fault rate a call fails all
  *   13 attempts once in 25 million, and the load a flaky backend sees grows by 1 / (1 - fault rate) whatever the
  *   cap. A dead backend is not hammered: its breaker opens after 20 failures in a row, and an open breaker on
- *   every backend is not retried (`retries`). So the cap only bounds the unlucky tail; Sluice does not turn a
- *   backend a direct client could use into one that fails (issue 11 measured 3 retries losing calls).
+ *   every backend is not retried (its `retried` is false). So the cap only bounds the unlucky tail; Sluice does
+ *   not turn a backend a direct client could use into one that fails (issue 11 measured 3 retries losing calls).
  * - Deadline: a retry is made only if it starts within `deadline` of the first failure (the schedule's first
  *   step); when the next delay (Retry-After included) would pass it, the policy gives up with the last error.
  *   The call's own deadline (Timeouts.ts) is no wrapper around the call: for a unary call it is the instant
  *   `until`, after which no retry starts, and which also bounds the slot wait and each attempt
  *   (Timeouts.attemptWithin, Pipeline.ts); a stream is bounded as a whole by `Timeouts.deadlineStream`.
- * - Only errors with `retryable === true` are retried; `CircuitOpen` is retryable, the engine routes the retry to
- *   another backend.
+ * - Only errors whose `retried` is true are retried (Domain/LlmError.ts: retryable errors, except 503 busy and
+ *   Sluice's own refusals that a retry would defeat: a full queue for a call that chose not to wait, a rate limit
+ *   that already waited its maximum, an open breaker on every backend, since the point of a breaker is to fail fast;
+ *   the caller gets those with their Retry-After). An open breaker on one backend is retried on another backend.
  * - Streams are retried only while no chunk has reached the caller: once one has, a failure propagates as is, since
  *   a retry would repeat what the caller already has.
  * - `onRetry` runs before each retry's delay (error, retry number from 1, delay), so the engine can count retries.
@@ -30,7 +32,6 @@
  */
 import { Duration, Effect, Ref, Schedule, ScheduleDecision, ScheduleIntervals, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
-import { everyBackend, isBackpressure, retryAfterOf } from "../Domain/LlmError.js"
 import * as Recorders from "../Observability/Recorders.js"
 
 /** The knobs of the policy; each absent field takes its value from `defaults`. */
@@ -89,21 +90,8 @@ const backoff = (options: Required<Options>): Schedule.Schedule<Duration.Duratio
 
 /** Waits at least the Retry-After hint of the error, if it has one. */
 const retryAfter: Schedule.Schedule<LlmError, LlmError> = Schedule.identity<LlmError>().pipe(
-  Schedule.addDelay((error) => Duration.millis(retryAfterOf(error) ?? 0))
+  Schedule.addDelay((error) => Duration.millis(error.retryAfterMs ?? 0))
 )
-
-/**
- * Whether the engine retries `error`: retryable errors, except Sluice's own refusals (a full queue for a call
- * that chose not to wait, a rate limit that already waited its maximum) and an open breaker on every backend
- * (the point of a breaker is to fail fast): retrying would defeat them; the caller gets them with their
- * Retry-After. An open breaker on one backend is retried: the retry goes to another backend.
- */
-const retries = (error: LlmError): boolean =>
-  error.retryable &&
-  !isBackpressure(error) &&
-  error._tag !== "QueueFull" &&
-  error._tag !== "RateLimited" &&
-  !(error._tag === "CircuitOpen" && error.backend === everyBackend)
 
 /** The policy without the hook: outputs the delay before the next retry. */
 const core = (options: Required<Options>): Schedule.Schedule<Duration.Duration, LlmError> => {
@@ -112,7 +100,7 @@ const core = (options: Required<Options>): Schedule.Schedule<Duration.Duration, 
     Schedule.intersect(Schedule.elapsed),
     Schedule.whileOutput(([delay, elapsed]) => Duration.lessThanOrEqualTo(Duration.sum(elapsed, delay), deadline)),
     Schedule.intersect(Schedule.recurs(options.maxRetries)),
-    Schedule.whileInput(retries),
+    Schedule.whileInput((error: LlmError) => error.retried),
     Schedule.map(([[delay]]) => delay)
   )
 }
@@ -148,7 +136,9 @@ const requeueBackoff = backoff({ ...defaults, base: "25 millis", maxDelay: "1 se
 /** Re-queues on 503 busy (see the module comment) until the instant `until` (Clock ms). */
 export const requeue = (until: number): Schedule.Schedule<Duration.Duration, LlmError> =>
   tapRetries(
-    Schedule.delays(Schedule.intersect(requeueBackoff, retryAfter)).pipe(Schedule.whileInput(isBackpressure)),
+    Schedule.delays(Schedule.intersect(requeueBackoff, retryAfter)).pipe(
+      Schedule.whileInput((error: LlmError) => error.backpressure)
+    ),
     () => Recorders.recordRequeue,
     until
   )

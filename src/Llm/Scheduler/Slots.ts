@@ -32,7 +32,7 @@
  */
 import { Cause, Duration, Effect, Exit, Option } from "effect"
 import type { Scope } from "effect"
-import { QueueFull } from "../../Domain/LlmError.js"
+import { isLlmError, QueueFull } from "../../Domain/LlmError.js"
 import type * as AdaptiveLimit from "./AdaptiveLimit.js"
 import { resolve } from "./AdaptiveLimit.js"
 import { Gate, type Ticket, type Waiter } from "./Gate.js"
@@ -161,17 +161,16 @@ export interface Slots {
   readonly snapshot: Effect.Effect<Snapshot>
 }
 
-const overloadTags: ReadonlySet<string> = new Set(["ServerBusy", "TimeoutError"])
-
-/** The default classification: success ok; ServerBusy and TimeoutError overload; the rest ignored. */
+/**
+ * The default classification: success ok; an error whose `overload` is set (Domain/LlmError.ts: 503 busy, a
+ * timeout) or effect's TimeoutException overload; the rest ignored.
+ */
 export const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
   if (Exit.isSuccess(exit)) return "ok"
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return "ignore"
   const error = failure.value
-  if (Cause.isTimeoutException(error)) return "overload"
-  const tag = typeof error === "object" && error !== null && "_tag" in error ? error._tag : undefined
-  return typeof tag === "string" && overloadTags.has(tag) ? "overload" : "ignore"
+  return Cause.isTimeoutException(error) || (isLlmError(error) && error.overload) ? "overload" : "ignore"
 }
 
 const now = <A>(f: (now: number) => A): Effect.Effect<A> =>
