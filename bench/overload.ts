@@ -3,8 +3,8 @@
  * happened before) against a simulator with 4 slots and a strict queue of 4 (`strictQueue`, `maxQueue` 4: a
  * fifth waiter gets 503 server busy). The official `ollama` client fires each call on arrival and collects them
  * with `Promise.allSettled` (it has no retry, so every 503 is a lost call); Sluice's engine holds calls in its own
- * slots (backpressure) and retries 503s with backoff, with `slots` at the backend's 4, unset (the default,
- * `Backends.defaults.slots`) and 32.
+ * slots (backpressure): a 503 halves the backend's limit (a configured one too) and puts the call back in line,
+ * with `slots` at the backend's 4, unset (the default, `Backends.defaults.slots`) and 32 (8x the backend's).
  *
  *   npm run bench -- overload        or   node --import tsx bench/overload.ts
  */
@@ -121,7 +121,7 @@ Report.write({
     `Simulator in its own process: ${describeModel(llama)}; strictQueue, maxQueue ${maxQueue}: at most ${slots} running + ${maxQueue} waiting, the next request gets 503 server busy.`,
     `Every request has num_predict ${predict}: L ≤ ${predict * tokenMs} ms, ceiling S / L = ${nominalCeiling} req/s nominal (the table uses L̄ of the answers).`,
     `Offered load: ${total} distinct calls arriving at ${rate} req/s (2 × the nominal ceiling) for ${seconds} s, open loop; latency is from each call's arrival.`,
-    "Engine: Engine.layer with one backend and the defaults (3 retries, backoff 100 ms × 2 with jitter, Retry-After honoured, breaker: 5 consecutive failures or 50 % of 20 in 10 s)."
+    "Engine: Engine.layer with one backend and the defaults (503 busy halves the backend's limit, a configured one too, and re-queues the call without spending a retry; 12 retries within 30 s for other errors; breaker: 20 failures in a row or 50 % of 100 in 10 s, 503 not counted)."
   ],
   tables: [
     {

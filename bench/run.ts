@@ -34,6 +34,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "embeddings", file: "bench/embeddings.ts", nodeFlags: [], timeoutS: 240 },
   { name: "overhead", file: "bench/overhead.ts", nodeFlags: [], timeoutS: 240 },
   { name: "overload", file: "bench/overload.ts", nodeFlags: [], timeoutS: 180 },
+  { name: "breaker", file: "bench/breaker.ts", nodeFlags: [], timeoutS: 180 },
   { name: "memory", file: "bench/memory.ts", nodeFlags: ["--expose-gc"], timeoutS: 120 },
   { name: "gateway", file: "bench/gateway.ts", nodeFlags: [], timeoutS: 120 },
   { name: "memory-search", file: "bench/memory-search.ts", nodeFlags: [], timeoutS: 400 },
