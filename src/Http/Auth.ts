@@ -24,6 +24,7 @@ import { Clock, Context, Duration, Effect, Option, Redacted, Ref } from "effect"
 import { isLoopback } from "../Config.js"
 import { BudgetExceeded } from "../Domain/LlmError.js"
 import * as Budget from "../Llm/Budget.js"
+import { RegistryFull } from "../Llm/Keyed.js"
 import type { CallOptions } from "../Llm/Llm.js"
 import * as Recorders from "../Observability/Recorders.js"
 import { allScopes, type KeyBudget, type KeyLimits, type Priority, type Scope } from "../Store/KeysRepo.js"
@@ -102,7 +103,7 @@ const requestBudget = (b: KeyBudget | undefined): Option.Option<Budget.Limits> =
 
 /** Authentication, scopes and per-key limits for the gateway. */
 export class Auth extends Effect.Service<Auth>()("sluice/Auth", {
-  effect: (options: Options) =>
+  scoped: (options: Options) =>
     Effect.gen(function* () {
       const settings: AuthPolicy.Settings = { ...(yield* AuthPolicy.settings), ...options }
       const sql = yield* Effect.serviceOption(SqlClient.SqlClient)
@@ -172,36 +173,48 @@ const refuse = (reason: string, path: string, response: HttpServerResponse.HttpS
     response
   )
 
-/** Runs `app` as `key`: in its KeyContext, under its limits and budget, its answer metered for tokens. */
+/** Runs `app` as `key`: in its KeyContext, under its limits (held while it runs) and budget, its answer metered. */
 const asKey = <E, R>(auth: Auth, key: Verified, flavor: AuthPolicy.Flavor, app: HttpApp.Default<E, R>) =>
-  Effect.gen(function* () {
-    const limiter = yield* auth.registry.limiterOf(key.id, key.limits)
-    const inner = (headers: Readonly<Record<string, string>>) =>
-      Effect.gen(function* () {
-        if (limiter.metered || Object.keys(headers).length > 0)
-          yield* HttpApp.appendPreResponseHandler((_req, response) => {
-            const withHeaders = HttpServerResponse.setHeaders(response, headers)
-            return limiter.metered ? meter(withHeaders, limiter.charge) : Effect.succeed(withHeaders)
+  auth.registry
+    .withLimiter(key.id, key.limits, (limiter) => {
+      const inner = (headers: Readonly<Record<string, string>>) =>
+        Effect.gen(function* () {
+          if (limiter.metered || Object.keys(headers).length > 0)
+            yield* HttpApp.appendPreResponseHandler((_req, response) => {
+              const withHeaders = HttpServerResponse.setHeaders(response, headers)
+              return limiter.metered ? meter(withHeaders, limiter.charge) : Effect.succeed(withHeaders)
+            })
+          const run = Effect.provideService(app, KeyContext, key)
+          return yield* Option.match(requestBudget(key.budget), {
+            onNone: () => run,
+            onSome: (limits) => Budget.scoped(`key:${key.name}`, limits)(run)
           })
-        const run = Effect.provideService(app, KeyContext, key)
-        return yield* Option.match(requestBudget(key.budget), {
-          onNone: () => run,
-          onSome: (limits) => Budget.scoped(`key:${key.name}`, limits)(run)
         })
-      })
-    return yield* limiter.run(inner).pipe(
+      return limiter.run(inner).pipe(
+        Effect.catchIf(
+          (e): e is KeyLimited | BudgetExceeded => e instanceof KeyLimited || e instanceof BudgetExceeded,
+          (e) =>
+            Effect.as(
+              Effect.logDebug("auth: request over its key's limit").pipe(
+                Effect.annotateLogs({ key: key.id, limit: e.limit })
+              ),
+              overLimit(flavor, e)
+            )
+        )
+      )
+    })
+    .pipe(
       Effect.catchIf(
-        (e): e is KeyLimited | BudgetExceeded => e instanceof KeyLimited || e instanceof BudgetExceeded,
+        (e): e is RegistryFull => e instanceof RegistryFull,
         (e) =>
           Effect.as(
-            Effect.logDebug("auth: request over its key's limit").pipe(
-              Effect.annotateLogs({ key: key.id, limit: e.limit })
+            Effect.logWarning("auth: no room for another key's limits").pipe(
+              Effect.annotateLogs({ key: key.id, capacity: e.capacity })
             ),
-            overLimit(flavor, e)
+            AuthResponses.unavailable(flavor, "too many API keys are in use at once")
           )
       )
     )
-  })
 
 /** 429 for a key's rate or concurrency limit (or its budget, should `Budget.scoped` itself refuse). */
 const overLimit = (flavor: AuthPolicy.Flavor, e: KeyLimited | BudgetExceeded) =>

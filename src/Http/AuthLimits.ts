@@ -1,7 +1,7 @@
 /**
  * Per-key limits at the gateway: requests per minute and model tokens per minute (token buckets from
  * Llm/RateLimiter.ts), and calls in flight at once (a semaphore). The limiters of a key are made when the key is
- * first seen and kept in memory for the process's life, one set per key id.
+ * first seen, one set per key id, in a registry (Llm/Keyed.ts) that holds them while a request runs under them.
  *
  * Choices:
  * - `rpm` is a bucket of `rpm` requests refilled continuously over a minute (`requestsPerSecond = rpm / 60`,
@@ -17,9 +17,15 @@
  * - The headers follow OpenAI's names: `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests`,
  *   `x-ratelimit-reset-requests` (the time until the bucket is full again, e.g. `12s`), and the `-tokens` trio for
  *   `tpm`. They are sent on every answer of a limited key, 429 or not.
+ * - A key's limiters go once no request has used them for `registryDefaults.idleTimeToLive` and their bucket is
+ *   full again (a new set would behave the same: a full bucket, no call in flight); a bucket still refilling, or in
+ *   debt for model tokens, is kept until full. A key seen again after its set went gets a new one, with the limits
+ *   it has then. At most `registryDefaults.capacity` keys have limiters; a new key beyond that displaces the least
+ *   recently used idle set at rest, or is refused (`RegistryFull`, a 503 from the middleware) when none is.
  */
 import { HttpBody, HttpServerResponse } from "@effect/platform"
-import { Data, Effect, HashMap, Option, Stream, SynchronizedRef } from "effect"
+import { Data, Effect, Option, Stream } from "effect"
+import * as Keyed from "../Llm/Keyed.js"
 import { type Bucket, makeBucket } from "../Llm/RateLimiter.js"
 import type { KeyLimits } from "../Store/KeysRepo.js"
 
@@ -53,6 +59,8 @@ export interface Limiter {
   readonly charge: (tokens: number) => Effect.Effect<void>
   /** Whether answers should be metered for tokens. */
   readonly metered: boolean
+  /** Whether a new set of limiters would behave the same (the bucket is full; calls in flight hold the set). */
+  readonly atRest: Effect.Effect<boolean>
 }
 
 const bucketLimits = (limits: KeyLimits) =>
@@ -122,21 +130,30 @@ const makeLimiter = (key: string, limits: KeyLimits): Effect.Effect<Limiter> =>
     return {
       run,
       charge: (tokens) => Option.match(bucket, { onNone: () => Effect.void, onSome: (b) => b.charge(tokens) }),
-      metered: limits.tpm !== undefined
+      metered: limits.tpm !== undefined,
+      atRest: Option.match(bucket, { onNone: () => Effect.succeed(true), onSome: (b) => b.atRest })
     } satisfies Limiter
   })
 
-/** The limiters of every key seen so far. */
-export const makeRegistry = Effect.map(SynchronizedRef.make(HashMap.empty<string, Limiter>()), (ref) => ({
-  /** The limiters of key `id`; `limits` apply when the key is first seen. */
-  limiterOf: (id: string, limits: KeyLimits): Effect.Effect<Limiter> =>
-    SynchronizedRef.modifyEffect(ref, (map) =>
-      Option.match(HashMap.get(map, id), {
-        onSome: (found) => Effect.succeed([found, map] as const),
-        onNone: () => Effect.map(makeLimiter(id, limits), (l) => [l, HashMap.set(map, id, l)] as const)
-      })
-    )
-}))
+/** The registry's bounds: limiters at rest go after `idleTimeToLive` unused; `capacity` keys at most. */
+export const registryDefaults = { idleTimeToLive: "10 minutes", capacity: 10_000 } as const
+
+/** The limiters of the keys in use (see the module comment). */
+export const makeRegistry = Effect.map(
+  Keyed.make({
+    name: "API key limits",
+    acquire: (id: string, limits: KeyLimits) => makeLimiter(id, limits),
+    ...registryDefaults,
+    keep: (limiter) => Effect.map(limiter.atRest, (atRest) => !atRest)
+  }),
+  (keyed) => ({
+    /** Runs `f` with the limiters of key `id` held; `limits` apply when the key is first seen. */
+    withLimiter: <A, E, R>(id: string, limits: KeyLimits, f: (limiter: Limiter) => Effect.Effect<A, E, R>) =>
+      keyed.use(id, limits, f),
+    /** The ids of the keys with limiters. */
+    keys: Effect.map(keyed.entries, (entries) => entries.map(([id]) => id))
+  })
+)
 
 export type Registry = Effect.Effect.Success<typeof makeRegistry>
 

@@ -68,12 +68,12 @@ export const limited = (
     { ...headers, "retry-after": String(seconds(retryAfterMs)) }
   )
 
-/** 503: the key store did not answer; authentication fails closed. */
-export const unavailable = (flavor: Flavor) =>
+/** 503: the key store did not answer (or the key's limits have no room); authentication fails closed. */
+export const unavailable = (flavor: Flavor, reason = "the key store did not answer") =>
   answer(
     flavor,
     503,
-    "authentication is unavailable: the key store did not answer",
+    `authentication is unavailable: ${reason}`,
     { type: "server_error", code: null },
     { "retry-after": "1" }
   )

@@ -53,6 +53,8 @@ export interface Bucket {
     readonly tokens: number | undefined
     readonly waiting: number
   }>
+  /** Full with nobody waiting: a new bucket would behave the same (a registry may drop it). */
+  readonly atRest: Effect.Effect<boolean>
 }
 
 /** The defaults, in one place. */
@@ -234,15 +236,15 @@ const chargeOf = (r: Resolved, state: Ref.Ref<State>) => (tokens: number) =>
         })
       )
 
-/** Whether the bucket is full with nobody waiting: a new bucket would behave the same. */
+/** See `Bucket.atRest`. */
 const atRestOf = (r: Resolved, state: Ref.Ref<State>) =>
   Effect.map(
     snapshotOf(r, state),
     (s) => s.waiting === 0 && s.requests >= r.burst && (s.tokens === undefined || s.tokens >= (r.tpm ?? 0))
   )
 
-/** A bucket, and whether it is at rest (for the registry). */
-const makeParts = (scope: string, limits: Limits, events: Events) =>
+/** A bucket whose waits and rejections are reported to `events` (the registry's counters). */
+export const makeBucketWith = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket> =>
   Effect.gen(function* () {
     const r = resolve(limits)
     const state = yield* makeState(r)
@@ -255,18 +257,14 @@ const makeParts = (scope: string, limits: Limits, events: Events) =>
           Ref.getAndUpdate(ids, (n) => n + 1),
           takeIn
         )
-    const bucket = {
+    return {
       take,
       charge: chargeOf(r, state),
       limit: (effect) => Effect.zipRight(take, effect),
-      snapshot: snapshotOf(r, state)
+      snapshot: snapshotOf(r, state),
+      atRest: atRestOf(r, state)
     } satisfies Bucket
-    return { bucket, atRest: atRestOf(r, state) } as const
   })
-
-/** A bucket whose waits and rejections are reported to `events` (the registry's counters). */
-export const makeBucketWith = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket> =>
-  Effect.map(makeParts(scope, limits, events), (parts) => parts.bucket)
 
 /** A bucket on its own (not counted by a registry). */
 export const makeBucket = (scope: string, limits: Limits): Effect.Effect<Bucket> =>
@@ -306,13 +304,13 @@ export class RateLimiter extends Effect.Service<RateLimiter>()("sluice/RateLimit
     }
     const buckets = yield* Keyed.make({
       name: "rate limiter",
-      acquire: (key: string, limits: Limits) => makeParts(key, limits, events),
+      acquire: (key: string, limits: Limits) => makeBucketWith(key, limits, events),
       ...registryDefaults,
-      keep: (parts) => Effect.map(parts.atRest, (atRest) => !atRest)
+      keep: (bucket) => Effect.map(bucket.atRest, (atRest) => !atRest)
     })
     /** The bucket of `key`; `limits` apply when the key is first seen. */
     const bucket = Effect.fn("RateLimiter.bucket")(function* (key: string, limits: Limits) {
-      return (yield* buckets.lookup(key, limits)).bucket
+      return yield* buckets.lookup(key, limits)
     })
     const stats: Effect.Effect<Stats> = Effect.map(Effect.zip(Ref.get(counters), buckets.entries), ([c, live]) => ({
       buckets: live.length,
