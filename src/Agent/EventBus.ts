@@ -2,9 +2,13 @@
  * The agents' event bus: typed topics over PubSub, isolated subscribers, dead letters and an optional event log.
  *
  * Choices:
- * - One bounded `PubSub` hub per topic, made when the first subscriber arrives; publishing to a topic nobody
- *   listens to still validates (and logs, when persisting) but delivers nothing. Subscribers see only events
- *   published after `subscribe` returned.
+ * - One bounded `PubSub` hub per topic, made when the first subscriber arrives and shut down when the last one
+ *   leaves (a registry, Llm/Keyed.ts, with no idle time: a hub nobody listens to delivers nothing, so keeping it
+ *   would only grow the bus with every topic ever subscribed). Publishing holds the hub, if there is one, until
+ *   its event is in, so the last subscriber leaving meanwhile cannot shut it under the publisher. Publishing to a
+ *   topic nobody listens to still validates (and logs, when persisting) but delivers nothing. Subscribers see only
+ *   events published after `subscribe` returned. The hubs need no bound of their own: each is held by a live
+ *   subscription, so there are never more hubs than subscribers.
  * - Publishing validates the payload by encoding it with the topic's schema (an `InvalidPayload` otherwise); the
  *   JSON text is written to the event log before the event is published (write-ahead), and kept for dead letters.
  * - Each subscriber has its own scope (a child of the caller's), mailbox and fibers (see `EventBusSubscriber`).
@@ -19,20 +23,9 @@
  *   the log reads back in order even within one millisecond.
  * - Dead letters are always stored; the event log can be switched off (`persist: false`).
  */
-import {
-  Cause,
-  Clock,
-  Config,
-  Effect,
-  ExecutionStrategy,
-  Exit,
-  Layer,
-  PubSub,
-  Schema,
-  Scope,
-  SynchronizedRef
-} from "effect"
+import { Cause, Clock, Config, Effect, ExecutionStrategy, Exit, Layer, Option, PubSub, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
+import * as Keyed from "../Llm/Keyed.js"
 import type { StorageError } from "../Store/StorageError.js"
 import { EventsRepo } from "../Store/EventsRepo.js"
 import type { DeadLetterRow } from "../Store/EventsRepo.js"
@@ -88,19 +81,16 @@ export const make = (options: Options = {}) =>
     const counters = new Counters()
     const nextId = idMaker()
     const handlers = new Map<string, Handler>()
-    const hubs = yield* SynchronizedRef.make(new Map<string, PubSub.PubSub<Envelope>>())
-    yield* Effect.addFinalizer(() =>
-      Effect.flatMap(SynchronizedRef.get(hubs), (all) =>
-        Effect.forEach(all.values(), PubSub.shutdown, { discard: true })
-      )
-    )
+    const hubs = yield* Keyed.make({
+      name: "event bus topics",
+      acquire: (_topic: string, _args: void) =>
+        Effect.acquireRelease(PubSub.bounded<Envelope>(hubCapacity), PubSub.shutdown),
+      idleTimeToLive: 0,
+      capacity: Infinity
+    })
 
-    const hubFor = (topic: string) =>
-      SynchronizedRef.modifyEffect(hubs, (all) => {
-        const known = all.get(topic)
-        if (known !== undefined) return Effect.succeed([known, all] as const)
-        return Effect.map(PubSub.bounded<Envelope>(hubCapacity), (hub) => [hub, new Map(all).set(topic, hub)] as const)
-      })
+    /** The topic's hub, held until `scope` closes (no bound, so never `RegistryFull`). */
+    const hubFor = (topic: string, scope: Scope.Scope) => Scope.extend(Effect.orDie(hubs.get(topic, undefined)), scope)
 
     /** Counts, logs and stores one failure; never fails itself. */
     const deadLetter = Effect.fnUntraced(
@@ -138,8 +128,11 @@ export const make = (options: Options = {}) =>
       const at = yield* Clock.currentTimeMillis
       const event: Event<A> = { id: nextId(at), topic: topic.name, payload, at }
       if (persist) yield* repo.insertEvent({ id: event.id, topic: topic.name, payload: json, at })
-      const hub = (yield* SynchronizedRef.get(hubs)).get(topic.name)
-      if (hub !== undefined) yield* PubSub.publish(hub, { event, json })
+      yield* Effect.scoped(
+        Effect.flatMap(hubs.find(topic.name), (hub) =>
+          Option.isSome(hub) ? PubSub.publish(hub.value, { event, json }) : Effect.void
+        )
+      )
       counters.published++
       return event
     })
@@ -178,7 +171,7 @@ export const make = (options: Options = {}) =>
       const onDrop = Effect.sync(() => counters.count("dropped", handler.name))
       const overflow = options.overflow ?? "backpressure"
       const box = yield* mailbox(options.mailbox ?? defaultOptions.mailbox, overflow, onDrop)
-      yield* start(yield* hubFor(topic.name), box, deliver(handler), scope)
+      yield* start(yield* hubFor(topic.name, scope), box, deliver(handler), scope)
       const subscription: Subscription = {
         name: handler.name,
         topic: topic.name,
@@ -238,7 +231,7 @@ export const make = (options: Options = {}) =>
       replay,
       deadLetters,
       events,
-      stats: Effect.sync((): BusStats => counters.snapshot())
+      stats: Effect.map(hubs.entries, (live): BusStats => ({ ...counters.snapshot(), topics: live.map(([t]) => t) }))
     } as const
   })
 

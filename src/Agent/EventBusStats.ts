@@ -21,7 +21,7 @@ export class Counters {
     counts.set(handler, (counts.get(handler) ?? 0) + 1)
   }
 
-  snapshot(): BusStats {
+  snapshot(): Omit<BusStats, "topics"> {
     return {
       published: this.published,
       delivered: Object.fromEntries(this.perHandler.delivered),

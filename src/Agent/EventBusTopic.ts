@@ -101,4 +101,6 @@ export interface BusStats {
   readonly deadLetters: number
   /** Dead letters that could not be stored (logged). */
   readonly deadLettersLost: number
+  /** Topics with a hub, that is with a subscriber, in the order their hubs were made. */
+  readonly topics: ReadonlyArray<string>
 }
