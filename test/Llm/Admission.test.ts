@@ -1,25 +1,33 @@
 /**
  * Admission (Llm/Admission.ts) end to end over a slow simulator with one slot: a queued call's wait counts
  * against its deadline, calls an identical call in flight answers skip the line, and interrupted queued calls
- * leave it and hold no slot.
+ * leave it and hold no slot. Each test has its own simulator and engine; a test waits for a condition
+ * (`eventually`), never for a fixed time.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Fiber, Layer, Option, Ref, Schedule, Stream } from "effect"
+import { Chunk, Context, Effect, Fiber, Layer, Option, Ref, Stream } from "effect"
 import { Backends } from "../../src/Llm/Backends.js"
+import { keyOf } from "../../src/Llm/CacheKey.js"
 import type { Slots } from "../../src/Llm/Scheduler/Slots.js"
 import * as Budget from "../../src/Llm/Budget.js"
 import * as Engine from "../../src/Llm/Engine.js"
 import { Llm } from "../../src/Llm/Llm.js"
+import { ResponseCache } from "../../src/Llm/ResponseCache.js"
 import * as Simulator from "../../src/Simulator/Simulator.js"
 import { fast, mapModels } from "../../src/Simulator/SimulatorConfig.js"
-import { chatRequest } from "./engine.js"
+import { chatRequest, eventually } from "./engine.js"
 
 /** A model that takes about 20 × 30 ms per call, one call at a time at Sluice. */
 const slowEngine = Effect.gen(function* () {
   const config = mapModels(fast(), (m) => ({ ...m, outputTokenMs: 30 }))
   const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config })
   const context = yield* Layer.build(Engine.layer({ backends: [{ url: sim.url, slots: 1 }] }))
-  return { sim, llm: Context.get(context, Llm), backends: Context.get(context, Backends) }
+  return {
+    sim,
+    llm: Context.get(context, Llm),
+    backends: Context.get(context, Backends),
+    cache: Context.get(context, ResponseCache)
+  }
 })
 
 const long = (text: string) => ({ ...chatRequest(text), options: { num_predict: 20 } })
@@ -29,20 +37,17 @@ const heldEngine = Effect.gen(function* () {
   const engine = yield* slowEngine
   const slots = engine.backends.all[0]!.slots
   const first = yield* Effect.fork(engine.llm.chat(long("holder")))
-  yield* Effect.filterOrFail(slots.snapshot, (s) => s.inFlight === 1).pipe(
-    Effect.retry({ schedule: Schedule.spaced("5 millis"), times: 1000 })
-  )
+  yield* eventually(slots.snapshot, (s) => s.inFlight === 1, "the holder holds the slot")
   return { ...engine, slots, first }
 })
 
-/** The line's length once it is `n` (polled: forks take their time on a loaded machine), or after 5 s. */
-const queuedWhen = (slots: Slots, n: number) => {
-  const queued = Effect.map(slots.snapshot, (s) => s.queued)
-  return Effect.filterOrFail(queued, (q) => q === n).pipe(
-    Effect.retry({ schedule: Schedule.spaced("10 millis"), times: 500 }),
-    Effect.orElse(() => queued)
+/** The line's length once it is `n` (polled: forks take their time on a loaded machine). */
+const queuedWhen = (slots: Slots, n: number) =>
+  eventually(
+    Effect.map(slots.snapshot, (s) => s.queued),
+    (queued) => queued === n,
+    `${n} in the line`
   )
-}
 
 describe("Admission", () => {
   it.scopedLive("a call's wait in the line counts against its deadline", () =>
@@ -58,7 +63,8 @@ describe("Admission", () => {
 
   it.scopedLive("a call that an identical call in flight answers does not queue behind other misses", () =>
     Effect.gen(function* () {
-      const { sim, llm } = yield* slowEngine
+      const { sim, llm, cache, backends } = yield* slowEngine
+      const slots = backends.all[0]!.slots
       const done = yield* Ref.make<ReadonlyArray<string>>([])
       const run = (name: string, text: string) =>
         Effect.fork(
@@ -68,9 +74,10 @@ describe("Admission", () => {
           )
         )
       const a = yield* run("a", "shared question")
-      yield* Effect.sleep("50 millis")
+      const shared = keyOf("chat", long("shared question"))
+      yield* eventually(cache.answersNow(shared), (answered) => answered, "a's call is in flight")
       const b = yield* run("b", "another question")
-      yield* Effect.sleep("50 millis")
+      yield* queuedWhen(slots, 1)
       const c = yield* run("c", "shared question")
       yield* Fiber.joinAll([a, b, c])
       const order = yield* Ref.get(done)

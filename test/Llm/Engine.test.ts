@@ -1,16 +1,21 @@
 /**
  * The engine over several backends, a busy backend with Retry-After, and budgets: end to end on loopback.
+ * Each test has its own servers and engine. Where the engine's waits are the point (Retry-After, the batcher's
+ * window) the engine runs on the TestClock and the servers on real time (`TestServices.provideLive`); elsewhere a
+ * test waits for a condition (`eventually`), never for a fixed time.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Metric, Scope, TestClock, TestServices } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Budget from "../../src/Llm/Budget.js"
 import * as Engine from "../../src/Llm/Engine.js"
 import { Llm } from "../../src/Llm/Llm.js"
+import { ResponseCache } from "../../src/Llm/ResponseCache.js"
+import * as Metrics from "../../src/Observability/Metrics.js"
 import * as Simulator from "../../src/Simulator/Simulator.js"
 import { fast, mapModels } from "../../src/Simulator/SimulatorConfig.js"
-import { chatRequest, quickRetry } from "./engine.js"
+import { chatRequest, eventually, quickRetry } from "./engine.js"
 
 const busyBody = JSON.stringify({ error: "server busy, please try again.  maximum pending requests exceeded" })
 const chatReply = JSON.stringify({
@@ -21,16 +26,16 @@ const chatReply = JSON.stringify({
   done_reason: "stop"
 })
 
-/** A server that answers the first chat with 503 + Retry-After: 1, then 200; it records when chats arrived. */
+/** A server that answers the first chat with 503 + Retry-After: 1, then 200; it counts the chats. */
 const busyOnce = Effect.acquireRelease(
-  Effect.async<{ server: Http.Server; url: string; chats: Array<number> }>((resume) => {
-    const chats: Array<number> = []
+  Effect.async<{ server: Http.Server; url: string; chats: { count: number } }>((resume) => {
+    const chats = { count: 0 }
     const server = Http.createServer((req, res) => {
       req.resume()
       req.on("end", () => {
         if (req.url !== "/api/chat") return res.end(JSON.stringify({ models: [] }))
-        chats.push(performance.now())
-        if (chats.length === 1) {
+        chats.count++
+        if (chats.count === 1) {
           res.writeHead(503, { "content-type": "application/json; charset=utf-8", "retry-after": "1" })
           return res.end(busyBody)
         }
@@ -49,14 +54,25 @@ const engineOver = (urls: ReadonlyArray<string>, settings: Omit<Engine.Options, 
   Effect.map(Layer.build(Engine.layer({ ...settings, backends: urls.map((url) => ({ url })) })), Context.get(Llm))
 
 describe("the engine, end to end", () => {
-  it.scopedLive("waits out a 503 server busy for its Retry-After, then succeeds", () =>
+  it.scoped("waits out a 503 server busy for its Retry-After on the Clock, then succeeds", () =>
     Effect.gen(function* () {
       const fake = yield* busyOnce
-      const llm = yield* engineOver([fake.url], { retry: { base: "1 millis", jitter: false } })
-      const answer = yield* llm.chat({ model: "m", messages: [{ role: "user", content: "hi" }] })
+      // no hedging: its re-check timer (every second) would sit beside the wait under test
+      const llm = yield* engineOver([fake.url], { retry: { base: "1 millis", jitter: false }, hedge: { budget: 0 } })
+      const requeues = Effect.map(Metric.value(Metrics.requeues), (state) => state.count)
+      const before = yield* requeues
+      const call = yield* Effect.fork(llm.chat({ model: "m", messages: [{ role: "user", content: "hi" }] }))
+      // the 503 came back and the call is re-queued: it waits 1 s of Clock time (the TestClock stands at 0)
+      yield* eventually(requeues, (n) => n === before + 1, "the call is re-queued after the 503")
+      const nextDue = Effect.map(TestClock.sleeps(), (wakes) => Math.min(...wakes))
+      yield* eventually(nextDue, (at) => at === 1000, "the next thing due is the call's Retry-After")
+      assert.strictEqual(fake.chats.count, 1)
+      yield* TestClock.adjust("999 millis")
+      assert.strictEqual(fake.chats.count, 1, "no second chat before the Retry-After")
+      yield* TestClock.adjust("1 millis")
+      const answer = yield* Fiber.join(call)
       assert.strictEqual(answer.message.content, "ok")
-      assert.strictEqual(fake.chats.length, 2)
-      assert.isAtLeast(fake.chats[1]! - fake.chats[0]!, 900)
+      assert.strictEqual(fake.chats.count, 2)
     })
   )
 
@@ -73,10 +89,14 @@ describe("the engine, end to end", () => {
         (req) => Effect.tap(llm.chat(req), () => Effect.sync(() => done++)),
         { concurrency: 12 }
       )
-      const kill = Effect.gen(function* () {
-        while (done < 30) yield* Effect.sleep("5 millis")
-        yield* Scope.close(doomedScope, Exit.void)
-      })
+      const kill = Effect.zipRight(
+        eventually(
+          Effect.sync(() => done),
+          (n) => n >= 30,
+          "30 calls done"
+        ),
+        Scope.close(doomedScope, Exit.void)
+      )
       const [answers] = yield* Effect.all([calls, kill], { concurrency: 2 })
       assert.strictEqual(answers.length, 120)
       const doomedServed = (yield* doomed.stats).requests["/api/chat"] ?? 0
@@ -122,14 +142,20 @@ describe("the engine, end to end", () => {
     })
   )
 
-  it.scopedLive("100 concurrent single-text embeds become ceil(100 / 64) /api/embed calls", () =>
+  it.scoped("100 concurrent single-text embeds become ceil(100 / 64) /api/embed calls", () =>
     Effect.gen(function* () {
-      const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config: fast() })
-      const llm = yield* engineOver([sim.url])
+      const sim = yield* TestServices.provideLive(Simulator.make({ port: 0, host: "127.0.0.1", config: fast() }))
+      const context = yield* Layer.build(Engine.layer({ backends: [{ url: sim.url }] }))
+      const llm = Context.get(context, Llm)
+      const cache = Context.get(context, ResponseCache)
       const texts = Array.from({ length: 100 }, (_, i) => `text number ${i}`)
-      const vectors = yield* Effect.forEach(texts, (input) => llm.embed({ model: "nomic-embed-text", input }), {
-        concurrency: "unbounded"
-      })
+      const calls = yield* Effect.forEach(texts, (input) =>
+        Effect.fork(llm.embed({ model: "nomic-embed-text", input }))
+      )
+      // the first 64 go out at once; the other 36 wait for the window, which passes only on the TestClock
+      yield* eventually(cache.stats, (s) => s.misses === 100, "every call is past the cache, on its way to the batcher")
+      yield* TestClock.adjust("5 millis")
+      const vectors = yield* Fiber.joinAll(calls)
       assert.strictEqual((yield* sim.stats).requests["/api/embed"], 2)
       const direct = yield* Effect.promise(() =>
         fetch(`${sim.url}/api/embed`, {

@@ -1,15 +1,18 @@
 /**
  * The engine against the simulator with faults: what the protection layers promise, end to end.
- * Real servers, so real time (`layer(..., { excludeTestServices: true })`); no assertion on speed.
+ * Real servers, so real time (`layer(..., { excludeTestServices: true })`, `it.live`); no assertion on speed: a
+ * test waits for a condition (`eventually`), never for a fixed time. Each test has its own simulator and engine.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Either, Option, Ref, Stream } from "effect"
 import { Backends } from "../../src/Llm/Backends.js"
+import { keyOf } from "../../src/Llm/CacheKey.js"
 import { Llm } from "../../src/Llm/Llm.js"
+import { ResponseCache } from "../../src/Llm/ResponseCache.js"
 import { Simulator } from "../../src/Simulator/Simulator.js"
 import { fast } from "../../src/Simulator/SimulatorConfig.js"
 import * as Fallback from "../../src/Llm/Fallback.js"
-import { chatRequest, overSimulator, quickRetry } from "./engine.js"
+import { chatRequest, eventually, overSimulator, quickRetry } from "./engine.js"
 
 const live = { excludeTestServices: true } as const
 
@@ -97,8 +100,7 @@ describe("the circuit breaker against the simulator, shipped defaults", () => {
           assert.strictEqual((yield* sim.stats).requests["/api/chat"], seen)
           // back up: once the open period (5 s by default) passed, a probe closes it, with no restart
           yield* sim.setFaults({ error500: 0 })
-          const openUntil = (yield* breaker.stats).openUntilMs ?? 0
-          yield* Effect.sleep(Math.max(0, openUntil - Date.now()) + 50)
+          yield* eventually(breaker.state, (state) => state !== "open", "the breaker's open period ends")
           const answers = yield* Effect.forEach(
             Array.from({ length: 20 }, (_, i) => i),
             (i) => llm.chat(chatRequest(`again ${i}`)),
@@ -152,51 +154,50 @@ describe("overload against the simulator", () => {
 
 describe("fallbacks and the cache against the simulator", () => {
   const settings = { retry: { ...quickRetry, maxRetries: 1 }, cache: { ttl: "200 millis" } } as const
-  layer(
-    overSimulator(fast(), settings),
-    live
-  )((it) => {
-    it.effect("a primary model that keeps failing falls back to the alternate", () =>
-      Effect.gen(function* () {
-        const llm = yield* Llm
-        const answer = yield* llm.chatServed(chatRequest("hello", "no-such-model"), {
-          fallbacks: [Fallback.alternate("llama3.2")]
-        })
-        assert.strictEqual(answer.served, "alternate:llama3.2")
-        assert.strictEqual(answer.value.model, "llama3.2")
-        const direct = yield* Effect.flip(llm.chat(chatRequest("hello", "no-such-model"), { fallbacks: [] }))
-        assert.strictEqual(direct._tag, "ModelNotFound")
-      })
-    )
+  /** Its own simulator and engine for each test: no test sees another's faults, cache entries or counts. */
+  const own = overSimulator(fast(), settings)
 
-    it.effect("a stale cache entry is served when every backend is down", () =>
-      Effect.gen(function* () {
-        const llm = yield* Llm
-        const sim = yield* Simulator
-        const fresh = yield* llm.chatServed(chatRequest("remember me"))
-        assert.strictEqual(fresh.served, "primary")
-        yield* sim.setFaults({ reset: 1 })
-        yield* Effect.sleep("300 millis")
-        const stale = yield* llm.chatServed(chatRequest("remember me"))
-        yield* sim.setFaults({ reset: 0 })
-        assert.strictEqual(stale.served, "stale")
-        assert.strictEqual(stale.value.message.content, fresh.value.message.content)
+  it.live("a primary model that keeps failing falls back to the alternate", () =>
+    Effect.gen(function* () {
+      const llm = yield* Llm
+      const answer = yield* llm.chatServed(chatRequest("hello", "no-such-model"), {
+        fallbacks: [Fallback.alternate("llama3.2")]
       })
-    )
+      assert.strictEqual(answer.served, "alternate:llama3.2")
+      assert.strictEqual(answer.value.model, "llama3.2")
+      const direct = yield* Effect.flip(llm.chat(chatRequest("hello", "no-such-model"), { fallbacks: [] }))
+      assert.strictEqual(direct._tag, "ModelNotFound")
+    }).pipe(Effect.provide(own))
+  )
 
-    it.effect("100 identical concurrent calls cost one upstream request", () =>
-      Effect.gen(function* () {
-        const llm = yield* Llm
-        const sim = yield* Simulator
-        const before = (yield* sim.stats).requests["/api/chat"] ?? 0
-        const answers = yield* Effect.all(
-          Array.from({ length: 100 }, () => llm.chatServed(chatRequest("the same question"))),
-          { concurrency: "unbounded" }
-        )
-        assert.strictEqual((yield* sim.stats).requests["/api/chat"], before + 1)
-        assert.strictEqual(new Set(answers.map((a) => a.value.message.content)).size, 1)
-        assert.strictEqual(answers.filter((a) => a.lookup === "miss").length, 1)
-      })
-    )
-  })
+  it.live("a stale cache entry is served when every backend is down", () =>
+    Effect.gen(function* () {
+      const llm = yield* Llm
+      const sim = yield* Simulator
+      const cache = yield* ResponseCache
+      const fresh = yield* llm.chatServed(chatRequest("remember me"))
+      assert.strictEqual(fresh.served, "primary")
+      yield* sim.setFaults({ reset: 1 })
+      const key = keyOf("chat", chatRequest("remember me"))
+      yield* eventually(cache.answersNow(key), (answered) => !answered, "the cache entry expires (ttl 200 ms)")
+      const stale = yield* llm.chatServed(chatRequest("remember me"))
+      assert.strictEqual(stale.served, "stale")
+      assert.strictEqual(stale.value.message.content, fresh.value.message.content)
+    }).pipe(Effect.provide(own))
+  )
+
+  it.live("100 identical concurrent calls cost one upstream request", () =>
+    Effect.gen(function* () {
+      const llm = yield* Llm
+      const sim = yield* Simulator
+      const before = (yield* sim.stats).requests["/api/chat"] ?? 0
+      const answers = yield* Effect.all(
+        Array.from({ length: 100 }, () => llm.chatServed(chatRequest("the same question"))),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual((yield* sim.stats).requests["/api/chat"], before + 1)
+      assert.strictEqual(new Set(answers.map((a) => a.value.message.content)).size, 1)
+      assert.strictEqual(answers.filter((a) => a.lookup === "miss").length, 1)
+    }).pipe(Effect.provide(own))
+  )
 })
