@@ -14,6 +14,7 @@ import { HttpApp, HttpBody, HttpServerResponse } from "@effect/platform"
 import { Chunk, Deferred, Effect, Option, Ref, Stream } from "effect"
 import { ShuttingDown } from "../Domain/LlmError.js"
 import type * as Shutdown from "../Lifecycle/Shutdown.js"
+import * as OpenAiReply from "./OpenAiReply.js"
 import * as Respond from "./Respond.js"
 
 /** The refusal while draining, and the answer of a unary request ended at the deadline. */
@@ -59,8 +60,6 @@ const counted = <E, R>(drain: Shutdown.Service, app: HttpApp.Default<E, R>): Htt
   )
 }
 
-const encoder = new TextEncoder()
-
 /** A streamed body counts until written, and ends at the drain deadline with `{"error": ...}` (no `done`). */
 const followBody = (
   drain: Shutdown.Service,
@@ -74,14 +73,10 @@ const followBody = (
 }
 
 /** The last line of a stream cut at the deadline, in the stream's own framing (NDJSON, or SSE for /v1). */
-const finalLine = (contentType: string | undefined): Uint8Array => {
-  const message = new ShuttingDown().message
-  return encoder.encode(
-    contentType?.startsWith("text/event-stream")
-      ? `data: ${JSON.stringify({ error: { message, type: "api_error", param: null, code: null } })}\n\n`
-      : JSON.stringify({ error: message }) + "\n"
-  )
-}
+const finalLine = (contentType: string | undefined): Uint8Array =>
+  contentType?.startsWith("text/event-stream")
+    ? OpenAiReply.errorEvent(new ShuttingDown())
+    : Respond.errorLine(new ShuttingDown())
 
 /**
  * Each pull races the deadline; once it passes, the error line goes out and the stream ends (the upstream is

@@ -37,6 +37,9 @@ const encoder = new TextEncoder()
 const event = (value: unknown): Uint8Array => encoder.encode(`data: ${JSON.stringify(value)}\n\n`)
 const done = encoder.encode("data: [DONE]\n\n")
 
+/** The `data: {"error": ...}` event that ends an SSE stream failing after its first event. */
+export const errorEvent = (e: LlmError): Uint8Array => event(envelope(e.openAi))
+
 /** Streams `events` as SSE (see the module comment for failures). Needs the request's Scope. */
 export const sse = <A>(
   events: Stream.Stream<A, LlmError>
@@ -53,7 +56,7 @@ export const sse = <A>(
     ).pipe(
       Stream.map(event),
       Stream.concat(Stream.succeed(done)),
-      Stream.catchAll((e) => Stream.succeed(event(envelope(e.openAi))))
+      Stream.catchAll((e) => Stream.succeed(errorEvent(e)))
     )
     return HttpServerResponse.stream(body, {
       contentType: "text/event-stream",

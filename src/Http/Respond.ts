@@ -35,6 +35,9 @@ export const fromError = (e: LlmError): HttpServerResponse.HttpServerResponse =>
 
 const line = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value) + "\n")
 
+/** The `{"error": msg}` line that ends an NDJSON stream failing after its first chunk. */
+export const errorLine = (e: LlmError): Uint8Array => line({ error: e.message })
+
 /**
  * Streams `chunks` as NDJSON. The first chunk is pulled before the response starts, so a failure before it
  * becomes a proper status; a failure after it becomes one `{"error"}` line and the stream ends without
@@ -55,7 +58,7 @@ export const ndjson = <A>(
       Either.isLeft(first) ? Stream.empty : Stream.repeatEffectChunkOption(pull)
     ).pipe(
       Stream.map(line),
-      Stream.catchAll((e) => Stream.succeed(line({ error: e.message })))
+      Stream.catchAll((e) => Stream.succeed(errorLine(e)))
     )
     return HttpServerResponse.stream(body, { contentType: "application/x-ndjson" })
   })
