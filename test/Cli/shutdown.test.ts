@@ -117,7 +117,9 @@ describe("sluice serve: graceful shutdown", () => {
       )
       assert.isAbove(results.filter((r) => r.kind === "clean-error").length, 0)
       assert.strictEqual(code, 0)
-      assert.isBelow(exitedAfterMs, 1_000 + 1_000 + 1_500)
+      // A correctness bound, not a speed figure: the calls would need ~14 s (36 tokens x 400 ms) to finish, so an
+      // exit well before that shows the 1 s drain deadline cut them (a loaded CI machine needs the slack)
+      assert.isBelow(exitedAfterMs, 8_000)
     })
   )
 })
