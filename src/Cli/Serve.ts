@@ -10,6 +10,7 @@ import * as AgentRuns from "../Http/AgentRuns.js"
 import * as Server from "../Http/Server.js"
 import * as EngineConfig from "../Llm/EngineConfig.js"
 import * as BackendChoice from "../Lifecycle/BackendChoice.js"
+import * as Checks from "../Lifecycle/Checks.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
 import * as Store from "../Store/Store.js"
 import * as BackendFlags from "./BackendFlags.js"
@@ -29,7 +30,12 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
     const urls = yield* backendUrls(options.ollama)
     const engine = yield* EngineConfig.engine
     const dataDir = yield* Config.dataDir
-    const context = yield* StartupValidator.contextFrom({ ...options, mode: options.backend, dataDir })
+    const context = yield* StartupValidator.contextFrom({
+      ...options,
+      mode: options.backend,
+      dataDir,
+      bindsPort: true
+    })
     yield* StartupValidator.run(context, { print: "problems" })
     const drainTimeout = yield* Config.drainTimeout
     const backends = BackendChoice.layer(options.backend, urls, { ...engine.settings, backend: engine.backend })
@@ -37,6 +43,18 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
     const server = Server.layer({ port: options.port, host: options.host, drainTimeout }).pipe(
       Layer.provide(AgentRuns.layer)
     )
-    return yield* Layer.launch(server.pipe(Layer.provide(backends), Layer.provide(Store.layerSqlite({ dataDir }))))
+    return yield* Layer.launch(
+      server.pipe(Layer.provide(backends), Layer.provide(Store.layerSqlite({ dataDir })))
+    ).pipe(
+      // the port was not probed (Context.bindsPort): a failed listen is that check's failure, with its advice
+      Effect.catchTag("ServeError", (error) => {
+        const cause = error.cause as NodeJS.ErrnoException | undefined
+        return Effect.fail(
+          cause?.code === undefined
+            ? error
+            : new StartupValidator.StartupFailed({ failed: [Checks.listenFailed(options, cause)] })
+        )
+      })
+    )
   })
 ).pipe(Command.withDescription("Serve Ollama's API through Sluice (default port 11435, beside Ollama's 11434)"))

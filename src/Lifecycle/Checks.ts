@@ -14,7 +14,7 @@ import * as Retry from "../Llm/Retry.js"
 import * as Timeouts from "../Llm/Timeouts.js"
 import { freeDiskMb } from "../Observability/HealthProcess.js"
 import { authConfigured } from "./ChecksAuth.js"
-import type { Check, Context, Outcome } from "./StartupValidator.js"
+import type { Check, Context, Outcome, Row } from "./StartupValidator.js"
 
 const pass = (detail: string): Outcome => ({ ok: true, detail })
 const fail = (detail: string, fix: string): Outcome => ({ ok: false, detail, fix })
@@ -200,24 +200,34 @@ const portFixes: Record<string, string> = {
   EACCES: "ports below 1024 need privileges: use a higher --port"
 }
 
+const cannotListen = (c: Pick<Context, "host" | "port">, e: NodeJS.ErrnoException) =>
+  fail(
+    `cannot listen on ${c.host}:${c.port}: ${e.code ?? e.message}`,
+    portFixes[e.code ?? ""] ?? "choose another --host/--port"
+  )
+
 const listenPortFree = (c: Context): Check => ({
   name: "listen-port-free",
   severity: "fatal",
   run:
     c.port === 0
       ? Effect.succeed(skip("port 0: the system picks a free port"))
-      : bind(c.host, c.port).pipe(
-          Effect.as(pass(`${c.host}:${c.port} is free`)),
-          Effect.catchAll((e) =>
-            Effect.succeed(
-              fail(
-                `cannot listen on ${c.host}:${c.port}: ${e.code ?? e.message}`,
-                portFixes[e.code ?? ""] ?? "choose another --host/--port"
-              )
-            )
+      : c.bindsPort === true
+        ? Effect.succeed(skip("serve binds it next and reports its own error"))
+        : bind(c.host, c.port).pipe(
+            Effect.as(pass(`${c.host}:${c.port} is free`)),
+            Effect.catchAll((e) => Effect.succeed(cannotListen(c, e)))
           )
-        )
 })
+
+/**
+ * The row of the port check for a listen that failed for real (`serve`, `Context.bindsPort`): the same detail
+ * and advice the probe would have given.
+ */
+export const listenFailed = (c: Pick<Context, "host" | "port">, e: NodeJS.ErrnoException): Row => {
+  const { detail, fix } = cannotListen(c, e)
+  return { name: "listen-port-free", severity: "fatal", result: "fail", detail, fix }
+}
 
 const memoryLimits = (c: Context): Check => ({
   name: "memory-limits",

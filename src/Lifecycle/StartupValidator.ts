@@ -66,6 +66,12 @@ export interface Context {
   readonly apiKeys: boolean
   /** The OTLP endpoint when telemetry export is configured. */
   readonly telemetryUrl: Option.Option<string>
+  /**
+   * The caller binds the port itself right after the checks (`serve`): the port check then does not bind it for
+   * an instant (a client connecting in that instant would be reset, not answered) and the caller reports its own
+   * listen error as the check's failure (`Checks.listenFailed`).
+   */
+  readonly bindsPort?: boolean | undefined
 }
 
 export interface Options {
@@ -185,6 +191,8 @@ export interface Flags {
   readonly ollama: ReadonlyArray<string>
   /** `--data-dir`; absent: SLUICE_DATA_DIR, else the default. */
   readonly dataDir?: string | undefined
+  /** See `Context.bindsPort`. */
+  readonly bindsPort?: boolean | undefined
 }
 
 const present = (name: string) =>
@@ -212,6 +220,7 @@ export const contextFrom = (flags: Flags) =>
       limits: settings.limits,
       health: { interval: settings.interval, timeout: settings.timeout },
       apiKeys,
-      telemetryUrl: Option.map(telemetry, (t) => t.url)
+      telemetryUrl: Option.map(telemetry, (t) => t.url),
+      bindsPort: flags.bindsPort
     } satisfies Context
   })

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { type AddressInfo, type Server, createServer } from "node:net"
 import { Ollama } from "ollama"
 import { closedPort, sluice, waitFor } from "./process.js"
 
@@ -69,6 +70,26 @@ describe("sluice serve (the built bin)", () => {
         health.backends.map((b) => b.url),
         [simUrl]
       )
+    })
+  )
+
+  it.scopedLive("a port already in use fails startup with the port check's detail and advice", () =>
+    Effect.gen(function* () {
+      const taken = yield* Effect.acquireRelease(
+        Effect.promise(
+          () =>
+            new Promise<Server>((resolve) => {
+              const server = createServer().listen(0, "127.0.0.1", () => resolve(server))
+            })
+        ),
+        (server) => Effect.sync(() => server.close())
+      )
+      const address = taken.address() as AddressInfo
+      const run = yield* sluice(["serve", "--port", String(address.port), "--backend", "simulator"])
+      assert.strictEqual(yield* Effect.promise(() => run.exited), 1)
+      assert.include(run.stderr(), "listen-port-free")
+      assert.include(run.stderr(), "EADDRINUSE")
+      assert.include(run.stderr(), "stop the process using it")
     })
   )
 
