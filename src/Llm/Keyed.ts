@@ -41,7 +41,10 @@ export class RegistryFull extends Data.TaggedError("RegistryFull")<{
 export interface Options<I, A, E, R> {
   /** Names the registry in `RegistryFull`. */
   readonly name: string
-  /** Makes the entry of `key` from the arguments it was first asked with; `Scope` is the entry's own. */
+  /**
+   * Makes the entry of `key` from the arguments it was first asked with; `Scope` is the entry's own. A failure is
+   * kept like an entry until its idle time passes (RcMap's way); the registries here never fail.
+   */
   readonly acquire: (key: string, args: I) => Effect.Effect<A, E, R>
   /** How long an entry nobody holds (and `keep` does not keep) lives on. */
   readonly idleTimeToLive: Duration.DurationInput
@@ -168,7 +171,7 @@ export const make = <I, A, E, R>(options: Options<I, A, E, R>) =>
     const find = (key: string): Effect.Effect<Option.Option<A>, never, Scope.Scope> =>
       Effect.suspend(() => {
         const entry = live.get(key)
-        // gone since (a race): an entry made from the same arguments would hold nothing yet
+        // should it go between this look and `get`, `get` makes it anew from the same arguments, as a lookup would
         return entry === undefined ? Effect.succeedNone : Effect.option(get(key, entry.slot.args))
       })
 
