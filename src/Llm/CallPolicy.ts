@@ -70,6 +70,21 @@ export const priority = (call: CallOptions): Priority => call.priority ?? "norma
 /** Whether the call waits for room in a full queue. */
 export const wait = (call: CallOptions): boolean => call.wait ?? true
 
+/** What the pipeline needs of one call of `spec` (unary or streamed). */
+export const pipelineCall = <A>(
+  spec: { readonly method: string; readonly tokens: (answer: A) => number },
+  model: string,
+  call: CallOptions,
+  admitted: Admission.Admitted | undefined
+): Pipeline.Call<A> => ({
+  method: spec.method,
+  model,
+  tokens: spec.tokens,
+  priority: priority(call),
+  wait: wait(call),
+  admitted
+})
+
 export const make = (options: Options, hedger: Hedge.Hedger): CallPolicy => {
   const fallbacksByModel = new Map(
     Object.entries(options.fallbacks ?? {}).map(([model, list]) => [normalizeName(model), list])

@@ -43,14 +43,7 @@ const pipeline = <Req extends Model, A>(
 ): Stream.Stream<A, LlmError> =>
   Pipeline.stream(
     engine.backends,
-    {
-      method: spec.method,
-      model: req.model,
-      tokens: spec.tokens,
-      priority: CallPolicy.priority(call),
-      wait: CallPolicy.wait(call),
-      admitted
-    },
+    CallPolicy.pipelineCall(spec, req.model, call, admitted),
     (client) => spec.open(client, req),
     spec.isLast,
     engine.policy.settings(call),

@@ -62,14 +62,7 @@ export const pipeline = <Req extends Model, A>(
 ): Effect.Effect<A, LlmError> =>
   Pipeline.unary(
     engine.backends,
-    {
-      method: spec.method,
-      model: req.model,
-      tokens: spec.tokens,
-      priority: CallPolicy.priority(call),
-      wait: CallPolicy.wait(call),
-      admitted
-    },
+    CallPolicy.pipelineCall(spec, req.model, call, admitted),
     (client) => spec.run(client, req),
     engine.policy.settings(call),
     engine.stats.onRetry(spec.method)
