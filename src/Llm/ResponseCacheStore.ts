@@ -14,19 +14,13 @@
 import type { Deferred, Exit } from "effect"
 import { Option } from "effect"
 import { Lru } from "./Lru.js"
+import type { CacheCounts } from "../Observability/Sampler.js"
 
-/** Counters since the cache was made (cumulative), and the current size. */
-export interface CacheStats {
-  readonly hits: number
-  readonly misses: number
-  readonly staleServed: number
-  readonly evictions: number
-  readonly coalesced: number
-  readonly refreshes: number
-  readonly bypasses: number
-  readonly entries: number
-  readonly bytes: number
-}
+/**
+ * Counters since the cache was made (cumulative), and the current size: the shape the metrics sampler reads,
+ * declared once there (Observability sits below Llm and cannot import it).
+ */
+export type CacheStats = CacheCounts
 
 /** The cumulative counters of `CacheStats`. */
 export type Counter = Exclude<keyof CacheStats, "entries" | "bytes">
