@@ -17,7 +17,10 @@ const listening = /Listening on (http:\/\/[\w.:[\]]+)/
 const slow = (tokenMs: number) =>
   mapModels(fast({ maxQueue: 1000 }), (m) => ({ ...m, outputTokenMs: tokenMs, numParallel: 100 }))
 
-type Result = { readonly kind: "complete" | "clean-error"; readonly status: number } | { readonly kind: "broken" }
+type Result =
+  | { readonly kind: "complete"; readonly status: number }
+  | { readonly kind: "clean-error"; readonly status: number; readonly error: string }
+  | { readonly kind: "broken" }
 
 /** One call; a complete answer ends with done:true, a clean error is a JSON error body or a final error line. */
 const call = (url: string, i: number): Promise<Result> => {
@@ -28,7 +31,7 @@ const call = (url: string, i: number): Promise<Result> => {
       const text = (await response.text()).trim()
       const last = JSON.parse(text.slice(text.lastIndexOf("\n") + 1)) as Record<string, unknown>
       if (last.done === true) return { kind: "complete", status: response.status }
-      if (typeof last.error === "string") return { kind: "clean-error", status: response.status }
+      if (typeof last.error === "string") return { kind: "clean-error", status: response.status, error: last.error }
       console.log("no end", i, response.status, text.length, text.slice(-120))
       return { kind: "broken" }
     })
@@ -38,11 +41,12 @@ const call = (url: string, i: number): Promise<Result> => {
     })
 }
 
-const shutdownRun = (tokenMs: number, drainTimeout: string) =>
+/** A run with `drainTimeout` for SLUICE_DRAIN_TIMEOUT, or the shipped default (30 s) when absent. */
+const shutdownRun = (tokenMs: number, drainTimeout?: string) =>
   Effect.gen(function* () {
     const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config: slow(tokenMs) })
     const run = yield* sluice(["serve", "--port", "0", "--ollama", sim.url], {
-      SLUICE_DRAIN_TIMEOUT: drainTimeout,
+      ...(drainTimeout === undefined ? {} : { SLUICE_DRAIN_TIMEOUT: drainTimeout }),
       SLUICE_BACKEND_SLOTS: "100"
     })
     const url = yield* waitFor(run, listening)
@@ -93,9 +97,11 @@ const integrity = (dataDir: string) =>
   )
 
 describe("sluice serve: graceful shutdown", () => {
+  // With the default drain deadline (30 s). Measured here: at 25 ms per token the calls still running at the signal
+  // end within 4-9 s of it; at 80 ms (and a 20 s deadline) a loaded CI machine stretched them past the deadline.
   it.scopedLive("SIGTERM drains 100 calls in flight: readiness flips first, every call completes, exit 0", () =>
     Effect.gen(function* () {
-      const { ready, results, code, inFlightAtSignal, exitedAfterMs, dataDir } = yield* shutdownRun(80, "20 seconds")
+      const { ready, results, code, inFlightAtSignal, exitedAfterMs, dataDir } = yield* shutdownRun(25)
       assert.isAbove(inFlightAtSignal, 0, "calls were still running when SIGTERM came")
       assert.strictEqual(ready, 503)
       assert.deepStrictEqual(
@@ -103,7 +109,7 @@ describe("sluice serve: graceful shutdown", () => {
         []
       )
       assert.strictEqual(code, 0)
-      assert.isBelow(exitedAfterMs, 21_000)
+      assert.isBelow(exitedAfterMs, 31_000)
       assert.strictEqual(yield* integrity(dataDir), "ok")
     })
   )
