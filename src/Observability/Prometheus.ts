@@ -16,6 +16,7 @@
 import type { MetricLabel, MetricPair } from "effect"
 import { Effect, Metric, MetricKeyType, MetricState, Option } from "effect"
 import * as Metrics from "./Metrics.js"
+import * as NodeMetrics from "./NodeMetrics.js"
 
 /** The content type of the text format. */
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -137,5 +138,9 @@ export const render = (
   return out.length === 0 ? "" : out.join("\n") + "\n"
 }
 
-/** Every metric in Effect's registry as Prometheus text. */
-export const scrape: Effect.Effect<string> = Effect.map(Metric.snapshot, (pairs) => render(pairs, Metrics.catalog))
+/** Every metric in Effect's registry as Prometheus text, then the stock Node process metrics (`NodeMetrics.ts`). */
+export const scrape: Effect.Effect<string> = Effect.zipWith(
+  Effect.map(Metric.snapshot, (pairs) => render(pairs, Metrics.catalog)),
+  NodeMetrics.scrape,
+  (sluice, node) => sluice + node
+)
