@@ -136,21 +136,36 @@ export const describe = (chain: ReadonlyArray<unknown>): string => {
   return code === undefined || message.includes(code) ? message : `${code}: ${message}`
 }
 
+const timeoutOf = (ctx: CallContext, deadlines: Deadlines, chain: ReadonlyArray<unknown>): TimeoutError | undefined => {
+  const phase = Option.firstSomeOf(chain.map((e) => Option.fromNullable(timeoutPhases[codeOf(e) ?? ""])))
+  if (Option.isNone(phase)) return undefined
+  const timeoutMs = deadlineOf(phase.value, deadlines)
+  return new TimeoutError({ ...where(ctx), phase: phase.value, ...(timeoutMs === undefined ? {} : { timeoutMs }) })
+}
+
 /** The error for a failed exchange (connect, send, headers or body). */
 export const fromHttpClientError =
   (ctx: CallContext, deadlines: Deadlines = {}) =>
   (error: HttpClientError.HttpClientError): OllamaError => {
     const chain = causeChain(error.cause)
-    const phase = Option.firstSomeOf(chain.map((e) => Option.fromNullable(timeoutPhases[codeOf(e) ?? ""])))
-    if (Option.isSome(phase)) {
-      const timeoutMs = deadlineOf(phase.value, deadlines)
-      return new TimeoutError({ ...where(ctx), phase: phase.value, ...(timeoutMs === undefined ? {} : { timeoutMs }) })
-    }
+    const timeout = timeoutOf(ctx, deadlines, chain)
+    if (timeout !== undefined) return timeout
     if (error._tag === "RequestError" && error.reason !== "Transport") {
       return new TransportError({ ...where(ctx), reason: `${error.reason}: ${error.description ?? error.message}` })
     }
     const reason = chain.length === 0 ? error.message : describe(chain)
     return new TransportError({ ...where(ctx), reason, cause: error.cause })
+  }
+
+/** The same for an error undici reported itself (Direct.ts): a timeout code in its chain, else a TransportError. */
+export const fromUndiciError =
+  (ctx: CallContext, deadlines: Deadlines = {}) =>
+  (error: unknown): OllamaError => {
+    const chain = causeChain(error)
+    return (
+      timeoutOf(ctx, deadlines, chain) ??
+      new TransportError({ ...where(ctx), reason: chain.length === 0 ? String(error) : describe(chain), cause: error })
+    )
   }
 
 /** The error for a body or a value that does not decode; `reason` is cut to a readable length. */

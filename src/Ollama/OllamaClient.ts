@@ -2,20 +2,22 @@
  * The port to one Ollama server: every native endpoint as an `Effect` or a `Stream` that fails with `OllamaError`.
  *
  * - Requests are sent as JSON of the given object as-is plus `stream` (never encoded through Schema), so fields
- *   Sluice does not know pass through untouched. Responses are decoded with the Domain schemas keeping unknown
- *   fields (`onExcessProperty: "preserve"`).
- * - `layer` owns its HTTP pool (`Pool.ts`): bounded sockets, keep-alive, explicit connect/headers/body timeouts.
- *   `make` takes any `HttpClient` (tests, custom pools).
+ *   Sluice does not know pass through untouched. Answers keep unknown fields: chat, generate and embed answers
+ *   are checked for the fields Sluice reads and passed through as parsed, the others decoded with the Domain
+ *   schemas (`onExcessProperty: "preserve"`); see Decode.ts.
+ * - `layer` owns its HTTP pool (`Pool.ts`): bounded sockets, keep-alive, explicit connect/headers/body timeouts;
+ *   its unary calls dispatch on the pool directly (Direct.ts). `make` takes any `HttpClient` (tests, custom pools).
  * - `user:pw@` in the host becomes an `Authorization: Basic` header; `backend` (and every error and span) holds
  *   the base URL without credentials.
  * - Env config: `OLLAMA_HOST` and `SLUICE_OLLAMA_*` (see `config`); an invalid host is a ConfigError there, and
  *   a defect in `make`.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Stream } from "effect"
-import { ChatRequest, ChatResponse } from "../Domain/Chat.js"
-import { EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse } from "../Domain/Embed.js"
-import { GenerateRequest, GenerateResponse } from "../Domain/Generate.js"
+import { NodeHttpClient } from "@effect/platform-node"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, type Scope, type Stream } from "effect"
+import { type ChatRequest, ChatResponse } from "../Domain/Chat.js"
+import type { EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse } from "../Domain/Embed.js"
+import { type GenerateRequest, GenerateResponse } from "../Domain/Generate.js"
 import type { OllamaError } from "../Domain/LlmError.js"
 import {
   CopyRequest,
@@ -29,6 +31,8 @@ import {
   ShowResponse,
   VersionResponse
 } from "../Domain/Models.js"
+import * as Decode from "./Decode.js"
+import * as Direct from "./Direct.js"
 import * as Host from "./Host.js"
 import { isDone, isSuccess } from "./Ndjson.js"
 import * as Pool from "./Pool.js"
@@ -84,40 +88,66 @@ export interface Options extends Pool.Options {
 /** Every default, in one place. */
 export const defaults = { host: Host.defaultHost, ...Pool.defaults } as const
 
-const post = (path: string, body: object) =>
-  HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body), HttpClientRequest.acceptJson)
+const post = (path: string, body: object): Transport.Request => ({ verb: "POST", path, body })
 
-const get = (path: string) => HttpClientRequest.get(path).pipe(HttpClientRequest.acceptJson)
+const get = (path: string): Transport.Request => ({ verb: "GET", path })
 
 const nameOf = (req: { readonly model?: string | undefined; readonly name?: string | undefined }) =>
   req.model ?? req.name
 
-/** The service over an `HttpClient`; the host is parsed here (an invalid one is a defect). */
-export const make = (options: Options): Effect.Effect<OllamaClient.Service, never, HttpClient.HttpClient> =>
-  Effect.gen(function* () {
-    const endpoint = Host.splitCredentials(yield* Effect.orDie(Host.decodeHost(options.host)))
-    const headers = {
+/** Where the host points and the headers every request carries; the host is parsed here (invalid: a defect). */
+const endpointOf = (options: Options) =>
+  Effect.map(Effect.orDie(Host.decodeHost(options.host)), (host) => {
+    const endpoint = Host.splitCredentials(host)
+    const headers: Record<string, string> = {
       ...(endpoint.authorization === undefined ? {} : { authorization: endpoint.authorization }),
       ...options.headers
     }
-    const http = (yield* HttpClient.HttpClient).pipe(
-      HttpClient.mapRequest(HttpClientRequest.prependUrl(endpoint.url)),
+    return { url: endpoint.url, headers }
+  })
+
+const httpTransport = (http: HttpClient.HttpClient, url: string, headers: Record<string, string>, options: Options) =>
+  Transport.make(
+    http.pipe(
+      HttpClient.mapRequest(HttpClientRequest.prependUrl(url)),
       HttpClient.mapRequest(HttpClientRequest.setHeaders(headers))
-    )
-    return service(Transport.make(http, endpoint.url, Pool.resolve(options)), endpoint.url)
+    ),
+    url,
+    Pool.resolve(options)
+  )
+
+/** The service over any `HttpClient` (tests, custom pools); every exchange goes through it (Transport.ts). */
+export const make = (options: Options): Effect.Effect<OllamaClient.Service, never, HttpClient.HttpClient> =>
+  Effect.gen(function* () {
+    const { url, headers } = yield* endpointOf(options)
+    return service(httpTransport(yield* HttpClient.HttpClient, url, headers, options), url)
+  })
+
+/**
+ * The service over its own pool (Pool.ts): unary calls dispatch on it directly (Direct.ts), streams and traced
+ * calls go through an `HttpClient` over the same pool.
+ */
+export const makePooled = (options: Options): Effect.Effect<OllamaClient.Service, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { url, headers } = yield* endpointOf(options)
+    const dispatcher = yield* Pool.makeDispatcher(options)
+    const traced = httpTransport(NodeHttpClient.makeUndici(dispatcher), url, headers, options)
+    const deadlines = Pool.resolve(options)
+    return service(Direct.make({ dispatcher, backend: url, headers, deadlines }, traced), url)
   })
 
 /** The method table: each method is one exchange of `Transport`. */
 const service = (t: Transport.Transport, backend: string): OllamaClient.Service =>
   OllamaClient.of({
     backend,
-    heartbeat: t.unit({ method: "heartbeat" }, HttpClientRequest.get("/")),
-    version: t.json({ method: "version" }, get("/api/version"), VersionResponse),
-    list: t.json({ method: "list" }, get("/api/tags"), ListResponse),
-    ps: t.json({ method: "ps" }, get("/api/ps"), PsResponse),
-    show: (req) => t.json({ method: "show", model: nameOf(req) }, post("/api/show", req), ShowResponse),
+    heartbeat: t.unit({ method: "heartbeat" }, get("/")),
+    version: t.json({ method: "version" }, get("/api/version"), Decode.fromSchema(VersionResponse)),
+    list: t.json({ method: "list" }, get("/api/tags"), Decode.fromSchema(ListResponse)),
+    ps: t.json({ method: "ps" }, get("/api/ps"), Decode.fromSchema(PsResponse)),
+    show: (req) =>
+      t.json({ method: "show", model: nameOf(req) }, post("/api/show", req), Decode.fromSchema(ShowResponse)),
     chat: (req) =>
-      t.json({ method: "chat", model: req.model }, post("/api/chat", { ...req, stream: false }), ChatResponse),
+      t.json({ method: "chat", model: req.model }, post("/api/chat", { ...req, stream: false }), Decode.chat),
     chatStream: (req) =>
       t.stream(
         { method: "chatStream", model: req.model },
@@ -129,7 +159,7 @@ const service = (t: Transport.Transport, backend: string): OllamaClient.Service 
       t.json(
         { method: "generate", model: req.model },
         post("/api/generate", { ...req, stream: false }),
-        GenerateResponse
+        Decode.generate
       ),
     generateStream: (req) =>
       t.stream(
@@ -138,30 +168,22 @@ const service = (t: Transport.Transport, backend: string): OllamaClient.Service 
         GenerateResponse,
         isDone
       ),
-    embed: (req) => t.json({ method: "embed", model: req.model }, post("/api/embed", req), EmbedResponse),
+    embed: (req) => t.json({ method: "embed", model: req.model }, post("/api/embed", req), Decode.embed),
     embeddings: (req) =>
-      t.json({ method: "embeddings", model: req.model }, post("/api/embeddings", req), EmbeddingsResponse),
+      t.json({ method: "embeddings", model: req.model }, post("/api/embeddings", req), Decode.embeddings),
     pull: (req) => progress(t, "pull", nameOf(req), post("/api/pull", { ...req, stream: true })),
     push: (req) => progress(t, "push", nameOf(req), post("/api/push", { ...req, stream: true })),
     create: (req) => progress(t, "create", req.model, post("/api/create", { ...req, stream: true })),
     copy: (req) => t.unit({ method: "copy", model: req.source }, post("/api/copy", req)),
     delete: (req) =>
-      t.unit(
-        { method: "delete", model: nameOf(req) },
-        HttpClientRequest.del("/api/delete").pipe(HttpClientRequest.bodyUnsafeJson(req))
-      )
+      t.unit({ method: "delete", model: nameOf(req) }, { verb: "DELETE", path: "/api/delete", body: req })
   })
 
-const progress = (
-  t: Transport.Transport,
-  method: string,
-  model: string | undefined,
-  request: HttpClientRequest.HttpClientRequest
-) => t.stream({ method, model }, request, ProgressResponse, isSuccess)
+const progress = (t: Transport.Transport, method: string, model: string | undefined, request: Transport.Request) =>
+  t.stream({ method, model }, request, ProgressResponse, isSuccess)
 
 /** The client with its own bounded keep-alive pool, destroyed when the layer's scope closes. */
-export const layer = (options: Options): Layer.Layer<OllamaClient> =>
-  Layer.effect(OllamaClient, make(options)).pipe(Layer.provide(Pool.layerHttpClient(options)))
+export const layer = (options: Options): Layer.Layer<OllamaClient> => Layer.scoped(OllamaClient, makePooled(options))
 
 const hostConfig = Config.string("OLLAMA_HOST").pipe(
   Config.withDefault(defaults.host),

@@ -6,12 +6,16 @@
  * Interruption aborts the request: @effect/platform's HttpClient passes an AbortSignal to undici and aborts it
  * when the calling fiber is interrupted or when the response stream's scope closes (a consumer that stops early),
  * so Ollama sees the socket close and stops generating (reference pitfall 8).
+ *
+ * This is the path of every stream, of any `HttpClient` given to `OllamaClient.make`, and of unary calls while a
+ * tracer exports spans (its client span and `traceparent` header); other unary calls take Direct.ts.
  */
-import type { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import { Clock, Effect, type Schema, Stream } from "effect"
+import { HttpClientRequest, type HttpClient, type HttpClientResponse } from "@effect/platform"
+import { Clock, Effect, Either, type Schema, Stream } from "effect"
 import type { OllamaError } from "../Domain/LlmError.js"
-import { type CallContext, type Deadlines, fromHttpClientError, fromStatus } from "./ErrorMapping.js"
-import { decodeLines, decodeValue, parseJson } from "./Ndjson.js"
+import type { Decode } from "./Decode.js"
+import { type CallContext, type Deadlines, decodeError, fromHttpClientError, fromStatus } from "./ErrorMapping.js"
+import { decodeLines } from "./Ndjson.js"
 
 /** Which client method is calling, and for which model ("" when none). */
 export interface Call {
@@ -19,28 +23,52 @@ export interface Call {
   readonly model?: string | undefined
 }
 
+/** An HTTP request to the server: the path under the base URL and, for POST and DELETE, a JSON body. */
+export interface Request {
+  readonly verb: "GET" | "POST" | "DELETE"
+  readonly path: string
+  readonly body?: object | undefined
+}
+
 /** The exchanges the client methods are made of. */
 export interface Transport {
-  readonly json: <A, I>(
-    call: Call,
-    request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I>
-  ) => Effect.Effect<A, OllamaError>
-  readonly unit: (call: Call, request: HttpClientRequest.HttpClientRequest) => Effect.Effect<void, OllamaError>
+  readonly json: <A>(call: Call, request: Request, decode: Decode<A>) => Effect.Effect<A, OllamaError>
+  readonly unit: (call: Call, request: Request) => Effect.Effect<void, OllamaError>
   readonly stream: <A, I>(
     call: Call,
-    request: HttpClientRequest.HttpClientRequest,
+    request: Request,
     schema: Schema.Schema<A, I>,
     isLast: (value: A) => boolean
   ) => Stream.Stream<A, OllamaError>
 }
 
-const isOk = (status: number) => status >= 200 && status < 300
+export const isOk = (status: number) => status >= 200 && status < 300
+
+/** The call's context for its errors. */
+export const contextOf = (backend: string, call: Call): CallContext => ({
+  backend,
+  method: call.method,
+  model: call.model ?? ""
+})
+
+/** The value `decode` makes of a body's text, or the DecodeError saying why not. */
+export const decodeBody = <A>(ctx: CallContext, text: string, decode: Decode<A>): Either.Either<A, OllamaError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (error) {
+    return Either.left(decodeError(ctx, `the body is not JSON: ${error instanceof Error ? error.message : error}`))
+  }
+  return Either.mapLeft(decode(json), (reason) => decodeError(ctx, reason))
+}
+
+const toHttp = (request: Request): HttpClientRequest.HttpClientRequest => {
+  const base = HttpClientRequest.make(request.verb)(request.path).pipe(HttpClientRequest.acceptJson)
+  return request.body === undefined ? base : HttpClientRequest.bodyUnsafeJson(base, request.body)
+}
 
 /** Builds the exchanges over `http`, which already points at `backend`. */
 export const make = (http: HttpClient.HttpClient, backend: string, deadlines: Deadlines): Transport => {
-  const context = (call: Call): CallContext => ({ backend, method: call.method, model: call.model ?? "" })
-
   // No stack trace captured per span: it costs an Error per call and points into the engine, not the caller.
   const spanOf = (call: Call) => ({
     kind: "client" as const,
@@ -58,26 +86,24 @@ export const make = (http: HttpClient.HttpClient, backend: string, deadlines: De
 
   const send = (
     ctx: CallContext,
-    request: HttpClientRequest.HttpClientRequest
+    request: Request
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, OllamaError> =>
-    http.execute(request).pipe(
+    http.execute(toHttp(request)).pipe(
       Effect.mapError(fromHttpClientError(ctx, deadlines)),
       Effect.flatMap((response) => (isOk(response.status) ? Effect.succeed(response) : failStatus(ctx, response)))
     )
 
-  const json = <A, I>(call: Call, request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I>) => {
-    const ctx = context(call)
-    const decode = decodeValue(ctx, schema, "the body")
+  const json = <A>(call: Call, request: Request, decode: Decode<A>) => {
+    const ctx = contextOf(backend, call)
     return send(ctx, request).pipe(
       Effect.flatMap((response) => readText(ctx, response)),
-      Effect.flatMap((text) => parseJson(ctx, "the body", text)),
-      Effect.flatMap(decode),
+      Effect.flatMap((text) => decodeBody(ctx, text, decode)),
       Effect.withSpan(`OllamaClient.${call.method}`, spanOf(call))
     )
   }
 
-  const unit = (call: Call, request: HttpClientRequest.HttpClientRequest) => {
-    const ctx = context(call)
+  const unit = (call: Call, request: Request) => {
+    const ctx = contextOf(backend, call)
     return send(ctx, request).pipe(
       Effect.flatMap((response) => readText(ctx, response)),
       Effect.asVoid,
@@ -85,13 +111,8 @@ export const make = (http: HttpClient.HttpClient, backend: string, deadlines: De
     )
   }
 
-  const stream = <A, I>(
-    call: Call,
-    request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I>,
-    isLast: (value: A) => boolean
-  ) => {
-    const ctx = context(call)
+  const stream = <A, I>(call: Call, request: Request, schema: Schema.Schema<A, I>, isLast: (value: A) => boolean) => {
+    const ctx = contextOf(backend, call)
     return Stream.unwrap(
       Effect.map(send(ctx, request), (response) =>
         response.stream.pipe(Stream.mapError(fromHttpClientError(ctx, deadlines)), decodeLines(ctx, schema, isLast))

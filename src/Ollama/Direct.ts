@@ -1,0 +1,147 @@
+/**
+ * Unary exchanges straight on the pool's undici dispatcher: the engine's hot path (every chat, generate and embed
+ * it makes for a caller). One `dispatch` with a handler that collects the body, parses and checks it (Decode.ts)
+ * and resumes the calling fiber once: no HttpClientRequest, Headers, URL, web stream, AbortController or span
+ * per call. @effect/platform's HttpClient on the same pool cost ~4x raw undici per call (bench/overhead).
+ *
+ * Same behaviour as Transport.ts: the pool's timeouts (passed per request, as its interceptor does) and DNS cache
+ * (the dispatcher is the pool's), the same error mapping (ErrorMapping.ts: undici's timeout codes to TimeoutError,
+ * anything else to TransportError, statuses to their errors), and interruption aborts the request, queued or
+ * sent. Choice: while a tracer exports spans (Observability/Spans.ts), calls go through the HttpClient path,
+ * whose client span and `traceparent` tie Ollama's work into the trace; otherwise the current span's ids (if any)
+ * are still sent as `traceparent` and `b3`.
+ */
+import type * as Undici from "@effect/platform-node/Undici"
+import { Clock, Effect } from "effect"
+import type { OllamaError } from "../Domain/LlmError.js"
+import * as Spans from "../Observability/Spans.js"
+import type { Decode } from "./Decode.js"
+import { type CallContext, fromStatus, fromUndiciError } from "./ErrorMapping.js"
+import type * as Pool from "./Pool.js"
+import { type Call, contextOf, decodeBody, isOk, type Request, type Transport } from "./Transport.js"
+
+/** What the direct exchanges need: the pool, where the server is, and headers every request carries. */
+export interface Target {
+  readonly dispatcher: Undici.Dispatcher
+  /** The base URL without credentials. */
+  readonly backend: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly deadlines: Pool.Resolved
+}
+
+interface Answer {
+  readonly status: number
+  readonly headers: ReadonlyArray<Buffer>
+  readonly text: string
+}
+
+/** A header of a raw undici header list (name, value, name, value, ...), case-insensitive. */
+const header = (raw: ReadonlyArray<Buffer>, name: string): string | undefined => {
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if (raw[i]!.toString("latin1").toLowerCase() === name) return raw[i + 1]!.toString()
+  return undefined
+}
+
+const statusError = (ctx: CallContext, answer: Answer): Effect.Effect<never, OllamaError> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.fail(
+      fromStatus(ctx, answer.status, { "retry-after": header(answer.headers, "retry-after") }, answer.text, now)
+    )
+  )
+
+/** The unary exchanges over `target`, falling back to `traced` while spans are exported. */
+export const make = (target: Target, traced: Transport): Transport => {
+  const url = new URL(target.backend)
+  const origin = url.origin
+  const base = url.pathname === "/" ? "" : url.pathname
+  const { headersTimeoutMs, bodyTimeoutMs } = target.deadlines
+  const plain = { accept: "application/json", ...target.headers }
+  const withBody = { ...plain, "content-type": "application/json" }
+
+  /** One request; `then` turns the whole answer into the result inside undici's callback. */
+  const exchange = <A>(
+    ctx: CallContext,
+    request: Request,
+    fiberHeaders: Record<string, string> | undefined,
+    then: (answer: Answer) => Effect.Effect<A, OllamaError>
+  ): Effect.Effect<A, OllamaError> =>
+    Effect.async<A, OllamaError>((resume) => {
+      const chunks: Array<Buffer> = []
+      let status = 0
+      let raw: ReadonlyArray<Buffer> = []
+      let abort: ((reason?: Error) => void) | undefined
+      let finished = false
+      const headers = request.body === undefined ? plain : withBody
+      const handler: Undici.Dispatcher.DispatchHandler = {
+        onConnect: (abortRequest) => {
+          if (finished) abortRequest()
+          else abort = abortRequest
+        },
+        onHeaders: (statusCode, rawHeaders) => {
+          status = statusCode
+          raw = rawHeaders as unknown as ReadonlyArray<Buffer>
+          return true
+        },
+        onData: (chunk) => {
+          chunks.push(chunk)
+          return true
+        },
+        onComplete: () => {
+          if (finished) return
+          finished = true
+          const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
+          resume(then({ status, headers: raw, text }))
+        },
+        onError: (error) => {
+          if (finished) return
+          finished = true
+          resume(Effect.fail(fromUndiciError(ctx, target.deadlines)(error)))
+        }
+      }
+      target.dispatcher.dispatch(
+        {
+          origin,
+          path: base + request.path,
+          method: request.verb,
+          headers: fiberHeaders === undefined ? headers : { ...headers, ...fiberHeaders },
+          body: request.body === undefined ? null : JSON.stringify(request.body),
+          headersTimeout: headersTimeoutMs,
+          bodyTimeout: bodyTimeoutMs
+        },
+        handler
+      )
+      return Effect.sync(() => {
+        if (finished) return
+        finished = true
+        abort?.()
+      })
+    })
+
+  const routed = <A>(
+    viaHttp: () => Effect.Effect<A, OllamaError>,
+    direct: (headers: Record<string, string> | undefined) => Effect.Effect<A, OllamaError>
+  ): Effect.Effect<A, OllamaError> =>
+    Effect.withFiberRuntime((fiber) => (Spans.exported(fiber) ? viaHttp() : direct(Spans.propagation(fiber))))
+
+  return {
+    json: <A>(call: Call, request: Request, decode: Decode<A>) => {
+      const ctx = contextOf(target.backend, call)
+      return routed(
+        () => traced.json(call, request, decode),
+        (headers) =>
+          exchange(ctx, request, headers, (answer) =>
+            isOk(answer.status) ? decodeBody(ctx, answer.text, decode) : statusError(ctx, answer)
+          )
+      )
+    },
+    unit: (call, request) => {
+      const ctx = contextOf(target.backend, call)
+      return routed(
+        () => traced.unit(call, request),
+        (headers) =>
+          exchange(ctx, request, headers, (answer) => (isOk(answer.status) ? Effect.void : statusError(ctx, answer)))
+      )
+    },
+    stream: traced.stream
+  }
+}
