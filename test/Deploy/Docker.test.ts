@@ -79,14 +79,17 @@ describe("deploy/docker", () => {
     assert.match(compose, /SLUICE_API_KEYS: \$\{SLUICE_API_KEYS:\?/, "keys come from the environment, not the file")
   })
 
-  it("grafana: the provisioned datasource's uid is the one the dashboard uses", () => {
+  it("grafana: the dashboard's datasource variable starts on the provisioned (default) Prometheus", () => {
     const datasource = readFileSync("deploy/grafana/provisioning/datasources/prometheus.yml", "utf8")
-    const uid = /uid: (\S+)/.exec(datasource)?.[1]
+    assert.match(datasource, /type: prometheus/)
+    assert.match(datasource, /isDefault: true/)
     const dashboard = JSON.parse(readFileSync("deploy/grafana/sluice.json", "utf8")) as {
-      panels: Array<{ datasource?: { uid: string }; targets?: Array<{ expr: string }> }>
+      panels: Array<{ datasource?: { uid: string } | null }>
+      templating: { list: Array<{ name: string; type: string }> }
     }
     const uids = new Set(dashboard.panels.flatMap((p) => (p.datasource ? [p.datasource.uid] : [])))
-    assert.deepStrictEqual([...uids], [uid])
+    assert.deepStrictEqual([...uids], ["${DS_PROMETHEUS}"])
+    assert.strictEqual(dashboard.templating.list.find((v) => v.name === "DS_PROMETHEUS")?.type, "datasource")
     assert.match(
       readFileSync("deploy/grafana/provisioning/dashboards/sluice.yml", "utf8"),
       /path: \/var\/lib\/grafana\/dashboards/
