@@ -4,6 +4,7 @@
  * - every `sluice_*` metric the alert rules and the dashboard name is declared in Metrics.ts, and is in
  *   `/metrics` after a short workload (misses, a hit, a stream, embeds, an unknown model, then a backend that
  *   fails until its breaker opens) — except the few only their own event creates (listed below, with why);
+ * - every metric any rule or panel reads (the stock `process_*`/`nodejs_*` names too) has a TYPE in `/metrics`;
  * - Debian's Prometheus scrapes the instance (target up, `sluice_` series stored) and evaluates every alert
  *   rule without an error.
  * Tests needing promtool or prometheus skip with the reason when missing; .ci/run installs them.
@@ -17,6 +18,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Metrics from "../../src/Observability/Metrics.js"
 import { closedPort, type Running, sluice, waitFor } from "../Cli/process.js"
+import { dashboardExprs, metricNames, ruleExprs } from "./promql.js"
 
 const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0
 const root = process.cwd()
@@ -47,6 +49,9 @@ const eventOnly: Record<string, string> = {
   sluice_bus_handler_errors_total: "a failing bus handler",
   sluice_bus_dead_letters_total: "a bus message that exhausted its handler's retries"
 }
+
+/** Metrics the rules read from other exporters: Prometheus' own `up`, node_exporter's filesystems. */
+const otherExporters = ["up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes"]
 
 const histogramSuffix = /_(bucket|sum|count)$/
 
@@ -173,6 +178,18 @@ describe("deploy/prometheus", () => {
         [],
         "referenced in deploy/, without samples after the workload, and not explained"
       )
+      const types = new Map(
+        text.split("\n").flatMap((l) => {
+          const m = /^# TYPE (\S+) (\S+)$/.exec(l)
+          return m === null ? [] : [[m[1]!, m[2]!] as const]
+        })
+      )
+      const read = new Set([...dashboardExprs(root), ...ruleExprs(root)].flatMap(metricNames))
+      const absent = Array.from(read).filter((n) => {
+        const base = n.replace(histogramSuffix, "")
+        return !types.has(n) && types.get(base) !== "histogram" && !otherExporters.includes(n)
+      })
+      assert.deepStrictEqual(absent, [], "read by a rule or panel but without a TYPE in /metrics")
       for (const n of ["sluice_breaker_trips_total", "sluice_breaker_transitions_total", "sluice_llm_retries_total"]) {
         assert.isTrue(scraped.has(n), `${n} after the failing backend`)
       }
