@@ -7,7 +7,9 @@
  * - Backends known to serve the model (from `/api/tags`, refreshed in the background) come first; backends whose
  *   model list is unknown or stale follow, so a model pulled a moment ago still works. If no backend lists the
  *   model, every permitted backend is a candidate and Ollama's own 404 answers.
- * - Ties go to the backend with the fewest calls in flight, then to the configured order.
+ * - A backend configured with `models` serves those only: it is never a candidate for another model (unless no
+ *   backend at all may serve that model, so that the call still gets Ollama's own "not found").
+ * - Then the higher `priority` (default 0), then the fewest calls in flight, then the configured order.
  * `slots` is a number (configured) or "adaptive" (the default: Ollama does not report its parallel slots, so
  * the limit is learned from latency and 503s; see Scheduler/AdaptiveLimit.ts). Either way Sluice never sends a
  * backend more than that; calls beyond it wait in the backend's priority queue (Scheduler/Slots.ts).
@@ -31,6 +33,14 @@ export interface BackendConfig {
   readonly breaker?: CircuitBreaker.Options
   /** Keep-alive sockets in the client's pool. */
   readonly connections?: number
+  /** Higher first among the backends that serve a model (default 0). */
+  readonly priority?: number
+  /** The models this backend serves, and no others; absent: whatever its /api/tags lists. */
+  readonly models?: ReadonlyArray<string>
+  /** The client's connect, headers and body timeouts for this backend (OllamaClient's defaults otherwise). */
+  readonly connectTimeout?: Duration.DurationInput
+  readonly headersTimeout?: Duration.DurationInput
+  readonly bodyTimeout?: Duration.DurationInput
 }
 
 export interface Backend {
@@ -43,6 +53,9 @@ export interface Backend {
   readonly outstanding: Ref.Ref<number>
   /** Normalised names of the models the backend listed last time, or undefined before the first answer. */
   readonly models: Ref.Ref<ReadonlySet<string> | undefined>
+  /** The configured priority (higher first) and the models it was configured to serve, if any. */
+  readonly priority: number
+  readonly declared: ReadonlySet<string> | undefined
 }
 
 export interface Options {
@@ -62,7 +75,13 @@ const makeBackend = (config: BackendConfig) =>
     // the pool must not be narrower than the configured slots, or undici would queue what the scheduler admitted
     const slots = config.slots ?? defaults.slots
     const connections = config.connections ?? (typeof slots === "number" ? Math.max(32, slots) : undefined)
-    const layer = OllamaClient.layer({ host: config.url, connections })
+    const layer = OllamaClient.layer({
+      host: config.url,
+      connections,
+      connectTimeout: config.connectTimeout,
+      headersTimeout: config.headersTimeout,
+      bodyTimeout: config.bodyTimeout
+    })
     const client = Context.get(yield* Layer.build(layer), OllamaClient)
     return {
       url: client.backend,
@@ -78,7 +97,9 @@ const makeBackend = (config: BackendConfig) =>
         ...(config.queueCapacity === undefined ? {} : { capacity: config.queueCapacity })
       }),
       outstanding: yield* Ref.make(0),
-      models: yield* Ref.make<ReadonlySet<string> | undefined>(undefined)
+      models: yield* Ref.make<ReadonlySet<string> | undefined>(undefined),
+      priority: config.priority ?? 0,
+      declared: config.models === undefined ? undefined : new Set(config.models.map(normalizeName))
     } satisfies Backend
   })
 
@@ -116,14 +137,17 @@ export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
         Effect.forkScoped
       )
 
-      /** The backends to try for `model`, best first; open breakers are left out. */
-      const candidates = (model: string) =>
-        Effect.map(Effect.forEach(all, rank(normalizeName(model))), (ranked) =>
+      /** The backends to try for `model`, best first; open breakers and backends configured without it are left out. */
+      const candidates = (model: string) => {
+        const name = normalizeName(model)
+        const eligible = all.filter((b) => b.declared === undefined || b.declared.has(name))
+        return Effect.map(Effect.forEach(eligible.length > 0 ? eligible : all, rank(name)), (ranked) =>
           ranked
             .filter((r) => r.permitted)
-            .sort((a, b) => a.serves - b.serves || a.load - b.load)
+            .sort((a, b) => a.serves - b.serves || b.backend.priority - a.backend.priority || a.load - b.load)
             .map((r) => r.backend)
         )
+      }
 
       /** Counts `effect` as outstanding on `backend` while it runs. */
       const track =
