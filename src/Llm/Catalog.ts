@@ -8,15 +8,13 @@ import { Effect, Either } from "effect"
 import type { LlmError, OllamaError } from "../Domain/LlmError.js"
 import type { ListModel, RunningModel, ShowRequest, ShowResponse, VersionResponse } from "../Domain/Models.js"
 import type { EmbeddingsRequest, EmbeddingsResponse } from "../Domain/Embed.js"
-import type { OllamaClient } from "../Ollama/OllamaClient.js"
+import { normalizeName } from "../Domain/ModelName.js"
 import { type Backend, Backends } from "./Backends.js"
+import { ModelTable } from "./ModelTable.js"
 
-const everywhere = <A>(
-  all: ReadonlyArray<Backend>,
-  f: (client: OllamaClient.Service) => Effect.Effect<A, OllamaError>
-) =>
+const everywhere = <A>(all: ReadonlyArray<Backend>, f: (backend: Backend) => Effect.Effect<A, OllamaError>) =>
   Effect.flatMap(
-    Effect.forEach(all, (b) => Effect.either(f(b.client)), { concurrency: "unbounded" }),
+    Effect.forEach(all, (b) => Effect.either(f(b)), { concurrency: "unbounded" }),
     (results): Effect.Effect<ReadonlyArray<A>, OllamaError> => {
       const ok = results.filter(Either.isRight).map((r) => r.right)
       const first = results.find(Either.isLeft)
@@ -27,31 +25,52 @@ const everywhere = <A>(
 export class Catalog extends Effect.Service<Catalog>()("sluice/Catalog", {
   effect: Effect.gen(function* () {
     const backends = yield* Backends
-    const best = (model: string) => Effect.map(backends.candidates(model), (list) => list[0] ?? backends.all[0]!)
+    const table = yield* ModelTable
+    const best = (model: string) =>
+      Effect.map(backends.candidates(table.resolve(model)), (list) => list[0] ?? backends.all[0]!)
 
-    const list = Effect.map(
-      everywhere(backends.all, (c) => c.list),
-      (lists) => {
-        const byName = new Map<string, ListModel>()
-        for (const model of lists.flatMap((l) => l.models)) if (!byName.has(model.name)) byName.set(model.name, model)
-        return { models: [...byName.values()] }
+    /** A backend's list, narrowed to the models it is configured to serve (if it was given a list). */
+    const served = (b: Backend) =>
+      Effect.map(b.client.list, (l) =>
+        b.declared === undefined ? l.models : l.models.filter((m) => b.declared!.has(normalizeName(m.name)))
+      )
+    const list = Effect.map(everywhere(backends.all, served), (lists) => {
+      const byName = new Map<string, ListModel>()
+      for (const model of lists.flat())
+        if (!byName.has(normalizeName(model.name))) byName.set(normalizeName(model.name), model)
+      // an alias is listed as a copy of its model's entry, under its own name, when that model is served
+      for (const [alias, model] of table.aliases) {
+        const entry = byName.get(model)
+        if (entry !== undefined && !byName.has(normalizeName(alias)))
+          byName.set(normalizeName(alias), { ...entry, name: alias, model: alias })
       }
-    )
+      return { models: [...byName.values()] }
+    })
     const ps = Effect.map(
-      everywhere(backends.all, (c) => c.ps),
+      everywhere(backends.all, (b) => b.client.ps),
       (lists) => ({
         models: lists.flatMap((l): ReadonlyArray<RunningModel> => l.models)
       })
     )
     const version: Effect.Effect<VersionResponse, OllamaError> = Effect.flatMap(
-      everywhere(backends.all, (c) => c.version),
+      everywhere(backends.all, (b) => b.client.version),
       (versions) => Effect.succeed(versions[0]!)
     )
+    /** An alias in `model` (or the legacy `name`) replaced by the model it stands for. */
+    const resolved = <R extends { readonly model?: string | undefined; readonly name?: string | undefined }>(
+      req: R
+    ) => {
+      const name = req.model ?? req.name ?? ""
+      const model = table.resolve(name)
+      return model === name ? req : { ...req, ...(req.model === undefined ? { name: model } : { model }) }
+    }
     const show = (req: ShowRequest): Effect.Effect<ShowResponse, LlmError> =>
-      Effect.flatMap(best(req.model ?? req.name ?? ""), (b) => b.client.show(req))
+      Effect.flatMap(best(req.model ?? req.name ?? ""), (b) => b.client.show(resolved(req)))
     /** The legacy `/api/embeddings` (not cached: its answer is not the `/api/embed` shape). */
     const embeddings = (req: EmbeddingsRequest): Effect.Effect<EmbeddingsResponse, LlmError> =>
-      Effect.flatMap(best(req.model), (b) => backends.track(b)(b.breaker.protect(b.client.embeddings(req))))
+      Effect.flatMap(best(req.model), (b) =>
+        backends.track(b)(b.breaker.protect(b.client.embeddings({ ...req, model: table.resolve(req.model) })))
+      )
     return { list, ps, version, show, embeddings } as const
   })
 }) {}

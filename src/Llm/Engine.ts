@@ -9,6 +9,7 @@ import * as Slots from "./Scheduler/Slots.js"
 import { Backends, type BackendConfig } from "./Backends.js"
 import { Catalog } from "./Catalog.js"
 import { Llm, type Options as LlmOptions } from "./Llm.js"
+import * as ModelTable from "./ModelTable.js"
 import { ResponseCache, type Options as CacheOptions } from "./ResponseCache.js"
 import type { Duration } from "effect"
 
@@ -17,6 +18,8 @@ export interface Options extends LlmOptions {
   readonly cache?: Partial<CacheOptions>
   /** How often each backend's model list is refreshed. */
   readonly refreshEvery?: Duration.DurationInput
+  /** Per-model settings: aliases, cache on/off, deadline (ModelTable.ts). */
+  readonly models?: Readonly<Record<string, ModelTable.ModelSettings>>
 }
 
 /** Reads the engine's stats into the metrics, every few seconds and before each scrape. */
@@ -39,7 +42,11 @@ const sampler = Sampler.layer(
 
 /** Llm + Catalog, with the Backends and ResponseCache they run on (also provided, for health and stats). */
 export const layer = (options: Options) =>
-  Layer.mergeAll(Llm.Default(options), Catalog.Default, sampler).pipe(
+  Layer.mergeAll(
+    ModelTable.layer(options.models ?? {}, Llm.Default(options)),
+    Catalog.Default.pipe(Layer.provide(Layer.succeed(ModelTable.ModelTable, ModelTable.make(options.models)))),
+    sampler
+  ).pipe(
     Layer.provideMerge(
       Layer.merge(
         Backends.Default({
