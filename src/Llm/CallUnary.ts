@@ -17,6 +17,7 @@
 import { Effect, Option } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import * as Recorders from "../Observability/Recorders.js"
+import * as Spans from "../Observability/Spans.js"
 import * as Track from "../Observability/Track.js"
 import * as Admission from "./Admission.js"
 import type { Backends } from "./Backends.js"
@@ -148,7 +149,10 @@ const admission = <Req extends Model, A, B>(
         skip ? run(Admission.direct) : Admission.admit(engine.backends, engine.policy.line(req.model, call), run)
       )
 
-/** The call starts once admitted: counted, in its own budget if it has one, in its `Llm.<method>` span. */
+/**
+ * The call starts once admitted: counted, in its own budget if it has one, in its `Llm.<method>` span (made only
+ * while spans are exported: Observability/Spans.ts).
+ */
 const started =
   (engine: Engine, method: string, model: string, call: CallOptions, admitted: Admission.Admitted) =>
   <B>(answer: Effect.Effect<B, LlmError>): Effect.Effect<B, LlmError> => {
@@ -157,10 +161,10 @@ const started =
       call.budget === undefined
         ? counted
         : Budget.scopedWith("call", call.budget, Recorders.recordBudgetExhausted)(counted)
-    return Effect.withSpan(budgeted, `Llm.${method}`, {
+    return Spans.withSpan(`Llm.${method}`, {
       attributes: { model, "sluice.queue_wait_ms": admitted.waitedMs },
       captureStackTrace: false
-    })
+    })(budgeted)
   }
 
 /** A unary call of `spec`: every stage, outermost first. */

@@ -26,6 +26,7 @@
  */
 import { Chunk, Clock, Duration, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
 import * as Recorders from "../Observability/Recorders.js"
+import * as Watch from "./Watch.js"
 
 export interface Options {
   /** Hedge after this many times the quantile of recent latencies. Default 3. */
@@ -159,16 +160,28 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
       return Math.max(floorMs, learned)
     }
 
-    /** Resolves when the attempt marked `mark` should be hedged; never when the budget is spent. */
-    const due = (key: string, mark: Mark): Effect.Effect<void> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const left = mark.at === undefined ? recheckMs : mark.at + delayOf(key) - now
-        if (left > 0) return Effect.flatMap(Effect.sleep(Math.min(left, recheckMs)), () => due(key, mark))
-        if (tokens < 1) return Effect.never
+    /**
+     * At a check of the attempt marked `mark` (Watch.ts): the wait until the next check while it is not overdue
+     * (at most a second), none once the budget is spent, else the hedge: its slot given back, counted, and the next
+     * attempt raced with it.
+     */
+    const due =
+      <A, E, R>(
+        clock: Clock.Clock,
+        key: string,
+        mark: Mark,
+        hedge: (fiber: Fiber.RuntimeFiber<A, E>) => Effect.Effect<A, E, R>
+      ): Watch.Check<A, E, R> =>
+      (fiber) => {
+        const left = mark.at === undefined ? recheckMs : mark.at + delayOf(key) - clock.unsafeCurrentTimeMillis()
+        if (left > 0) return Math.min(left, recheckMs)
+        if (tokens < 1) return Infinity
         tokens -= 1
         hedges++
-        return mark.release === undefined ? Recorders.recordHedge : Effect.zipRight(mark.release, Recorders.recordHedge)
-      })
+        const started =
+          mark.release === undefined ? Recorders.recordHedge : Effect.zipRight(mark.release, Recorders.recordHedge)
+        return Effect.zipRight(started, hedge(fiber))
+      }
 
     /** One attempt, its latency on the backend recorded when it succeeds. */
     const timed = <A, E, R>(key: string, attempt: (mark: Mark) => Effect.Effect<A, E, R>, mark: Mark) =>
@@ -195,7 +208,10 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
       })
     }
 
-    /** Attempt `arm` of at most `maxArms`, and, once it is overdue, the next one beside it. */
+    /**
+     * Attempt `arm` of at most `maxArms`, watched (Watch.ts: one child fiber and a timer, no race until a hedge is
+     * due), and, once it is overdue, the next one beside it.
+     */
     const arms = <A, E, R>(
       key: string,
       attempt: (mark: Mark) => Effect.Effect<A, E, R>,
@@ -205,7 +221,14 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
       const mark: Mark = { at: undefined }
       const own = timed(key, attempt, mark)
       if (arm >= maxArms) return own
-      return first(own, Effect.zipRight(due(key, mark), arms(key, attempt, discard, arm + 1)), discard)
+      return Effect.clockWith((clock) =>
+        Watch.watch(
+          own,
+          due(clock, key, mark, (fiber: Fiber.RuntimeFiber<A, E>) =>
+            first(Watch.joinOwned(fiber, discard), arms(key, attempt, discard, arm + 1), discard)
+          )
+        )
+      )
     }
 
     /** The race itself (see `Hedger.run`). */

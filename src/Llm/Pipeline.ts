@@ -140,7 +140,7 @@ const onBackend = <A>(
     onExpired: () => Timeouts.deadlineError(where.deadline, settings.timeouts.deadline),
     lease: mark
   })
-  const requeued = Effect.retry(slotted, Retry.requeue(until))
+  const requeued = Retry.retryLazily(slotted, () => Retry.requeue(until))
   return backend.bucket.limit(backend.breaker.protect(requeued)).pipe(
     Effect.tap((answer) => backend.bucket.charge(call.tokens(answer))),
     backends.track(backend)

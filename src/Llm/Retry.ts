@@ -143,11 +143,31 @@ export const requeue = (until: number): Schedule.Schedule<Duration.Duration, Llm
     until
   )
 
-/** Retries a unary call with `policy(options)`. */
+/**
+ * `Effect.retry(effect, schedule())`, with the schedule and its driver made only once the effect has failed: a
+ * call that succeeds at once (nearly all of them) pays for none of the bookkeeping. The schedule sees the same
+ * inputs at the same times (its first step is the first failure either way).
+ */
+export const retryLazily = <A, E, R, Out, R2>(
+  effect: Effect.Effect<A, E, R>,
+  schedule: () => Schedule.Schedule<Out, E, R2>
+): Effect.Effect<A, E, R | R2> =>
+  Effect.catchAll(effect, (first) =>
+    Effect.flatMap(Schedule.driver(schedule()), (driver) => {
+      const next = (error: E): Effect.Effect<A, E, R | R2> =>
+        Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => Effect.catchAll(effect, next)
+        })
+      return next(first)
+    })
+  )
+
+/** Retries a unary call with `policy(options)` (made at its first failure, see `retryLazily`). */
 export const retry =
   (options?: Options) =>
   <A, E extends LlmError, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.retry(effect, policy(options))
+    retryLazily(effect, () => policy(options))
 
 /** Retries a stream with `policy(options)` while none of its chunks has reached the caller. */
 export const retryStream =

@@ -13,8 +13,9 @@
  * - `deadlineStream` bounds the whole stream, from its start to its end, however steadily chunks flow.
  * - All time comes from `Clock`, so tests drive it with `TestClock`.
  */
-import { Chunk, Duration, Effect, Option, Stream } from "effect"
+import { Chunk, Duration, Effect, Fiber, Option, Stream } from "effect"
 import { TimeoutError } from "../Domain/LlmError.js"
+import * as Watch from "./Watch.js"
 
 /** The bounds of a call; an absent field means no bound of that kind. */
 export interface Options {
@@ -79,7 +80,8 @@ export const deadlineError = (where: Where, deadline: Duration.DurationInput | u
  * Bounds one attempt of a call by the tighter of the attempt bound and what is left of the call's deadline
  * (`until`, Clock ms; see `deadlineAt`), naming the phase that bound it. The engine bounds the rest of a call by
  * the same instant (the slot wait, the retry policy), so a call costs one timer per attempt, not a second race
- * around the whole call (each race forks two fibers: ~0.13 ms of CPU per call at zero latency, bench/overhead).
+ * around the whole call (each race forks two fibers: ~0.13 ms of CPU per call at zero latency, bench/overhead); the
+ * timer is Watch.ts's (one child fiber, no race).
  */
 export const attemptWithin =
   (
@@ -93,14 +95,30 @@ export const attemptWithin =
         const own = bound(timeouts.attempt)
         const left = until - clock.unsafeCurrentTimeMillis()
         if (left <= 0) return Effect.fail(deadlineError(where.deadline, timeouts.deadline))
-        if (own !== undefined && Duration.toMillis(own) <= left) return unary(where.attempt, own, "attempt")(effect)
+        if (own !== undefined && Duration.toMillis(own) <= left) {
+          return failAfter(effect, Duration.toMillis(own), () => timeoutError(where.attempt, "attempt", own))
+        }
         if (!Number.isFinite(left)) return effect
-        return Effect.timeoutFail(effect, {
-          duration: Duration.millis(left),
-          onTimeout: () => deadlineError(where.deadline, timeouts.deadline)
-        })
+        return failAfter(effect, left, () => deadlineError(where.deadline, timeouts.deadline))
       })
     )
+
+/**
+ * `Effect.timeoutFail` on one child fiber and one timer (Watch.ts): after `ms` the effect is interrupted, and once
+ * it is gone the call fails with `error()`.
+ */
+const failAfter = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  ms: number,
+  error: () => TimeoutError
+): Effect.Effect<A, E | TimeoutError, R> => {
+  let armed = false
+  return Watch.watch<A, E | TimeoutError, R>(effect, (fiber) => {
+    if (armed) return Effect.zipRight(Fiber.interrupt(fiber), Effect.fail(error()))
+    armed = true
+    return ms
+  })
+}
 
 /** Bounds the wait for a stream's first chunk (`firstToken`) and every later gap between chunks (`idle`). */
 export const stream =

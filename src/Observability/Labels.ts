@@ -47,8 +47,9 @@ export const tag = <Type, In, Out>(
   metric: Metric.Metric<Type, In, Out>,
   labels: Readonly<Record<string, string>>
 ): Metric.Metric<Type, In, Out> => {
-  const entries = Object.entries(labels)
-  const id = entries.map(([k, v]) => `${k}\u0000${v}`).join("\u0001")
+  // one string concatenation per update (this runs for every metric update on the hot path)
+  let id = ""
+  for (const k in labels) id += `${k}\u0000${labels[k]}\u0001`
   let byId = tagged.get(metric)
   if (byId === undefined) {
     byId = new Map()
@@ -58,7 +59,7 @@ export const tag = <Type, In, Out>(
   if (known !== undefined) return known
   const made = Metric.taggedWithLabels(
     metric,
-    entries.map(([k, v]) => MetricLabel.make(k, v.slice(0, maxLength)))
+    Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v.slice(0, maxLength)))
   )
   if (byId.size < maxTaggedPerMetric) byId.set(id, made)
   return made
