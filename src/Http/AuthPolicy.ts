@@ -25,10 +25,17 @@ export const inferenceRoutes: ReadonlyArray<string> = [
   "/api/version"
 ]
 
+/** Ollama's model-management writes (Http/ModelRoutes.ts), beside `/api/blobs/*`: admin, named so on purpose. */
+export const modelRoutes: ReadonlyArray<string> = ["/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete"]
+
 const under = (path: string, base: string) => path === base || path.startsWith(`${base}/`)
 
-/** The scope a path needs: inference (also `/batches/*`), agents, else admin (`/metrics`, `/health`, the rest). */
+/**
+ * The scope a path needs: admin for model management (`modelRoutes`, `/api/blobs/*`), inference (also
+ * `/batches/*`), agents, else admin (`/metrics`, `/health`, the rest).
+ */
 export const scopeOf = (path: string): Scope => {
+  if (modelRoutes.includes(path) || under(path, "/api/blobs")) return "admin"
   if (inferenceRoutes.includes(path) || under(path, "/v1") || under(path, "/batches")) return "inference"
   if (under(path, "/agents")) return "agents"
   return "admin"

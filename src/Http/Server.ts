@@ -25,6 +25,7 @@ import * as BatchRoutes from "./BatchRoutes.js"
 import * as DrainMiddleware from "./DrainMiddleware.js"
 import * as Guard from "./Guard.js"
 import * as HealthRoutes from "./HealthRoutes.js"
+import * as ModelRoutes from "./ModelRoutes.js"
 import * as ObservabilityRoutes from "./ObservabilityRoutes.js"
 import * as OllamaRoutes from "./OllamaRoutes.js"
 import * as OpenAiRoutes from "./OpenAiRoutes.js"
@@ -39,6 +40,7 @@ const notFound = HttpServerResponse.text("404 page not found", {
 /** Every route of the gateway. */
 const router = HttpRouter.concatAll(
   OllamaRoutes.routes,
+  ModelRoutes.routes,
   OpenAiRoutes.routes,
   HealthRoutes.routes,
   ObservabilityRoutes.routes,
@@ -63,7 +65,7 @@ const readiness = Layer.effect(
 )
 
 /** Metric labels: the known routes of both API families. */
-const route = Track.routeOf([...Track.gatewayRoutes, ...OpenAiRoutes.paths])
+const route = Track.routeOf([...Track.gatewayRoutes, ...OpenAiRoutes.paths, ...ModelRoutes.paths])
 
 /** The label values known at start, for the metrics' first samples: backends, required models, routes, priorities. */
 const known = Effect.gen(function* () {
@@ -96,6 +98,7 @@ export const layer = (options: Options) =>
     Layer.provideMerge(Auth.layer({ host: options.host })),
     Layer.provideMerge(HealthRoutes.layer()),
     Layer.provideMerge(BatchJobs.Default),
+    Layer.provideMerge(ModelRoutes.layer),
     Layer.provideMerge(readiness),
     Layer.provideMerge(
       Shutdown.layer(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout })

@@ -1,12 +1,15 @@
 /**
  * Ollama's model-management routes over the in-memory model list: `/`, `/api/version`, `/api/tags`,
  * `/api/show`, `/api/ps`, and `/api/pull`, `/api/create`, `/api/copy`, `/api/delete` (which change the list
- * at once; pull and create stream a short, instant progress sequence ending in `{"status":"success"}`).
+ * at once; pull and create stream a short, instant progress sequence ending in `{"status":"success"}`), and
+ * `/api/push` (the same kind of sequence, for a model the list holds; nothing leaves the process). A create whose
+ * `files` or `adapters` name a blob never uploaded (BlobRoutes.ts) is 400.
  */
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { CopyRequest, CreateRequest, DeleteRequest, PullRequest, ShowRequest } from "../Domain/Models.js"
+import { missing } from "./BlobRoutes.js"
 import type { State } from "./State.js"
 import { notFoundQuoted } from "./State.js"
 import type { Entry } from "./Registry.js"
@@ -142,6 +145,8 @@ export const create = (state: State): Handler =>
     if (req.from === undefined && req.files === undefined) {
       return yield* fail(400, "neither 'from' or 'files' was specified")
     }
+    const absent = missing(state, { ...req.files, ...req.adapters })
+    if (absent.length > 0) return yield* fail(400, `blob "${absent[0]}" not found: upload it first`)
     const base = req.from === undefined ? undefined : state.registry.find(req.from)
     state.registry.add(req.model, base?.config ?? templateFor(state, req.model))
     const digest = digestOf(req.model)
@@ -150,6 +155,27 @@ export const create = (state: State): Handler =>
         { status: "reading model metadata" },
         { status: `using existing layer sha256:${digest}` },
         { status: "writing manifest" },
+        { status: "success" }
+      ],
+      req.stream ?? true
+    )
+  })
+
+export const push = (state: State): Handler =>
+  Effect.gen(function* () {
+    const req = yield* readPull
+    const name = req.model ?? req.name ?? ""
+    if (name === "") return yield* fail(400, "model is required")
+    const entry = state.registry.find(name)
+    if (entry === undefined) return yield* fail(404, `model "${name}" not found`)
+    const digest = digestOf(entry.config.name)
+    const size = sizeOf(entry.config)
+    return progress(
+      [
+        { status: "retrieving manifest" },
+        { status: "starting upload", digest: `sha256:${digest}`, total: size },
+        { status: `pushing ${digest.slice(0, 12)}`, digest: `sha256:${digest}`, total: size, completed: size },
+        { status: "pushing manifest" },
         { status: "success" }
       ],
       req.stream ?? true

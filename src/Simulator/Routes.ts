@@ -7,6 +7,7 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect } from "effect"
+import * as Blobs from "./BlobRoutes.js"
 import * as Chat from "./ChatRoutes.js"
 import * as Control from "./ControlRoutes.js"
 import * as Embed from "./EmbedRoutes.js"
@@ -59,6 +60,7 @@ const knownPaths = new Set([
   "/api/create",
   "/api/copy",
   "/api/delete",
+  "/api/push",
   "/_sim/stats",
   "/_sim/faults",
   "/_sim/reset"
@@ -68,7 +70,7 @@ const textPlain = { contentType: "text/plain; charset=utf-8" }
 
 const notFound = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
   const path = request.url.split("?")[0]!
-  return knownPaths.has(path)
+  return knownPaths.has(path) || path.startsWith("/api/blobs/")
     ? HttpServerResponse.text("405 method not allowed", { ...textPlain, status: 405 })
     : HttpServerResponse.text("404 page not found", { ...textPlain, status: 404 })
 })
@@ -94,6 +96,9 @@ const router = (state: State) => {
     HttpRouter.post("/api/create", route("/api/create")(Models.create(state))),
     HttpRouter.post("/api/copy", route("/api/copy")(Models.copy(state))),
     HttpRouter.del("/api/delete", route("/api/delete")(Models.remove(state))),
+    HttpRouter.post("/api/push", route("/api/push")(Models.push(state))),
+    HttpRouter.head("/api/blobs/:digest", route("/api/blobs")(Blobs.head(state))),
+    HttpRouter.post("/api/blobs/:digest", route("/api/blobs")(Blobs.create(state))),
     HttpRouter.get("/_sim/stats", Control.stats(state)),
     HttpRouter.get("/_sim/faults", Control.getFaults(state)),
     HttpRouter.put("/_sim/faults", respond(state.stats, Control.putFaults(state))),

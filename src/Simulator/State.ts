@@ -1,6 +1,6 @@
 /**
  * The simulator's shared state, handed to every route module: config, model list, scheduler, counters,
- * fault injector and the jitter PRNG; plus the checks every inference route makes (model lookup,
+ * fault injector, the jitter PRNG and the uploaded blobs; plus the checks every inference route makes (model lookup,
  * keep_alive parsing, the pre-scheduling fault).
  */
 import { Effect } from "effect"
@@ -24,6 +24,8 @@ export interface State {
   readonly faults: FaultInjector
   readonly random: () => number
   readonly defaultKeepAliveMs: number
+  /** Uploaded blobs (`POST /api/blobs/:digest`): digest (`sha256:<hex>`) to size in bytes. */
+  readonly blobs: Map<string, number>
 }
 
 export const make = (config: SimulatorConfig): Effect.Effect<State, never, Scope.Scope> =>
@@ -37,7 +39,8 @@ export const make = (config: SimulatorConfig): Effect.Effect<State, never, Scope
       stats,
       faults: new FaultInjector(config.faults),
       random: mulberry32(config.seed),
-      defaultKeepAliveMs: parseKeepAlive(config.defaultKeepAlive) ?? 300_000
+      defaultKeepAliveMs: parseKeepAlive(config.defaultKeepAlive) ?? 300_000,
+      blobs: new Map()
     }
   })
 

@@ -27,7 +27,8 @@ const backend = (settings: BackendChoice.EngineSettings) =>
     )
   )
 
-const url = Layer.effect(
+/** The gateway's URL, from the HttpServer it serves on. */
+export const url = Layer.effect(
   GatewayUrl,
   Effect.map(HttpServer.HttpServer, (server) => {
     const address = server.address
