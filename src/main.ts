@@ -4,7 +4,7 @@
  */
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Layer } from "effect"
+import { Cause, Console, Effect, Layer, Option } from "effect"
 import pkg from "../package.json" with { type: "json" }
 import { agent } from "./Cli/Agent.js"
 import { archive } from "./Cli/Archive.js"
@@ -14,6 +14,7 @@ import { keys } from "./Cli/Keys.js"
 import { serve } from "./Cli/Serve.js"
 import { simulate } from "./Cli/Simulate.js"
 import { validate } from "./Cli/Validate.js"
+import * as ConfigFile from "./Lifecycle/ConfigFile.js"
 import * as Logging from "./Observability/Logging.js"
 import * as Recorders from "./Observability/Recorders.js"
 import * as Telemetry from "./Observability/Telemetry.js"
@@ -35,9 +36,22 @@ const report = (cause: Cause.Cause<unknown>) =>
           : Console.error(`sluice: ${e instanceof Error ? e.message : String(e)}`)
       )
 
-run(process.argv).pipe(
-  Effect.tapErrorCause(report),
-  Effect.zipLeft(Recorders.recordBuildInfo(pkg.version)),
-  Effect.provide(Layer.mergeAll(NodeContext.layer, Logging.layer, Telemetry.layer(pkg.version))),
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
-)
+/**
+ * `--config <path>` (or SLUICE_CONFIG) applies to every command: the file is read and checked first, and its
+ * settings sit behind the environment for everything below, the flags' fallbacks and the layers included.
+ */
+const main = Effect.gen(function* () {
+  const { path, argv } = ConfigFile.fromArgv(process.argv)
+  const loaded = path === undefined ? Option.none() : Option.some(yield* ConfigFile.load(path))
+  const program = run(argv).pipe(
+    Effect.zipLeft(Recorders.recordBuildInfo(pkg.version)),
+    Effect.provide(Layer.mergeAll(NodeContext.layer, Logging.layer, Telemetry.layer(pkg.version))),
+    Effect.provideService(ConfigFile.ConfigFile, loaded)
+  )
+  return yield* Option.match(loaded, {
+    onNone: () => program,
+    onSome: (file) => Effect.withConfigProvider(program, ConfigFile.provider(file))
+  })
+})
+
+main.pipe(Effect.tapErrorCause(report), NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true }))

@@ -9,7 +9,7 @@ import { Effect, Layer } from "effect"
 import * as Config from "../Config.js"
 import * as EngineConfig from "../Llm/EngineConfig.js"
 import * as BackendChoice from "../Lifecycle/BackendChoice.js"
-import { decodeHost } from "../Ollama/Host.js"
+import * as ConfigEngine from "../Lifecycle/ConfigEngine.js"
 
 export const port = Options.integer("port").pipe(
   Options.withDescription("the port the gateway listens on (SLUICE_PORT)"),
@@ -49,13 +49,16 @@ export interface Flags {
   readonly backend: Config.BackendMode
 }
 
-/** The engine (and BackendInfo) for the flags: their URLs, else OLLAMA_HOST's, else the default. */
+/**
+ * The engine (and BackendInfo) for the flags: their URLs, else OLLAMA_HOST's, else the config file's backends, else
+ * the default; with the file's per-model settings (Lifecycle/ConfigEngine.ts).
+ */
 export const engineLayer = (flags: Flags) =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
-      const given = flags.ollama.length > 0 ? flags.ollama : yield* Config.ollamaHosts
-      const urls = yield* Effect.forEach(given, (url) => decodeHost(url))
+      const targets = yield* ConfigEngine.targets(flags.ollama)
       const engine = yield* EngineConfig.engine
-      return BackendChoice.layer(flags.backend, urls, { ...engine.settings, backend: engine.backend })
+      const models = yield* ConfigEngine.models
+      return BackendChoice.layer(flags.backend, targets, { ...engine.settings, ...models, backend: engine.backend })
     })
   )

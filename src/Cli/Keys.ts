@@ -7,6 +7,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Clock, Config, Console, Effect, Layer, Option } from "effect"
 import { existsSync } from "node:fs"
 import * as AuthKey from "../Http/AuthKey.js"
+import * as ConfigFile from "../Lifecycle/ConfigFile.js"
 import { type ApiKey, allScopes, type KeyLimits, KeysRepo, type Scope } from "../Store/KeysRepo.js"
 import * as Store from "../Store/Store.js"
 import { table } from "./Archive.js"
@@ -105,7 +106,10 @@ export const runCreate = (flags: CreateFlags) =>
     const name = flags.name.trim()
     if (name.length === 0) return yield* invalid("--name must not be empty")
     const scopes = yield* parseScopes(flags.scopes)
-    const limits = yield* limitsOf(flags)
+    // the config file's `keys.defaults` fill the limits the flags leave out
+    const file = yield* ConfigFile.ConfigFile
+    const defaults = Option.match(file, { onNone: () => ({}), onSome: (l) => l.file.keys?.defaults ?? {} })
+    const limits = { ...defaults, ...(yield* limitsOf(flags)) }
     const made = yield* AuthKey.generate
     const createdAt = yield* Clock.currentTimeMillis
     yield* withRepo(

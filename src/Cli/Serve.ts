@@ -11,34 +11,34 @@ import * as Server from "../Http/Server.js"
 import * as EngineConfig from "../Llm/EngineConfig.js"
 import * as BackendChoice from "../Lifecycle/BackendChoice.js"
 import * as Checks from "../Lifecycle/Checks.js"
+import * as ConfigEngine from "../Lifecycle/ConfigEngine.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
 import * as Store from "../Store/Store.js"
 import * as BackendFlags from "./BackendFlags.js"
-import { decodeHost } from "../Ollama/Host.js"
 
 const { backend, host, ollama, port } = BackendFlags
 
-/** The flags' URLs, else OLLAMA_HOST's, else the default; each parsed like OLLAMA_HOST. */
-const backendUrls = (flags: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const given = flags.length > 0 ? flags : yield* Config.ollamaHosts
-    return yield* Effect.forEach(given, (url) => decodeHost(url))
-  })
-
 export const serve = Command.make("serve", { port, host, ollama, backend }, (options) =>
   Effect.gen(function* () {
-    const urls = yield* backendUrls(options.ollama)
+    const targets = yield* ConfigEngine.targets(options.ollama)
+    const urls = targets.map((t) => (typeof t === "string" ? t : t.url))
     const engine = yield* EngineConfig.engine
+    const models = yield* ConfigEngine.models
     const dataDir = yield* Config.dataDir
     const context = yield* StartupValidator.contextFrom({
       ...options,
+      ollama: urls,
       mode: options.backend,
       dataDir,
       bindsPort: true
     })
     yield* StartupValidator.run(context, { print: "problems" })
     const drainTimeout = yield* Config.drainTimeout
-    const backends = BackendChoice.layer(options.backend, urls, { ...engine.settings, backend: engine.backend })
+    const backends = BackendChoice.layer(options.backend, targets, {
+      ...engine.settings,
+      ...models,
+      backend: engine.backend
+    })
     // the agent runtime (AgentRuns) shares the engine and the database with the gateway
     const server = Server.layer({ port: options.port, host: options.host, drainTimeout }).pipe(
       Layer.provide(AgentRuns.layer)

@@ -1,10 +1,12 @@
 /**
  * `sluice validate`: runs the startup checks `serve` runs (Lifecycle/StartupValidator.ts) with the same flags
- * and environment, prints the table (check, severity, result, detail, what to do), and exits non-zero when a
+ * and environment (and config file, `--config`), prints the table (check, severity, result, detail, what to do), and exits non-zero when a
  * fatal check fails (`StartupFailed`, printed by main). Nothing is served; nothing is changed.
  */
 import { Command } from "@effect/cli"
-import { Effect } from "effect"
+import { Console, Effect, Option } from "effect"
+import * as ConfigEngine from "../Lifecycle/ConfigEngine.js"
+import * as ConfigFile from "../Lifecycle/ConfigFile.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
 import * as BackendFlags from "./BackendFlags.js"
 
@@ -19,11 +21,15 @@ export const validate = Command.make(
   },
   (flags) =>
     Effect.gen(function* () {
+      // a config file was read and checked before any command ran (main.ts); say which one is in force
+      const file = yield* ConfigFile.ConfigFile
+      if (Option.isSome(file)) yield* Console.log(`config file ${file.value.path}: valid`)
+      const targets = yield* ConfigEngine.targets(flags.ollama)
       const context = yield* StartupValidator.contextFrom({
         host: flags.host,
         port: flags.port,
         mode: flags.backend,
-        ollama: flags.ollama,
+        ollama: targets.map((t) => (typeof t === "string" ? t : t.url)),
         dataDir: flags.dataDir
       })
       yield* StartupValidator.run(context, { print: "all" })

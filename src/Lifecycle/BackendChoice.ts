@@ -49,11 +49,25 @@ const answers = (url: string) =>
 /** Engine settings other than the backends (cache, retries, timeouts, fallbacks), and settings for every backend. */
 export type EngineSettings = Omit<Engine.Options, "backends"> & { readonly backend?: Omit<BackendConfig, "url"> }
 
-const engine = (urls: ReadonlyArray<string>, settings: EngineSettings) =>
-  Engine.layer({ ...settings, backends: urls.map((url) => ({ ...settings.backend, url })) })
+/** A backend: its address alone (the settings for every backend apply), or with settings of its own. */
+export type Target = string | BackendConfig
 
-const ollama = (urls: ReadonlyArray<string>, settings: EngineSettings) =>
-  Layer.merge(engine(urls, settings), Layer.succeed(BackendInfo, { kind: "ollama", urls, requested: urls }))
+const urlOf = (target: Target) => (typeof target === "string" ? target : target.url)
+
+/** The target's own settings over the settings for every backend (rate limits merged key by key). */
+const configOf = (target: Target, settings: EngineSettings): BackendConfig => {
+  if (typeof target === "string") return { ...settings.backend, url: target }
+  const rateLimit = { ...settings.backend?.rateLimit, ...target.rateLimit }
+  return { ...settings.backend, ...target, ...(Object.keys(rateLimit).length > 0 ? { rateLimit } : {}) }
+}
+
+const engine = (targets: ReadonlyArray<Target>, settings: EngineSettings) =>
+  Engine.layer({ ...settings, backends: targets.map((t) => configOf(t, settings)) })
+
+const ollama = (targets: ReadonlyArray<Target>, settings: EngineSettings) => {
+  const urls = targets.map(urlOf)
+  return Layer.merge(engine(targets, settings), Layer.succeed(BackendInfo, { kind: "ollama", urls, requested: urls }))
+}
 
 const banner = (requested: ReadonlyArray<string>, url: string, forced: boolean) =>
   Console.log(
@@ -82,13 +96,17 @@ const simulator = (requested: ReadonlyArray<string>, forced: boolean, settings: 
     })
   ).pipe(Layer.provide(Simulator.layer({ port: 0, host: "127.0.0.1", config: defaultConfig })))
 
-/** The engine (and BackendInfo) for `mode`, probing `urls` first unless the simulator is forced. */
-export const layer = (mode: BackendMode, urls: ReadonlyArray<string>, settings: EngineSettings = {}) =>
+/**
+ * The engine (and BackendInfo) for `mode`, probing the targets first unless the simulator is forced. The simulator
+ * stands in for all of them as one backend, with the settings for every backend.
+ */
+export const layer = (mode: BackendMode, targets: ReadonlyArray<Target>, settings: EngineSettings = {}) =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
+      const urls = targets.map(urlOf)
       if (mode === "simulator") return simulator(urls, true, settings)
       const up = yield* Effect.forEach(urls, answers, { concurrency: "unbounded" })
-      if (up.some((ok) => ok)) return ollama(urls, settings)
+      if (up.some((ok) => ok)) return ollama(targets, settings)
       if (mode === "ollama") return yield* new BackendUnavailable({ urls })
       return simulator(urls, false, settings)
     })
