@@ -61,6 +61,9 @@ describe("sluice serve --config", () => {
 
       const names = (yield* Effect.promise(() => ollama.list())).models.map((m) => m.name).sort()
       assert.deepStrictEqual(names, ["fast", "llama3.2:latest", "qwen3:latest"])
+      const openAi = yield* Effect.promise(() => fetch(`${url}/v1/models`).then((r) => r.json()))
+      const ids = (openAi as { data: ReadonlyArray<{ id: string }> }).data.map((m) => m.id)
+      assert.includeMembers(ids, ["fast", "llama3.2:latest", "qwen3:latest"])
       const shown = yield* Effect.promise(() => ollama.show({ model: "fast" }))
       assert.isString(shown.modelfile)
     })
