@@ -10,6 +10,7 @@ import * as Engine from "../../src/Llm/Engine.js"
 import * as Simulator from "../../src/Simulator/Simulator.js"
 import { fast } from "../../src/Simulator/SimulatorConfig.js"
 import * as Store from "../../src/Store/Store.js"
+import { closedPort } from "../Cli/process.js"
 import { GatewayUrl, url } from "./gateway.js"
 
 export { GatewayUrl } from "./gateway.js"
@@ -42,6 +43,30 @@ export const layer = url.pipe(
   Layer.provideMerge(Server.layer({ port: 0, host: "127.0.0.1" })),
   Layer.provide(engine),
   Layer.provideMerge(sims)
+)
+
+/** The gateway in front of simulator `a` and, second, `dead`: a loopback port nothing listens on. */
+export class Dead extends Context.Tag("test/Dead")<Dead, string>() {}
+
+export const layerWithDeadBackend = url.pipe(
+  Layer.provideMerge(Server.layer({ port: 0, host: "127.0.0.1" })),
+  Layer.provide(
+    Layer.unwrapEffect(
+      Effect.map(Effect.all([Sims, Dead]), ([{ a }, dead]) =>
+        Layer.merge(
+          Engine.layer({ backends: [{ url: a.url }, { url: dead }] }),
+          Layer.succeed(BackendInfo, { kind: "simulator", urls: [a.url, dead], requested: ["test"] })
+        )
+      )
+    )
+  ),
+  Layer.provideMerge(sims),
+  Layer.provideMerge(
+    Layer.effect(
+      Dead,
+      Effect.map(closedPort, (port) => `http://127.0.0.1:${port}`)
+    )
+  )
 )
 
 /** The same with an in-memory key store (authentication turns on with the first key). */
