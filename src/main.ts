@@ -20,7 +20,9 @@ import * as Recorders from "./Observability/Recorders.js"
 import * as Telemetry from "./Observability/Telemetry.js"
 
 const sluice = Command.make("sluice").pipe(
-  Command.withDescription("Sluice: a fast, protective engine in front of Ollama"),
+  Command.withDescription(
+    "Sluice: a fast, protective engine in front of Ollama. Every command also takes --config <file> (or SLUICE_CONFIG): a YAML or JSON config file, under the environment and flags (docs/configuration.md)"
+  ),
   Command.withSubcommands([serve, batch, simulate, agent, archive, validate, keys, backup, restore])
 )
 

@@ -135,6 +135,6 @@ export const fromArgv = (
     else if (arg.startsWith("--config=")) path = arg.slice("--config=".length)
     else rest.push(arg)
   }
-  const fallback = env.SLUICE_CONFIG
+  const fallback = env["SLUICE_CONFIG"]
   return { path: path ?? (fallback !== undefined && fallback !== "" ? fallback : undefined), argv: rest }
 }
