@@ -26,8 +26,8 @@ const cli = await build({
   outfile: "dist/sluice.mjs",
   legalComments: "none",
   logLevel: "warning",
-  // better-sqlite3 is a native addon: it loads its .node file from node_modules at run time.
-  external: ["better-sqlite3"],
+  // better-sqlite3 and usearch are native addons: they load their .node files from node_modules at run time.
+  external: ["better-sqlite3", "usearch"],
   // CommonJS dependencies bundled into ESM call `require`; give them one.
   banner: {
     js: "import { createRequire as __sluiceRequire } from 'node:module'; const require = __sluiceRequire(import.meta.url);"

@@ -4,8 +4,9 @@
  * Choices:
  * - A namespace is pinned to (embedding model, dimension) by its first write (table `memory_namespaces`); a write
  *   or a query in another space fails with DimensionMismatch naming both. Model names compare as Ollama does.
- * - SQLite (MemoriesRepo) is the truth; each namespace also has an in-memory VectorIndex (exact cosine top-k),
- *   rebuilt from the table when the service starts and updated after every committed write or delete.
+ * - SQLite (MemoriesRepo) is the truth; each namespace also has an in-memory VectorIndex (exact cosine top-k
+ *   below `approximateFrom` memories, an HNSW graph from there on), loaded from the table when the service starts
+ *   (its graph built in the background, VectorMemoryIndexer.ts) and updated after every committed write or delete.
  * - Embeddings come from the Embedder port; `layerLlm` sends them through the engine (batching, cache, retries).
  * - Writes, deletes, sweeps and the usage updates of a recall are serialised by one permit, so the duplicate check,
  *   the insert and the eviction it causes are atomic; searching the index needs no permit (it is synchronous).
@@ -16,11 +17,11 @@
  *   metadata stay).
  * - Times come from `Clock`, so TestClock drives expiry in tests.
  */
-import { Clock, Duration, Effect, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { normalizeName } from "../Domain/ModelName.js"
-import { decodeVector, type Memory, MemoriesRepo, type Metadata, type Pin } from "../Store/MemoriesRepo.js"
-import { VectorIndex } from "./VectorIndex.js"
+import { type Memory, MemoriesRepo, type Metadata, type Pin } from "../Store/MemoriesRepo.js"
+import { indexDefaults, type Mode, VectorIndex } from "./VectorIndex.js"
 import {
   clamp,
   expiresAt,
@@ -32,6 +33,7 @@ import {
 } from "./VectorMemoryCleanup.js"
 import { Embedder } from "./VectorMemoryEmbedder.js"
 import { DimensionMismatch } from "./VectorMemoryError.js"
+import { builder, rebuild } from "./VectorMemoryIndexer.js"
 
 export type { Memory, Metadata, SweepResult }
 
@@ -46,6 +48,8 @@ export interface Options {
   readonly mergeThreshold?: number
   /** Interval of the background sweep (default 1 minute). */
   readonly sweepEvery?: Duration.DurationInput
+  /** Memories in a namespace from which recall goes through an HNSW graph (default 5000; below, exact scans). */
+  readonly approximateFrom?: number
 }
 
 export const defaults = {
@@ -54,6 +58,7 @@ export const defaults = {
   ttl: "30 days",
   mergeThreshold: 0.95,
   sweepEvery: "1 minute",
+  approximateFrom: indexDefaults.approximateFrom,
   importance: 0.5
 } as const
 
@@ -99,6 +104,8 @@ export interface Recalled {
 export interface NamespaceStats extends Pin {
   readonly memories: number
   readonly agents: Readonly<Record<string, number>>
+  /** How recall is answered: exact scan, exact while the graph is built, or through the graph. */
+  readonly index: Mode
 }
 
 export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorMemory", {
@@ -111,7 +118,9 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
       const ttl = Duration.toMillis(options.ttl ?? defaults.ttl)
       const mergeThreshold = options.mergeThreshold ?? defaults.mergeThreshold
       const lock = (yield* Effect.makeSemaphore(1)).withPermits(1)
-      const spaces = yield* rebuild(repo)
+      const indexOptions = { approximateFrom: options.approximateFrom ?? defaults.approximateFrom }
+      const spaces = yield* rebuild(repo, indexOptions)
+      const indexes = yield* builder(spaces)
 
       const mismatch = (pin: Pin, actualModel: string, actual: number) =>
         normalizeName(actualModel) === pin.model && actual === pin.dim
@@ -130,7 +139,10 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
       const spaceFor = (namespace: string, actualModel: string, dim: number, now: number) => {
         const existing = spaces.get(namespace)
         if (existing !== undefined) return Effect.as(mismatch(existing.pin, actualModel, dim), existing)
-        const space: Space = { pin: { namespace, model: normalizeName(actualModel), dim }, index: new VectorIndex(dim) }
+        const space: Space = {
+          pin: { namespace, model: normalizeName(actualModel), dim },
+          index: new VectorIndex(dim, 0, indexOptions)
+        }
         return Effect.as(
           Effect.tap(repo.pin(space.pin, now), () => spaces.set(namespace, space)),
           space
@@ -167,6 +179,7 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
           const evicted = yield* repo.transaction(Effect.zipRight(write, overflow(space, input.agent, memory.id, 1)))
           space.index.add(memory.id, memory.agent, now, input.vector)
           for (const id of evicted) space.index.remove(id)
+          yield* indexes.wake(space)
           return memory
         })
 
@@ -236,10 +249,13 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
         }, lock),
         /** Runs the cleanup now (what the background sweep runs). */
         sweep,
+        /** Waits until no namespace's graph is being built (after a start or a namespace's growth). */
+        indexed: indexes.settled,
         stats: Effect.sync((): ReadonlyArray<NamespaceStats> =>
           [...spaces.values()].map(({ index, pin }) => ({
             ...pin,
             memories: index.length,
+            index: index.mode,
             agents: Object.fromEntries(index.agentsPresent().map((agent) => [agent, index.count(agent)]))
           }))
         )
@@ -247,19 +263,3 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
     }),
   dependencies: [MemoriesRepo.Default]
 }) {}
-
-/** Every pinned namespace's index, loaded from the table (sized from the counts, so no regrowth). */
-const rebuild = (repo: MemoriesRepo) =>
-  Effect.gen(function* () {
-    const sizes = new Map<string, number>()
-    for (const { namespace, n } of yield* repo.counts) sizes.set(namespace, (sizes.get(namespace) ?? 0) + n)
-    const spaces = new Map<string, Space>()
-    for (const pin of yield* repo.pins) {
-      const index = new VectorIndex(pin.dim, sizes.get(pin.namespace) ?? 0)
-      yield* Stream.runForEach(repo.vectors(pin.namespace), (row) =>
-        Effect.sync(() => index.add(row.id, row.agent, row.created_at, decodeVector(row.vector)))
-      )
-      spaces.set(pin.namespace, { pin, index })
-    }
-    return spaces
-  }).pipe(Effect.withSpan("VectorMemory.rebuild"))

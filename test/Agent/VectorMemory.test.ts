@@ -44,7 +44,8 @@ describe("VectorMemory: namespaces and dimensions", () => {
         model: "fake-32:latest",
         dim: 32,
         memories: 1,
-        agents: { a: 1 }
+        agents: { a: 1 },
+        index: "exact"
       })
     }).pipe(withMemory())
   )
