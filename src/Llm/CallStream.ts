@@ -12,7 +12,7 @@
  * - The budget reserves a call when the stream starts and charges its tokens from its last chunk; a per-call
  *   budget (`CallOptions.budget`) applies to unary calls only.
  */
-import { Effect, Stream } from "effect"
+import { Channel, Clock, Effect, type Exit, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import * as Recorders from "../Observability/Recorders.js"
 import * as Track from "../Observability/Track.js"
@@ -108,22 +108,44 @@ const started =
       })
     )
 
+/** What a run of the stream gives back and records at its end: set when it starts and once it is admitted. */
+interface Pending {
+  start: number
+  admitted: Admission.Admitted | undefined
+}
+
 /** A streamed call of `spec`: every stage, outermost first. */
 export const make =
   (engine: Engine) =>
   <Req extends Model, A>(spec: CallSpecs.StreamSpec<Req, A>) =>
   (req: Req, call: CallOptions = {}): Stream.Stream<A, LlmError> => {
     const key = spec.key(req)
+    const labels = { model: req.model, endpoint: spec.method, priority: CallPolicy.priority(call) }
     const run = (admitted: Admission.Admitted) =>
-      served(engine, spec, req, call, { key, admitted }, true).pipe(started(engine, spec.method, req.model, admitted))
-    return Stream.unwrapScoped(
-      Effect.zipRight(
-        Track.requestScoped({ model: req.model, endpoint: spec.method, priority: CallPolicy.priority(call) }),
-        Effect.flatMap(Admission.skipsLine(engine.cache, key, call.cache, "stream"), (skip) =>
-          skip
-            ? Effect.succeed(run(Admission.direct))
-            : Admission.admitStream(engine.backends, engine.policy.line(req.model, call), run)
-        )
+      Stream.toChannel(
+        served(engine, spec, req, call, { key, admitted }, true).pipe(started(engine, spec.method, req.model, admitted))
       )
+    const admit = (pending: Pending) =>
+      Effect.flatMap(Admission.skipsLine(engine.cache, key, call.cache, "stream"), (skip) =>
+        skip
+          ? Effect.succeed(Admission.direct)
+          : Admission.admitStream(engine.backends, engine.policy.line(req.model, call), (admitted) => {
+              pending.admitted = admitted
+            })
+      )
+    return Stream.fromChannel(
+      Channel.suspend(() => {
+        const pending: Pending = { start: 0, admitted: undefined }
+        const begin = Effect.flatMap(Clock.currentTimeMillis, (start) => {
+          pending.start = start
+          return Effect.map(admit(pending), run)
+        })
+        const end = (exit: Exit.Exit<unknown, unknown>) =>
+          Effect.zipRight(
+            pending.admitted?.reservation?.release ?? Effect.void,
+            Track.finishRequest(labels, pending.start, exit, undefined)
+          )
+        return Channel.ensuringWith(Channel.unwrap(begin), end)
+      })
     )
   }

@@ -55,20 +55,21 @@ export interface RequestLabels {
   readonly priority?: string | undefined
 }
 
-const finishRequest = <A, E>(
+/** Records an engine call that started at `start` (Clock ms) and ended with `exit` (`request` and its kin). */
+export const finishRequest = <A, E>(
   labels: RequestLabels,
   start: number,
   exit: Exit.Exit<A, E>,
   servedOf: ((a: A) => string) | undefined
 ) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const base = { ...labels, durationMs: now - start }
+  Effect.clockWith((clock) => {
+    const base = { ...labels, durationMs: clock.unsafeCurrentTimeMillis() - start }
     if (Exit.isSuccess(exit)) {
       const served = servedOf?.(exit.value) ?? "primary"
-      const outcome = served === "primary" ? "ok" : "fallback"
+      if (served === "primary") return Recorders.recordRequest({ ...base, outcome: "ok" })
       return Effect.zipRight(
         Recorders.recordFallback(labels.endpoint, served),
-        Recorders.recordRequest({ ...base, outcome })
+        Recorders.recordRequest({ ...base, outcome: "fallback" })
       )
     }
     const failure = Cause.failureOption(exit.cause)
@@ -80,9 +81,10 @@ const finishRequest = <A, E>(
 export const request =
   <A>(labels: RequestLabels, servedOf?: (answer: A) => string) =>
   <E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.flatMap(Clock.currentTimeMillis, (start) =>
-      Effect.onExit(effect, (exit) => finishRequest(labels, start, exit, servedOf))
-    )
+    Effect.clockWith((clock) => {
+      const start = clock.unsafeCurrentTimeMillis()
+      return Effect.onExit(effect, (exit) => finishRequest(labels, start, exit, servedOf))
+    })
 
 /** The same for a streamed engine call: ends when the stream ends. */
 export const requestStream =
@@ -120,19 +122,16 @@ const failedOutcome = <E>(cause: Cause.Cause<E>): string => {
 export const upstream =
   (labels: UpstreamLabels) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.flatMap(Clock.currentTimeMillis, (start) =>
-      Effect.onExit(effect, (exit) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Recorders.recordUpstream({
-            ...labels,
-            durationMs: now - start,
-            ...(Exit.isSuccess(exit)
-              ? { outcome: "ok", ...usageOf(exit.value) }
-              : { outcome: failedOutcome(exit.cause) })
-          })
-        )
+    Effect.clockWith((clock) => {
+      const start = clock.unsafeCurrentTimeMillis()
+      return Effect.onExit(effect, (exit) =>
+        Recorders.recordUpstream({
+          ...labels,
+          durationMs: clock.unsafeCurrentTimeMillis() - start,
+          ...(Exit.isSuccess(exit) ? { outcome: "ok", ...usageOf(exit.value) } : { outcome: failedOutcome(exit.cause) })
+        })
       )
-    )
+    })
 
 /** Records one streamed attempt when it ends: time to first chunk, chunks, and the usage of the last chunk. */
 export const upstreamStream =
