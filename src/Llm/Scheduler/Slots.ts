@@ -210,6 +210,20 @@ const awaitWake = (gate: Gate, sweeper: Sweeper, waiter: Waiter, restore: Restor
       )
   )
 
+/** How a wait ended: granted (its wait recorded) or expired. Built only once woken: a waiter holds no more. */
+const afterWake = (sweeper: Sweeper, waiter: Waiter, priority: Priority): Effect.Effect<Turn> => {
+  sweeper.stopIfIdle()
+  if (!waiter.granted) return Effect.succeed(expired)
+  const granted: Turn = { _tag: "Granted", ticket: waiter }
+  return Effect.as(
+    Effect.flatMap(
+      now((t) => t - waiter.since),
+      (waited) => Recorders.recordQueueWait(priority, waited)
+    ),
+    granted
+  )
+}
+
 /**
  * Takes a turn in the line: a permit at once, a refusal (full line, `wait: false`), or a wait that ends with a
  * permit or at `deadlineAt`. Only the wait itself is interruptible (`restore`); the bookkeeping is not.
@@ -232,22 +246,10 @@ const turn = (
           return Effect.succeed(entered)
         case "Waiting": {
           const waiter = entered.waiter
-          const armed = Number.isFinite(deadlineAt) ? sweeper.arm(deadlineAt) : Effect.void
-          return Effect.zipRight(
-            Effect.zipRight(armed, awaitWake(gate, sweeper, waiter, restore)),
-            Effect.suspend((): Effect.Effect<Turn> => {
-              sweeper.stopIfIdle()
-              if (!waiter.granted) return Effect.succeed(expired)
-              const granted: Turn = { _tag: "Granted", ticket: waiter }
-              return Effect.as(
-                Effect.flatMap(
-                  now((t) => t - waiter.since),
-                  (waited) => Recorders.recordQueueWait(priority, waited)
-                ),
-                granted
-              )
-            })
+          const woken = Effect.flatMap(awaitWake(gate, sweeper, waiter, restore), () =>
+            afterWake(sweeper, waiter, priority)
           )
+          return Number.isFinite(deadlineAt) ? Effect.zipRight(sweeper.arm(deadlineAt), woken) : woken
         }
       }
     }
