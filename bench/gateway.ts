@@ -1,105 +1,183 @@
 /**
- * Gateway bench: the latency `sluice serve` adds in front of a backend, at a fixed request rate (open loop),
- * against calling the simulator directly with the same client (global fetch) in the same run. Every call is a
- * cache miss (distinct prompts), so the whole pipeline runs. Also reports Sluice's own `x-sluice-overhead-ms`.
+ * Gateway bench: the latency `sluice serve` adds in front of a backend, at fixed request rates (open loop: 50, 200
+ * and 500 req/s by default), against calling the simulator directly with the same client in the same run. Every
+ * call is a cache miss (distinct prompts), so the whole pipeline runs. Also reports Sluice's own
+ * `x-sluice-overhead-ms`, and the CPU each process spent per call: on a 2-core machine the load generator, the
+ * simulator and the gateway compete for the cores, so a latency figure is only read next to them.
  *
- *   npm run bench -- gateway        or   node --import tsx bench/gateway.ts
+ * Choices: the client is node:http with a keep-alive agent (cheaper per call than global fetch, so the load
+ * generator takes less of the cores it shares with the gateway); the simulator and the gateway each run in their
+ * own process. The ceiling is stated from the gateway's CPU per call (one core, CPU-bound), not driven to failure.
+ *
+ *   npm run bench -- gateway [--rates 50,200,500] [--seconds 6] [--cpu-prof]
+ *   node --import tsx bench/gateway.ts --rates 500          (--cpu-prof: sluice serve writes bench/results/profiles)
  */
-import { spawn } from "node:child_process"
+import { Agent, request } from "node:http"
 import { defaultModels } from "../src/Simulator/SimulatorConfig.js"
 import { runOpenLoop } from "./support/Load.js"
 import * as Machine from "./support/Machine.js"
+import { positiveNumber, unknownFlags } from "./support/Options.js"
 import * as Report from "./support/Report.js"
-import { describeModel, model, simulator } from "./support/Server.js"
-import { fmt, percentile, summarize } from "./support/Stats.js"
+import { describeModel, model, type Server, simulator, sluiceServe } from "./support/Server.js"
+import { fmt, percentile, type Summary, summarize } from "./support/Stats.js"
 
-const rate = Number(process.env.SLUICE_BENCH_RATE ?? 50)
-const total = Math.round(rate * Number(process.env.SLUICE_BENCH_SECONDS ?? 8))
-const llama = model(defaultModels[0]!, { numParallel: 32, loadMs: 0, promptTokenMs: 0, outputTokenMs: 2, jitter: 0 })
+const argv = process.argv.slice(2)
+const unknown = unknownFlags(argv, ["rates", "seconds", "cpu-prof"])
+if (unknown.length > 0) throw new Error(`unknown flag(s): ${unknown.join(" ")}; known: --rates --seconds --cpu-prof`)
+const ratesFlag = argv.indexOf("--rates")
+const rates = (ratesFlag === -1 ? (process.env.SLUICE_BENCH_RATES ?? "50,200,500") : argv[ratesFlag + 1]!)
+  .split(",")
+  .map(Number)
+const seconds = positiveNumber(argv, "seconds", 6)
+const profile = argv.includes("--cpu-prof")
+const slots = 64
+const llama = model(defaultModels[0]!, { numParallel: slots, loadMs: 0, promptTokenMs: 0, outputTokenMs: 2, jitter: 0 })
 
-/** `sluice serve` (the built bundle) in front of `backend`; resolves with its URL and a stop function. */
-const gateway = (backend: string) =>
-  new Promise<{ url: string; stop: () => void }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["bin/sluice.mjs", "serve", "--port", "0", "--ollama", backend], {
-      env: { ...process.env, SLUICE_BACKEND_SLOTS: "32" },
-      stdio: ["ignore", "pipe", "inherit"]
+const agent = new Agent({ keepAlive: true, maxSockets: 256 })
+
+/** One `/api/chat` call (unary, distinct prompt); resolves with the gateway's overhead header, if any. */
+const call =
+  (base: URL, tag: string, overheads: Array<number>) =>
+  (i: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const body = JSON.stringify({
+        model: "llama3.2",
+        messages: [{ role: "user", content: `${tag} ${i}` }],
+        stream: false,
+        options: { num_predict: 10 }
+      })
+      const req = request({ agent, host: base.hostname, port: base.port, path: "/api/chat", method: "POST" }, (res) => {
+        res.resume()
+        res.once("error", reject)
+        res.once("end", () => {
+          if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`))
+          const overhead = res.headers["x-sluice-overhead-ms"]
+          if (typeof overhead === "string") overheads.push(Number(overhead))
+          resolve()
+        })
+      })
+      req.once("error", reject)
+      req.setHeader("content-type", "application/json")
+      req.end(body)
     })
-    let out = ""
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString()
-      const match = /Listening on (http:\/\/[\d.:]+)/.exec(out.replace(/\x1b\[[0-9;]*m/g, ""))
-      if (match) resolve({ url: match[1]!, stop: () => child.kill("SIGTERM") })
-    })
-    child.once("exit", (code) => reject(new Error(`serve exited with ${code}`)))
-  })
 
-const overheads: Array<number> = []
+interface Measured {
+  readonly summary: Summary
+  readonly failures: number
+  readonly failureText: string
+  /** CPU per call (ms) of the load generator, the simulator and the gateway (NaN where not measured). */
+  readonly clientCpu: number
+  readonly simCpu: number
+  readonly gatewayCpu: number
+  readonly overheads: Float64Array
+}
 
-const call = (base: string, tag: string) => (i: number) =>
-  fetch(`${base}/api/chat`, {
-    method: "POST",
-    body: JSON.stringify({
-      model: "llama3.2",
-      messages: [{ role: "user", content: `${tag} ${i}` }],
-      stream: false,
-      options: { num_predict: 10 }
-    })
-  }).then(async (r) => {
-    if (r.status !== 200) throw new Error(`status ${r.status}`)
-    const overhead = r.headers.get("x-sluice-overhead-ms")
-    if (overhead !== null) overheads.push(Number(overhead))
-    await r.arrayBuffer()
-  })
+const measure = async (rate: number, target: Server, sim: Server, gw: Server | undefined, tag: string) => {
+  const total = Math.round(rate * seconds)
+  const overheads: Array<number> = []
+  await runOpenLoop(Math.min(total, 200), rate, call(new URL(target.url), `warm-${tag}`, []))
+  const [sim0, gw0] = [sim.cpuMs(), gw?.cpuMs() ?? NaN]
+  const outcome = await runOpenLoop(total, rate, call(new URL(target.url), tag, overheads))
+  const failures = [...outcome.failures.values()].reduce((a, b) => a + b, 0)
+  const measured: Measured = {
+    summary: summarize(outcome.latencies, total, outcome.elapsedMs),
+    failures,
+    failureText: [...outcome.failures].map(([k, n]) => `${n} ${k}`).join(", "),
+    clientCpu: outcome.cpuMs / total,
+    simCpu: (sim.cpuMs() - sim0) / total,
+    gatewayCpu: gw === undefined ? NaN : (gw.cpuMs() - gw0) / total,
+    overheads: Float64Array.from(overheads).sort()
+  }
+  return measured
+}
 
 const sim = await simulator({ models: [llama] })
-const gw = await gateway(sim.url)
-await runOpenLoop(100, rate, call(gw.url, "warm"))
-await runOpenLoop(100, rate, call(sim.url, "warm"))
-overheads.length = 0
-const direct = await runOpenLoop(total, rate, call(sim.url, "direct"))
-const through = await runOpenLoop(total, rate, call(gw.url, "gateway"))
-gw.stop()
+const gw = await sluiceServe(
+  sim.url,
+  { ...process.env, SLUICE_BACKEND_SLOTS: String(slots) },
+  profile ? ["--cpu-prof", "--cpu-prof-dir=bench/results/profiles"] : []
+)
+const runs: Array<{ rate: number; direct: Measured; gateway: Measured }> = []
+for (const rate of rates) {
+  const direct = await measure(rate, sim, sim, undefined, `direct-${rate}`)
+  const gateway = await measure(rate, gw, sim, gw, `gateway-${rate}`)
+  runs.push({ rate, direct, gateway })
+}
+await gw.stop()
 await sim.stop()
+agent.destroy()
 
-const d = summarize(direct.latencies, total, direct.elapsedMs)
-const g = summarize(through.latencies, total, through.elapsedMs)
-const sorted = Float64Array.from(overheads).sort()
-const row = (name: string, s: typeof d, failures: number) => [
-  name,
-  `${s.ok}/${s.calls}`,
-  fmt.ms(s.p50),
-  fmt.ms(s.p99),
-  String(failures)
+const us = (ms: number) => (Number.isNaN(ms) ? "-" : `${Math.round(ms * 1000)} µs`)
+const row = (rate: number, path: string, m: Measured) => [
+  String(rate),
+  path,
+  `${m.summary.ok}/${m.summary.calls}`,
+  fmt.ms(m.summary.p50),
+  fmt.ms(m.summary.p99),
+  m.failures === 0 ? "0" : `${m.failures} (${m.failureText})`,
+  us(m.clientCpu),
+  us(m.simCpu),
+  us(m.gatewayCpu)
 ]
+const busiest = runs.at(-1)!
+const ceiling = 1000 / busiest.gateway.gatewayCpu
 Report.write({
   scenario: "gateway",
-  title: "Gateway: latency added by sluice serve at a fixed rate",
+  title: "Gateway: latency added by sluice serve at fixed rates",
   setup: [
     Machine.describe(Machine.machine()),
-    `simulator: ${describeModel(llama)}; num_predict 10 (~20 ms per call); 32 slots, so no queueing at ${rate} req/s`,
-    `open loop at ${rate} req/s, ${total} calls each way, global fetch, every call a cache miss`
+    `simulator (own process): ${describeModel(llama)}; num_predict 10 (~20 ms per call); ${slots} slots ` +
+      `(sluice: SLUICE_BACKEND_SLOTS=${slots}), so no queueing at ${rates.join(", ")} req/s`,
+    `open loop at ${rates.join(", ")} req/s, ${seconds} s each way per rate, node:http keep-alive client, ` +
+      `every call a cache miss${profile ? "; sluice serve under --cpu-prof (slower)" : ""}`
   ],
   tables: [
     {
-      headers: ["path", "ok", "p50", "p99", "failures"],
-      rows: [
-        row("simulator directly", d, direct.failures.size),
-        row("through sluice serve", g, through.failures.size),
-        ["added by Sluice", "", fmt.ms(g.p50 - d.p50), fmt.ms(g.p99 - d.p99), ""]
-      ]
+      headers: ["req/s", "path", "ok", "p50", "p99", "failures", "client CPU/call", "sim CPU/call", "sluice CPU/call"],
+      rows: runs.flatMap(({ rate, direct, gateway }) => [
+        row(rate, "simulator directly", direct),
+        row(rate, "through sluice serve", gateway),
+        [
+          String(rate),
+          "**added by Sluice**",
+          "",
+          fmt.ms(gateway.summary.p50 - direct.summary.p50),
+          fmt.ms(gateway.summary.p99 - direct.summary.p99),
+          "",
+          "",
+          "",
+          ""
+        ]
+      ])
     },
     {
       title: "x-sluice-overhead-ms (Sluice's own time, upstream excluded)",
-      headers: ["p50", "p99"],
-      rows: [[fmt.ms(percentile(sorted, 0.5)), fmt.ms(percentile(sorted, 0.99))]]
+      headers: ["req/s", "p50", "p99"],
+      rows: runs.map(({ rate, gateway }) => [
+        String(rate),
+        fmt.ms(percentile(gateway.overheads, 0.5)),
+        fmt.ms(percentile(gateway.overheads, 0.99))
+      ])
     }
   ],
-  data: {
+  notes: [
+    `Ceiling: at ${busiest.rate} req/s sluice serve spent ${us(busiest.gateway.gatewayCpu)} of CPU per call, so one ` +
+      `core saturates near ${Math.round(ceiling)} req/s (an estimate from CPU, not a run driven to failure); on this ` +
+      `machine the client and the simulator take the other core's share (columns above).`
+  ],
+  data: runs.map(({ rate, direct, gateway }) => ({
     rate,
-    total,
-    direct: d,
-    gateway: g,
-    overheadP50: percentile(sorted, 0.5),
-    overheadP99: percentile(sorted, 0.99)
-  }
+    direct: { ...direct.summary, failures: direct.failures, clientCpuMs: direct.clientCpu, simCpuMs: direct.simCpu },
+    gateway: {
+      ...gateway.summary,
+      failures: gateway.failures,
+      clientCpuMs: gateway.clientCpu,
+      simCpuMs: gateway.simCpu,
+      gatewayCpuMs: gateway.gatewayCpu,
+      overheadP50: percentile(gateway.overheads, 0.5),
+      overheadP99: percentile(gateway.overheads, 0.99)
+    },
+    addedP50: gateway.summary.p50 - direct.summary.p50,
+    addedP99: gateway.summary.p99 - direct.summary.p99
+  }))
 })

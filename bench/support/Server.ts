@@ -83,9 +83,20 @@ export const simulator = async (config: ConfigOverrides): Promise<Simulator> => 
   }
 }
 
-/** Starts `sluice serve` (the built bundle, bin/sluice.mjs) on a free port in front of `backend`, with `env`. */
-export const sluiceServe = (backend: string, env: NodeJS.ProcessEnv): Promise<Server> =>
-  start(["bin/sluice.mjs", "serve", "--port", "0", "--ollama", backend], /Listening on (http:\/\/[^\s"'}\\]+)/, env)
+/**
+ * Starts `sluice serve` (the built bundle, bin/sluice.mjs) on a free port in front of `backend`, with `env` and
+ * `nodeFlags` (e.g. `--cpu-prof`, which NODE_OPTIONS refuses).
+ */
+export const sluiceServe = (
+  backend: string,
+  env: NodeJS.ProcessEnv,
+  nodeFlags: ReadonlyArray<string> = []
+): Promise<Server> =>
+  start(
+    [...nodeFlags, "bin/sluice.mjs", "serve", "--port", "0", "--ollama", backend],
+    /Listening on (http:\/\/[^\s"'}\\]+)/,
+    env
+  )
 
 /** Starts the fixed-reply stub server. */
 export const stub = (): Promise<Server> =>

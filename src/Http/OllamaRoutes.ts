@@ -41,21 +41,22 @@ const read = <A, R>(f: (catalog: Catalog) => Effect.Effect<A, Failure, R>) =>
 
 /** A unary engine answer as JSON, with how it was produced in headers. */
 const served = <A>(answer: Served<A>) =>
-  Respond.json(answer.value).pipe(
-    HttpServerResponse.setHeader("x-sluice-cache", answer.lookup),
-    HttpServerResponse.setHeader("x-sluice-served", answer.served)
-  )
+  HttpServerResponse.setHeaders(Respond.json(answer.value), {
+    "x-sluice-cache": answer.lookup,
+    "x-sluice-served": answer.served
+  })
 
 /** Streams unless the request says `stream: false` (Ollama's default is to stream). */
 const inference = <Req extends { readonly stream?: boolean }, I, A>(
   schema: Schema.Schema<Req, I>,
   once: (llm: Llm, req: Req, options: CallOptions) => Effect.Effect<Served<A>, LlmError>,
   stream: (llm: Llm, req: Req, options: CallOptions) => Stream.Stream<A, LlmError>
-) =>
-  handle(
+) => {
+  const decode = decodeBody(schema)
+  return handle(
     Effect.gen(function* () {
       const llm = yield* Llm
-      const req = yield* decodeBody(schema)
+      const req = yield* decode
       const options = yield* Auth.callOptions
       // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
       return req.stream === false
@@ -63,15 +64,18 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
         : yield* Respond.ndjson(stream(llm, req, options))
     })
   )
+}
 
 /** Ollama's one sentence for any wrong `input` on /api/embed. */
 const embedRefusal = BodyErrors.ollama({ input: "invalid input type" })
+
+const decodeEmbed = decodeBody(EmbedRequest, embedRefusal)
 
 /** `/api/embed` through the engine (cached, retried, batched later). */
 const embed = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
-    const req = yield* decodeBody(EmbedRequest, embedRefusal)
+    const req = yield* decodeEmbed
     return served(yield* llm.embedServed(req, yield* Auth.callOptions))
   })
 )

@@ -2,13 +2,13 @@
  * Measures how long one gateway request waits on the engine, so `x-sluice-overhead-ms` can report the rest: the
  * time Sluice itself spent (reading and validating the body, translating, serialising, middleware).
  *
- * The request's `Llm` and `Catalog` are swapped for timed copies (see `RequestId.middleware`): every engine call a
- * route makes adds its duration to the request's `Timer`, and for a stream every pull is timed. The routes need no
- * change. What happens inside the engine (cache lookups, queueing, retries, the backend itself) counts as upstream
+ * The gateway's `Llm` and `Catalog` are swapped for timed copies once (`layer`, in Server.ts); each request sets
+ * its own `Timer` in a FiberRef (`measure`, from `RequestId.middleware`), and every engine call a route makes adds
+ * its duration to it; for a stream every pull is timed. The routes need no change. What happens inside the engine (cache lookups, queueing, retries, the backend itself) counts as upstream
  * here; the engine's own share is in its metrics (`sluice_llm_request_duration_seconds` against
  * `sluice_llm_upstream_duration_seconds`).
  */
-import { Clock, Effect, Stream } from "effect"
+import { Clock, Context, Effect, FiberRef, Layer, Stream } from "effect"
 import { Catalog } from "../Llm/Catalog.js"
 import { Llm } from "../Llm/Llm.js"
 
@@ -18,6 +18,15 @@ export interface Timer {
 }
 
 export const makeTimer = (): Timer => ({ upstreamNanos: 0n })
+
+/** The timer of the gateway request the current fiber serves (none outside a request). */
+const currentTimer: FiberRef.FiberRef<Timer | undefined> = FiberRef.unsafeMake<Timer | undefined>(undefined)
+
+/**
+ * Times the engine calls of the rest of the current request into `timer`. Set, not `Effect.locally`: the request
+ * has a fiber of its own, and a streamed body is pulled after the handler returns, still on that fiber.
+ */
+export const measure = (timer: Timer): Effect.Effect<void> => FiberRef.set(currentTimer, timer)
 
 /** Adds the duration of `effect` to the timer. */
 export const timed =
@@ -38,11 +47,23 @@ export const timedStream =
   <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
     Stream.unwrapScoped(Effect.map(Stream.toPull(stream), (pull) => Stream.repeatEffectChunkOption(timed(timer)(pull))))
 
-/** The engine with every call the gateway makes timed. */
-export const timedLlm = (llm: Llm, timer: Timer): Llm => {
-  const time = timed(timer)
-  const timeStream = timedStream(timer)
-  return Llm.make({
+/** `effect` timed into the current request's timer, if there is one. */
+const time = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(FiberRef.get(currentTimer), (timer) => (timer === undefined ? effect : timed(timer)(effect)))
+
+/** `stream` with each pull timed into the timer of the request that pulls it first, if there is one. */
+const timeStream = <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+  Stream.unwrapScoped(
+    Effect.flatMap(FiberRef.get(currentTimer), (timer) =>
+      timer === undefined
+        ? Effect.succeed(stream)
+        : Effect.map(Stream.toPull(stream), (pull) => Stream.repeatEffectChunkOption(timed(timer)(pull)))
+    )
+  )
+
+/** The engine with every call the gateway makes timed into the current request's timer. */
+export const timedLlm = (llm: Llm): Llm =>
+  Llm.make({
     ...llm,
     chatServed: (req, call) => time(llm.chatServed(req, call)),
     chatStream: (req, call) => timeStream(llm.chatStream(req, call)),
@@ -50,12 +71,10 @@ export const timedLlm = (llm: Llm, timer: Timer): Llm => {
     generateStream: (req, call) => timeStream(llm.generateStream(req, call)),
     embedServed: (req, call) => time(llm.embedServed(req, call))
   })
-}
 
-/** The catalog with every read timed. */
-export const timedCatalog = (catalog: Catalog, timer: Timer): Catalog => {
-  const time = timed(timer)
-  return Catalog.make({
+/** The catalog with every read timed into the current request's timer. */
+export const timedCatalog = (catalog: Catalog): Catalog =>
+  Catalog.make({
     ...catalog,
     list: time(catalog.list),
     ps: time(catalog.ps),
@@ -63,15 +82,14 @@ export const timedCatalog = (catalog: Catalog, timer: Timer): Catalog => {
     show: (req) => time(catalog.show(req)),
     embeddings: (req) => time(catalog.embeddings(req))
   })
-}
 
-/** Runs `effect` with the request's engine and catalog timed into `timer` (when they are in context). */
-export const provideTimed =
-  (timer: Timer) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.flatMap(Effect.all([Effect.serviceOption(Llm), Effect.serviceOption(Catalog)]), ([llm, catalog]) => {
-      const withLlm = llm._tag === "Some" ? Effect.provideService(effect, Llm, timedLlm(llm.value, timer)) : effect
-      return catalog._tag === "Some"
-        ? Effect.provideService(withLlm, Catalog, timedCatalog(catalog.value, timer))
-        : withLlm
-    })
+/**
+ * Swaps the engine and the catalog (when present) for their timed copies, once, for the routes served under it;
+ * a request then only sets its timer (`measure`), instead of building and providing two copies per request.
+ */
+export const layer: Layer.Layer<never> = Layer.effectContext(
+  Effect.map(Effect.all([Effect.serviceOption(Llm), Effect.serviceOption(Catalog)]), ([llm, catalog]) => {
+    const withLlm = llm._tag === "Some" ? Context.make(Llm, timedLlm(llm.value)) : Context.empty()
+    return catalog._tag === "Some" ? Context.add(withLlm, Catalog, timedCatalog(catalog.value)) : withLlm
+  })
+)

@@ -40,5 +40,6 @@ export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E,
       )
     )
     yield* Effect.annotateCurrentSpan("sluice.request_id", id)
-    return yield* app.pipe(Overhead.provideTimed(timer), Effect.annotateLogs("requestId", id))
+    yield* Overhead.measure(timer)
+    return yield* Effect.annotateLogs(app, "requestId", id)
   })

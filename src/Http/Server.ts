@@ -8,7 +8,7 @@
  * every request is answered 503 with Retry-After by `Provisional.untilServed`, never left hanging.
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Chunk, type Duration, Effect, Layer } from "effect"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Backends } from "../Llm/Backends.js"
@@ -29,6 +29,7 @@ import * as ModelRoutes from "./ModelRoutes.js"
 import * as ObservabilityRoutes from "./ObservabilityRoutes.js"
 import * as OllamaRoutes from "./OllamaRoutes.js"
 import * as OpenAiRoutes from "./OpenAiRoutes.js"
+import * as Overhead from "./Overhead.js"
 import * as Provisional from "./Provisional.js"
 import * as RequestId from "./RequestId.js"
 
@@ -77,14 +78,17 @@ const known = Effect.gen(function* () {
   return { backends: backends.all.map((b) => b.url), chatModels, embedModels, routes, priorities: Slots.priorities }
 })
 
-/** The gateway served with its middleware: measured, stamped (request id, overhead), and drained at shutdown. */
+/**
+ * The gateway served with its middleware: measured, stamped (request id, overhead), and drained at shutdown. Its
+ * routes see the timed engine and catalog (`Overhead.layer`), built once.
+ */
 const served = Layer.unwrapEffect(
   Effect.map(Effect.zip(Shutdown.Drain, Auth.Auth), ([drain, auth]) =>
     HttpServer.serve(app, (inner) =>
       Track.http(route)(RequestId.middleware(DrainMiddleware.middleware(drain)(Auth.middleware(auth)(inner))))
     )
   )
-).pipe(Layer.provide(Guard.layerConfig))
+).pipe(Layer.provide(Guard.layerConfig), Layer.provide(Overhead.layer))
 
 /**
  * Serves the gateway; the HttpServer it provides tells the bound address (port 0 picks a free one). On close,
