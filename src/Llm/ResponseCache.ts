@@ -21,6 +21,7 @@
  * - `refresh` always computes and stores a success; `bypass` neither reads nor writes. Neither joins a flight.
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Layer, Option, Stream } from "effect"
+import * as Spans from "../Observability/Spans.js"
 import { type CacheStats, CacheStore, type Flight } from "./ResponseCacheStore.js"
 
 export type { CacheStats } from "./ResponseCacheStore.js"
@@ -82,13 +83,13 @@ const decide = (store: CacheStore, slot: string, now: number): Decision => {
 const interruptedOnly = (exit: Exit.Exit<unknown, unknown>): boolean =>
   Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
 
-/** The leader's end: release the flight, store a success, tell the followers (None: start over). */
+/** The leader's end: release the flight, store a success, tell the followers (None: start over); one step. */
 const settle = <A, E>(store: CacheStore, slot: string, flight: Flight, exit: Exit.Exit<A, E>) =>
-  Effect.gen(function* () {
+  Effect.clockWith((clock) => {
     if (store.flights.get(slot) === flight) store.flights.delete(slot)
-    if (Exit.isSuccess(exit)) yield* storeNow(store, slot, exit.value)
-    yield* Deferred.succeed(flight, interruptedOnly(exit) ? Option.none() : Option.some(exit))
-    return yield* Exit.map(exit, (value): Cached<A> => ({ value, lookup: "miss" }))
+    if (Exit.isSuccess(exit)) store.store(slot, exit.value, clock.unsafeCurrentTimeMillis())
+    Deferred.unsafeDone(flight, Exit.succeed(interruptedOnly(exit) ? Option.none() : Option.some(exit)))
+    return Exit.map(exit, (value): Cached<A> => ({ value, lookup: "miss" }))
   })
 
 /** A follower's end: the leader's exit (same key, so same types), or start over if the leader was interrupted. */
@@ -147,8 +148,11 @@ const get = <A, E, R>(
             Effect.map(answer("refresh"))
           )
         : Effect.sync(() => store.count("bypasses")).pipe(Effect.zipRight(compute), Effect.map(answer("bypass")))
-  // No span of its own (a span costs more than a lookup): the lookup is an attribute of the caller's span.
-  return Effect.tap(run, ({ lookup }) => Effect.annotateCurrentSpan("cache.lookup", lookup))
+  // No span of its own (a span costs more than a lookup): the lookup is an attribute of the caller's span, when
+  // spans are exported (Observability/Spans.ts).
+  return Effect.withFiberRuntime((fiber) =>
+    Spans.exported(fiber) ? Effect.tap(run, ({ lookup }) => Effect.annotateCurrentSpan("cache.lookup", lookup)) : run
+  )
 }
 
 /**
