@@ -4,11 +4,12 @@
  * wait in Sluice. RSS and heap are read after a forced GC before the calls and once they are all queued; then
  * every call is interrupted (which also aborts the 4 upstream requests) and memory is read again. The same for
  * streamed calls (`llm.chatStream`, drained, as the gateway's default /api/chat is), and for the bare
- * OllamaClient, whose undici pool (4 sockets) queues the requests itself. Needs `--expose-gc`.
+ * OllamaClient, whose undici pool (4 sockets) queues the requests itself; and, for reference, Effect's own floor (a
+ * parked fiber, a drained stream that waits). Needs `--expose-gc`.
  *
  *   npm run bench -- memory        or   node --expose-gc --import tsx bench/memory.ts
  */
-import { Effect, Fiber, ManagedRuntime, Stream } from "effect"
+import { Effect, Fiber, Layer, ManagedRuntime, Stream } from "effect"
 import type { ChatRequest } from "../src/Domain/Chat.js"
 import * as Engine from "../src/Llm/Engine.js"
 import { Llm } from "../src/Llm/Llm.js"
@@ -111,6 +112,22 @@ try {
     (i) => Effect.flatMap(OllamaClient, (c) => c.chat(request("warm", i, "qwen3")))
   )
   await bare.dispose()
+  // Effect's own floor: what a fiber parked on one Effect.async, and a drained stream parked the same way, cost.
+  const floor = ManagedRuntime.make(Layer.empty)
+  const parked = Effect.async<void>((_resume) => {})
+  await measure(
+    "reference: a fiber parked on Effect.async",
+    floor,
+    () => parked,
+    () => Effect.void
+  )
+  await measure(
+    "reference: Stream.runDrain of a stream parked on Effect.async",
+    floor,
+    () => Stream.runDrain(Stream.fromEffect(parked)),
+    () => Effect.void
+  )
+  await floor.dispose()
 } finally {
   await sim.stop()
 }
@@ -151,7 +168,8 @@ Report.write({
     }
   ],
   notes: [
-    "RSS does not shrink much after the calls end: V8 keeps the heap pages it grew into; the heap delta is the live memory of the queued calls."
+    "RSS does not shrink much after the calls end: V8 keeps the heap pages it grew into; the heap delta is the live memory of the queued calls.",
+    "The reference rows are Effect's own floor, with no Sluice code: a fiber that waits, and `Stream.runDrain` of a stream that waits (a forked fiber, two Deferreds, a forked scope and the channel executors of Effect 3.22's channel runner). A queued engine stream costs that floor plus its call and its place in the line."
   ],
   data: { count, slots, rows }
 })
