@@ -3,7 +3,8 @@
  * program, which closes every Scope (servers, pools, the simulator) before the process exits.
  */
 import { Command, ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Layer, Option } from "effect"
 import pkg from "../package.json" with { type: "json" }
 import { agent } from "./Cli/Agent.js"

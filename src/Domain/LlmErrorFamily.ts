@@ -69,16 +69,38 @@ export const off: Flags = {
 // `any` arguments: TypeScript takes a class expression's base as a mixin only when typed so.
 type ErrorClass = abstract new (...args: Array<any>) => Cause.YieldableError
 
+/**
+ * What `member` adds to an error class, as a named shape: a class extending `member(...)` then gets a declaration
+ * (`.d.ts`) that names this class instead of spelling out every inherited member of `Cause.YieldableError`, whose
+ * symbol-keyed members a declaration cannot name.
+ */
+export declare abstract class Member implements Flags {
+  constructor(...args: Array<any>)
+  /** The HTTP status the gateway answers with, on both API families. */
+  abstract readonly status: number
+  /** The Retry-After hint in milliseconds, on the errors that carry one. */
+  readonly retryAfterMs?: number | undefined
+  get [TypeId](): TypeId
+  get retryable(): boolean
+  get retried(): boolean
+  get rerouted(): boolean
+  get backendFailure(): boolean
+  get backpressure(): boolean
+  get overload(): boolean
+  get local(): boolean
+  get mendable(): boolean
+  /** OpenAI's error object for this error. */
+  get openAi(): OpenAiError
+}
+
 /** `Base` (a `Schema.TaggedError` class) as a member of the family: the TypeId, and `flags` as getters. */
-export const member = <B extends ErrorClass>(Base: B, flags: Declared<InstanceType<B>>) => {
+export const member = <B extends ErrorClass>(Base: B, flags: Declared<InstanceType<B>>): B & typeof Member => {
   const read = (key: keyof Flags, self: unknown): boolean => {
     const flag = flags[key]
     return typeof flag === "function" ? flag(self as InstanceType<B>) : flag
   }
-  abstract class Member extends Base implements Flags {
-    /** The HTTP status the gateway answers with, on both API families. */
+  abstract class FamilyMember extends Base implements Flags {
     abstract readonly status: number
-    /** The Retry-After hint in milliseconds, on the errors that carry one. */
     declare readonly retryAfterMs?: number | undefined
     get [TypeId](): TypeId {
       return TypeId
@@ -107,10 +129,9 @@ export const member = <B extends ErrorClass>(Base: B, flags: Declared<InstanceTy
     get mendable() {
       return read("mendable", this)
     }
-    /** OpenAI's error object for this error. */
     get openAi(): OpenAiError {
       return { message: this.message, type: openAiType(this.status), code: null }
     }
   }
-  return Member
+  return FamilyMember
 }

@@ -19,7 +19,7 @@
  *   interrupted handler itself); the engine applies it to each unary call.
  */
 import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Context, Duration, Effect, Option, Redacted, Ref } from "effect"
 import { isLoopback } from "../Config.js"
 import { BudgetExceeded } from "../Domain/LlmError.js"

@@ -14,7 +14,7 @@
  * shape. A refusal is the client's mistake: it is logged at debug level, never as an error.
  */
 import { HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Config, Context, Data, Effect, Layer, Option } from "effect"
 import { createServer as createNodeServer, type IncomingMessage, type Server } from "node:http"
 

@@ -10,7 +10,7 @@
  * components run once per request, each under its timeout.
  */
 import { HttpRouter } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { ConfigError } from "effect"
 import { Effect, Layer, Option } from "effect"
 import { BackendInfo } from "../Lifecycle/BackendChoice.js"

@@ -3,7 +3,7 @@
  * (`SLUICE_API_KEY`, `SLUICE_API_KEYS`) or in the key store (keys not revoked). The database is opened read-only
  * and closed again; no database, or one without the keys table yet, holds no key.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer } from "effect"
 import { existsSync } from "node:fs"

@@ -3,7 +3,7 @@
  * one from a newer Sluice is fatal), and `PRAGMA integrity_check` says ok. The database is opened read-only and
  * closed again; no database yet is fine (`serve` creates and migrates it).
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Cause, Context, Effect, Layer } from "effect"
 import { existsSync } from "node:fs"

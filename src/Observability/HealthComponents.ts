@@ -11,7 +11,7 @@
  * - database (critical): a read (`SELECT 1`) and a write (an upsert in `health_probe`, created if absent);
  *   ok with `enabled: false` when the process has no database.
  */
-import type { SqlClient } from "@effect/sql"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Duration, Effect, Either } from "effect"
 import { normalizeName } from "../Domain/ModelName.js"
 import type { Component, Result, Status } from "./Health.js"

@@ -13,7 +13,7 @@
  *   a defect in `make`.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, type Scope, type Stream } from "effect"
 import { type ChatRequest, ChatResponse } from "../Domain/Chat.js"
 import type { EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse } from "../Domain/Embed.js"

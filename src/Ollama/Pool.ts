@@ -10,7 +10,7 @@
  *   override the Agent's own values, so an interceptor re-applies ours on each dispatch.
  * - A duration of 0 (or infinity) means "no timeout" for connect, headers and body.
  */
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Undici from "@effect/platform-node/Undici"
 import type { HttpClient } from "@effect/platform"
 import { Duration, Effect, Layer } from "effect"

@@ -5,7 +5,7 @@
  * A known path with the wrong method answers 405; an unknown path 404 `404 page not found` (Gin's text).
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Effect } from "effect"
 import * as Blobs from "./BlobRoutes.js"
 import * as Chat from "./ChatRoutes.js"

@@ -12,7 +12,7 @@
  * (a 37-chunk stream costs ~1.9 ms). Stream chunks are written by a timer-driven Readable (TokenStream.ts).
  */
 import { HttpMiddleware } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Console, Context, Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { createServer } from "node:http"

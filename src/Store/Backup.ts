@@ -17,7 +17,7 @@
  * - Restore never overrides that check. It refuses a file that is not an intact Sluice database, refuses to
  *   replace an existing database without `force`, and keeps the replaced files as `sluice.db.replaced-<stamp>`.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Cause, Clock, Context, Effect, Layer, Schema } from "effect"
 import * as fs from "node:fs"

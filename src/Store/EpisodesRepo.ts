@@ -12,7 +12,7 @@
  * - The statements of the hot queries are exported (`statements`) so a test can check their plans.
  * - Only portable SQL: RETURNING, window functions and `IN` work on SQLite >= 3.35 and PostgreSQL.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Array as Arr, Effect, Option, Schema } from "effect"
 import { ArchiveEntry, BudgetUse, Episode, HotStatus, Tick, ToolCallRecord } from "../Domain/Episode.js"
 import { Message } from "../Domain/Chat.js"

@@ -12,7 +12,7 @@
  *   every query is bounded by a `limit`.
  * - The queries are built by `queries(sql)` so a test can `EXPLAIN QUERY PLAN` exactly what runs.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import { Effect, Schema } from "effect"
 import * as Rows from "./Rows.js"

@@ -12,7 +12,7 @@
  * - `make(sql)` builds the repository over a given client, so the gateway can use it when a database is present
  *   and do without one when it is not.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Option, Schema } from "effect"
 import * as Rows from "./Rows.js"
 

@@ -12,7 +12,7 @@
  *   vectors are read in pages of 1000 along the index (keyset on (agent, expires_at, id), a row-value comparison
  *   that SQLite and PostgreSQL both run as an index range).
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Array as Arr, Chunk, Effect, Option, Schema, Stream } from "effect"
 import { endianness } from "node:os"
 import * as Rows from "./Rows.js"

@@ -11,8 +11,8 @@
  *   an absent field is written as NULL, so an insert always names every column).
  * - `Int64` decodes a BIGINT column or a COUNT: a number on SQLite, a numeric string on PostgreSQL.
  */
-import type { SqlClient } from "@effect/sql"
-import { SqlSchema } from "@effect/sql"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlSchema from "@effect/sql/SqlSchema"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
 import { fromSqlError, storage, type StorageError } from "./StorageError.js"

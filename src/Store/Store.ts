@@ -14,9 +14,9 @@
  * class would turn them into class instances with insert/update/json variants no caller needs. A codec per table
  * maps columns to those structs (`Rows.column`, `Rows.nullable`).
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"

@@ -5,7 +5,7 @@
  * Portable DDL: TEXT, INTEGER and BIGINT only (times in ms need 64 bits on PostgreSQL), JSON as TEXT,
  * no AUTOINCREMENT. The ticks primary key (episode_id, n) is the "one tick per number" constraint.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function* () {

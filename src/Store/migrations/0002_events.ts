@@ -10,7 +10,7 @@
  * - all dead letters by time            -> dead_letters_at
  * `event_id` is not a foreign key: the event log can be switched off while dead letters are always kept.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function* () {

@@ -13,7 +13,7 @@
  *
  * Times are integer milliseconds (BIGINT on PostgreSQL; SQLite's INTEGER is already 64-bit), BLOB is BYTEA there.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function* () {

@@ -9,7 +9,7 @@
  * - api_keys_created (created_at, id): `sluice keys list`, oldest first, without a sort;
  * - api_keys_active (revoked_at): the count of keys not revoked (`auth-configured` at startup).
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function* () {
