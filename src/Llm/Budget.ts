@@ -87,6 +87,12 @@ const withChain = <A, E>(f: (chain: ReadonlyArray<Frame>) => Effect.Effect<A, E>
 const updateAll = (chain: ReadonlyArray<Frame>, f: (used: Used) => Used) =>
   STM.commit(STM.forEach(chain, (frame) => TRef.update(frame.used, f), { discard: true }))
 
+/** `outside` when no budget is active (nothing to reserve or charge: one FiberRef read), else `inside`. */
+export const whenActive = <A, E, R>(
+  outside: Effect.Effect<A, E, R>,
+  inside: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => Effect.flatMap(FiberRef.get(active), (chain) => (chain.length === 0 ? outside : inside))
+
 /** Checks calls, tokens and time in every active budget, then counts one call in each. */
 export const reserveCall: Effect.Effect<void, BudgetExceeded> = withChain(
   (chain) => Effect.flatMap(Clock.currentTimeMillis, (now) => STM.commit(reserveIn(chain, now))),

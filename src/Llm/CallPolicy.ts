@@ -90,15 +90,11 @@ export const make = (options: Options, hedger: Hedge.Hedger): CallPolicy => {
     Object.entries(options.fallbacks ?? {}).map(([model, list]) => [normalizeName(model), list])
   )
   const defaultFallbacks = options.defaultFallbacks ?? [Fallback.stale]
-  const settings = (call: CallOptions): Pipeline.Settings => ({
-    retry: options.retry ?? {},
-    hedger,
-    timeouts: {
-      ...Timeouts.defaults,
-      ...options.timeouts,
-      ...(call.timeout === undefined ? {} : { deadline: call.timeout })
-    }
-  })
+  // made once; a call with its own timeout gets its own copy
+  const timeouts: Timeouts.Options = { ...Timeouts.defaults, ...options.timeouts }
+  const shared: Pipeline.Settings = { retry: options.retry ?? {}, hedger, timeouts }
+  const settings = (call: CallOptions): Pipeline.Settings =>
+    call.timeout === undefined ? shared : { ...shared, timeouts: { ...timeouts, deadline: call.timeout } }
   return {
     settings,
     line: (model, call) => ({

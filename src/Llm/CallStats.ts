@@ -2,7 +2,7 @@
  * The engine's own counters (`Llm.stats`): calls, retries, and answers a fallback gave. The metrics
  * (Observability/Recorders.ts) are separate; a retry is recorded in both.
  */
-import { Effect, Ref } from "effect"
+import { Effect } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import * as Recorders from "../Observability/Recorders.js"
 import type * as Fallback from "./Fallback.js"
@@ -23,22 +23,28 @@ export interface CallStats {
   readonly onServed: (served: Fallback.Served) => Effect.Effect<void>
 }
 
-export const make: Effect.Effect<CallStats> = Effect.map(
-  Ref.make<Stats>({ calls: 0, retries: 0, fallbacks: {} }),
-  (stats) => ({
-    get: Ref.get(stats),
-    countCall: Ref.update(stats, (s) => ({ ...s, calls: s.calls + 1 })),
+/** Plain counters changed in one synchronous step each (a call counts itself on the hot path). */
+export const make: Effect.Effect<CallStats> = Effect.sync(() => {
+  let calls = 0
+  let retries = 0
+  const fallbacks: Record<string, number> = {}
+  return {
+    get: Effect.sync((): Stats => ({ calls, retries, fallbacks: { ...fallbacks } })),
+    countCall: Effect.sync(() => {
+      calls += 1
+    }),
     onRetry: (method) => (error) =>
       Effect.zipRight(
-        Ref.update(stats, (s) => ({ ...s, retries: s.retries + 1 })),
+        Effect.sync(() => {
+          retries += 1
+        }),
         Recorders.recordRetry(method, error)
       ),
     onServed: (served) =>
       served === "primary"
         ? Effect.void
-        : Ref.update(stats, (s) => ({
-            ...s,
-            fallbacks: { ...s.fallbacks, [served]: (s.fallbacks[served] ?? 0) + 1 }
-          }))
-  })
-)
+        : Effect.sync(() => {
+            fallbacks[served] = (fallbacks[served] ?? 0) + 1
+          })
+  }
+})

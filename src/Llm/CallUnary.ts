@@ -85,10 +85,13 @@ const upstream = <Req extends Model, A>(
 const budgeted =
   <A>(tokens: (answer: A) => number) =>
   (upstream: Effect.Effect<A, LlmError>): Effect.Effect<A, LlmError> =>
-    Budget.reserveCall.pipe(
-      Effect.tapError(Recorders.recordBudgetExhausted),
-      Effect.zipRight(upstream),
-      Effect.tap((answer) => Budget.charge(tokens(answer)))
+    Budget.whenActive(
+      upstream,
+      Budget.reserveCall.pipe(
+        Effect.tapError(Recorders.recordBudgetExhausted),
+        Effect.zipRight(upstream),
+        Effect.tap((answer) => Budget.charge(tokens(answer)))
+      )
     )
 
 /** fallback: the strategies tried when the call fails for good, and what each one does (Fallback.ts). */
@@ -102,18 +105,27 @@ const fallback =
     withFallbacks: boolean
   ) =>
   (primary: Effect.Effect<{ value: A; lookup: Lookup }, LlmError>): Effect.Effect<Served<A>, LlmError> => {
-    const handlers: Fallback.Handlers<{ value: A; lookup: Lookup }, LlmError> = {
+    const handlers = (): Fallback.Handlers<{ value: A; lookup: Lookup }, LlmError> => ({
       alternate: (model) => served(engine, spec, { ...req, model }, call, undefined, false),
       stale: Effect.map(
         engine.cache.stale<A>(key),
         Option.map((value) => ({ value, lookup: "hit" as Lookup }))
       ),
       reply: (content) => ({ value: spec.whole(spec.reply?.(req, content) ?? []), lookup: "bypass" })
-    }
-    const strategies = withFallbacks ? engine.policy.fallbacks(spec, req.model, call) : []
-    return Fallback.run(primary, strategies, handlers).pipe(
-      Effect.tap(({ served }) => engine.stats.onServed(served)),
-      Effect.map(({ value, served }) => ({ value: value.value, lookup: value.lookup, served }))
+    })
+    // the strategies and their handlers are worked out only for a mendable failure (Fallback.run's own test)
+    const recover = (error: LlmError) =>
+      Fallback.run(
+        Effect.fail(error),
+        withFallbacks ? engine.policy.fallbacks(spec, req.model, call) : [],
+        handlers()
+      ).pipe(
+        Effect.tap(({ served }) => engine.stats.onServed(served)),
+        Effect.map(({ value, served }) => ({ value: value.value, lookup: value.lookup, served }))
+      )
+    return Effect.catchAll(
+      Effect.map(primary, (answer): Served<A> => ({ value: answer.value, lookup: answer.lookup, served: "primary" })),
+      (error) => (error.mendable ? recover(error) : Effect.fail(error))
     )
   }
 

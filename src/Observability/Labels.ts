@@ -16,11 +16,19 @@ const maxTaggedPerMetric = 10_000
 /** A label value source that admits `cap` distinct values and calls the rest "other". */
 export const bounded = (cap: number, normalize: (value: string) => string = (v) => v) => {
   const seen = new Set<string>()
+  // raw value -> label, so a value seen before costs one lookup (this runs for every metric update on the hot path)
+  const known = new Map<string, string>()
   return (value: string): string => {
+    const label = known.get(value)
+    if (label !== undefined) return label
     const v = normalize(value).slice(0, maxLength)
-    if (seen.has(v)) return v
+    if (seen.has(v)) {
+      if (known.size < cap * 4) known.set(value, v)
+      return v
+    }
     if (seen.size >= cap) return "other"
     seen.add(v)
+    if (known.size < cap * 4) known.set(value, v)
     return v
   }
 }
