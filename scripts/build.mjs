@@ -6,7 +6,7 @@
 // - dist/types: the library's declarations, by tsc from tsconfig.build.json (one .d.ts per module, so namespace
 //   re-exports like `Engine` stay as they are; no declaration bundler to keep in step with Effect's types). tsc runs
 //   in a child process beside esbuild, incremental (its build info in dist/, so deleting dist rebuilds everything).
-// Tests run the TypeScript sources. Bundles are written to a temporary name and renamed, so a process starting
+// Tests run the TypeScript sources; their global setup rebuilds the bundles only (`--no-types`). Bundles are written to a temporary name and renamed, so a process starting
 // meanwhile never reads half a bundle.
 import { build } from "esbuild"
 import { spawn } from "node:child_process"
@@ -43,7 +43,7 @@ const declarations = () => {
 }
 
 const started = Date.now()
-const types = declarations()
+const types = process.argv.includes("--no-types") ? undefined : declarations()
 const cli = build({
   ...common,
   entryPoints: ["src/main.ts"],
@@ -69,6 +69,5 @@ const library = build({
 const written = [...commit(await cli), ...commit(await library)]
 const bundled = Date.now() - started
 const typesMs = await types
-console.log(
-  `sluice: built ${written.join(" and ")} in ${bundled} ms, dist/types in ${typesMs} ms (${Date.now() - started} ms)`
-)
+const declared = typesMs === undefined ? "" : `, dist/types in ${typesMs} ms (${Date.now() - started} ms)`
+console.log(`sluice: built ${written.join(" and ")} in ${bundled} ms${declared}`)

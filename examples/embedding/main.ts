@@ -5,9 +5,11 @@
  *
  *   node --import tsx examples/embedding/main.ts
  *
- * In an application that installed the package, import from "sluice" instead of "../../src/index.js".
+ * In an application that installed the package, import from "sluice" instead of "../../src/index.js"
+ * (docs/embedding.md: installing with the peer dependencies; test/Package runs a chat like this one from the packed
+ * tarball).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Layer, Stream } from "effect"
 import { Engine, Llm, Simulator, SimulatorConfig } from "../../src/index.js"
 
