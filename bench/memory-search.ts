@@ -258,7 +258,7 @@ Report.write({
   setup: [
     `${queries} sequential queries per row, k = ${k}, ${agents} agents in one namespace; embedding-like vectors ` +
       `(a ${latent}-dimensional latent point mapped to ${dim} dimensions, plus noise), queries from the same law.`,
-    "From 5,000 memories a namespace is searched through an HNSW graph (usearch, int8, M 16, ef 128) whose " +
+    "From 5,000 memories a namespace is searched through an HNSW graph (usearch, int8, M 16, ef 176) whose " +
       "candidates (4 per result) are scored exactly on the float32 rows; below that, and for filters leaving " +
       "fewer rows, an exact scan.",
     "Rows bulk-inserted through MemoriesRepo (5000 per transaction); file-backed SQLite (WAL, synchronous NORMAL) " +
