@@ -6,8 +6,8 @@
  * Unary answers say how they were produced: `x-sluice-cache` (hit, miss, coalesced, refresh, bypass) and
  * `x-sluice-served` (primary, stale, default, alternate:<model>).
  *
- * The model-management writes (pull, push, create, copy, delete) are not exposed through the gateway:
- * they change a shared server and belong behind an admin key (see the gateway issue).
+ * The model-management writes (pull, push, create, copy, delete, blobs) are forwarded by ModelRoutes.ts, for keys
+ * with the admin scope.
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
