@@ -1,13 +1,15 @@
-// Builds the package (runs as `prepare`, so `npm ci` leaves a runnable `sluice`; `npm pack` runs it too):
+// Builds the package:
 // - dist/sluice.mjs: the CLI bundled into one ESM file so `sluice` starts fast (one file to parse instead of hundreds
 //   of modules: 1.3 s unbundled vs 0.35 s bundled, effect-3.md §6). Native addons stay external.
 // - dist/index.mjs: the library entry, dependencies external so an app and Sluice share one copy of effect.
 //   No source map: the file is unminified ESM whose stack traces read as they are (a map would triple the download).
 // - dist/types: the library's declarations, by tsc from tsconfig.build.json (one .d.ts per module, so namespace
-//   re-exports like `Engine` stay as they are; no declaration bundler to keep in step with Effect's types). tsc runs
-//   in a child process beside esbuild, incremental (its build info in dist/, so deleting dist rebuilds everything).
-// Tests run the TypeScript sources; their global setup rebuilds the bundles only (`--no-types`). Bundles are written to a temporary name and renamed, so a process starting
-// meanwhile never reads half a bundle.
+//   re-exports like `Engine` stay as they are; no declaration bundler to keep in step with Effect's types), in a
+//   child process beside esbuild, incremental (its build info in dist/, so deleting dist rebuilds everything).
+// `npm run build` makes all three. The declarations cost ~3x the bundles, and only a tarball needs them: `prepare`
+// (run by `npm ci`, and by the tests' global setup) makes the bundles (`--no-types`), `prepack` (run by `npm pack`
+// and `npm publish`, and for git dependencies) the declarations (`--types`). Tests run the TypeScript sources.
+// Bundles are written to a temporary name and renamed, so a process starting meanwhile never reads half a bundle.
 import { build } from "esbuild"
 import { spawn } from "node:child_process"
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs"
@@ -44,6 +46,10 @@ const declarations = () => {
 
 const started = Date.now()
 const types = process.argv.includes("--no-types") ? undefined : declarations()
+if (process.argv.includes("--types")) {
+  console.log(`sluice: built dist/types in ${await types} ms`)
+  process.exit(0)
+}
 const cli = build({
   ...common,
   entryPoints: ["src/main.ts"],

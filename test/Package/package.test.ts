@@ -1,12 +1,14 @@
 /**
- * The package as a user installs it: `npm pack` (which runs the build, as publishing does), the tarball installed
+ * The package as a user installs it: `npm pack` (which builds, as publishing does: prepack's declarations, then
+ * prepare's bundles), the tarball installed
  * into a fresh Effect app with the peer dependencies, the app type-checked by this repo's TypeScript under a strict
  * tsconfig without skipLibCheck, compiled and run with node: one chat through `Engine.layer` over the simulator.
  * While it runs, a module hook records every module Node resolves: the library entry must not load
  * @effect/cluster, @effect/rpc or @effect/workflow, and the app must hold one copy of effect.
  *
- * The install prefers npm's local cache (filled by `npm ci`) and skips install scripts: the only native addon
- * that builds from source (better-sqlite3) is not opened by a chat, and usearch ships prebuilt binaries.
+ * The install prefers npm's local cache (`npm ci` fills it with the tarballs; package metadata it lacks comes from
+ * the registry) and skips install scripts: the only native addon that builds from source (better-sqlite3) is not
+ * opened by a chat, and usearch ships prebuilt binaries.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -57,7 +59,7 @@ describe("the packed package", () => {
       Effect.gen(function* () {
         const dir = yield* tempDirectory
         const packed = yield* run("npm", ["pack", "--json", "--pack-destination", dir], repo)
-        const [tarball] = JSON.parse(packed.slice(packed.indexOf("["))) as Array<Packed>
+        const [tarball] = JSON.parse(packed.slice(packed.indexOf("[\n"))) as Array<Packed>
         const paths = tarball!.files.map((f) => f.path)
         assert.include(paths, "dist/index.mjs")
         assert.include(paths, "dist/types/index.d.ts")
