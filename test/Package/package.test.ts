@@ -1,8 +1,8 @@
 /**
  * The package as a user installs it: `npm pack` (which builds, as publishing does: prepack's declarations, then
- * prepare's bundles), the tarball installed
- * into a fresh Effect app with the peer dependencies, the app type-checked by this repo's TypeScript under a strict
- * tsconfig without skipLibCheck, compiled and run with node: one chat through `Engine.layer` over the simulator.
+ * prepare's bundles), the tarball installed into a fresh Effect app with the peer dependencies, the app type-checked
+ * by this repo's TypeScript under a strict tsconfig without skipLibCheck, compiled and run with node: one chat
+ * through `Engine.layer` over the simulator.
  * While it runs, a module hook records every module Node resolves: the library entry must not load
  * @effect/cluster, @effect/rpc or @effect/workflow, and the app must hold one copy of effect.
  *
