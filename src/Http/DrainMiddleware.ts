@@ -91,7 +91,11 @@ const cutAtDeadline = <E>(drain: Shutdown.Service, stream: Stream.Stream<Uint8Ar
         ended = true
         return Chunk.of(line)
       })
-      const step = Effect.suspend(() => (ended ? Effect.fail(Option.none()) : Effect.raceFirst(pull, cut)))
+      // disconnect: the race does not wait for the upstream pull to finish interrupting (aborting the request,
+      // giving back its slot), which on a loaded machine took longer than the drain's wait for the error line
+      const step = Effect.suspend(() =>
+        ended ? Effect.fail(Option.none()) : Effect.raceFirst(Effect.disconnect(pull), cut)
+      )
       return Stream.repeatEffectChunkOption(step)
     })
   )

@@ -17,6 +17,7 @@ import { HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Config, Context, Data, Effect, Layer, Option } from "effect"
 import { createServer as createNodeServer, type IncomingMessage, type Server } from "node:http"
+import { CountedResponse } from "./OpenResponses.js"
 
 /**
  * A refused request: a client mistake, answered with `status` (400 unless said otherwise) and `reason`. `param` and
@@ -176,6 +177,8 @@ export const createServer = (options: Timeouts = timeouts): Server => {
     headersTimeout: options.headersTimeout,
     requestTimeout: options.requestTimeout,
     keepAliveTimeout: options.keepAliveTimeout,
+    // counts unfinished responses, so the drain can wait for their last bytes (OpenResponses.ts)
+    ServerResponse: CountedResponse,
     // how often Node checks the headers and request timeouts (default 30 s: too coarse for a 10 s limit)
     connectionsCheckingInterval: Math.min(1_000, options.headersTimeout)
   })

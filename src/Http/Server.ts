@@ -9,7 +9,8 @@
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Chunk, type Duration, Effect, Layer } from "effect"
+import { Chunk, type Duration, Effect, Layer, Ref } from "effect"
+import type { Server as NodeServer } from "node:http"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Backends } from "../Llm/Backends.js"
 import * as Slots from "../Llm/Scheduler/Slots.js"
@@ -29,6 +30,7 @@ import * as ModelRoutes from "./ModelRoutes.js"
 import * as ObservabilityRoutes from "./ObservabilityRoutes.js"
 import * as OllamaRoutes from "./OllamaRoutes.js"
 import * as OpenAiRoutes from "./OpenAiRoutes.js"
+import * as OpenResponses from "./OpenResponses.js"
 import * as Overhead from "./Overhead.js"
 import * as Provisional from "./Provisional.js"
 import * as RequestId from "./RequestId.js"
@@ -96,8 +98,20 @@ const served = Layer.unwrapEffect(
  * `AgentRuns` provided from outside (else they answer 503); API batches run in `BatchJobs`, over the engine.
  * Before it listens, every metric gets its first samples (Observability/InitialSamples.ts).
  */
-export const layer = (options: Options) =>
-  Shutdown.onClose.pipe(
+export const layer = (options: Options) => {
+  let created: NodeServer | undefined = undefined
+  const create = () => (created = Provisional.untilServed(Guard.createServer()))
+  // the drain waits for the answers it ended to be written out (OpenResponses.ts)
+  const flushed = Layer.effectDiscard(
+    Effect.flatMap(Shutdown.Drain, (drain) =>
+      Ref.set(
+        drain.flushed,
+        Effect.suspend(() => (created === undefined ? Effect.void : OpenResponses.settled(created)))
+      )
+    )
+  )
+  return Shutdown.onClose.pipe(
+    Layer.provideMerge(flushed),
     Layer.provideMerge(served),
     Layer.provideMerge(Auth.layer({ host: options.host })),
     Layer.provideMerge(HealthRoutes.layer()),
@@ -109,6 +123,7 @@ export const layer = (options: Options) =>
     ),
     Telemetry.serverTracing,
     HttpServer.withLogAddress,
-    Layer.provideMerge(NodeHttpServer.layer(() => Provisional.untilServed(Guard.createServer()), options)),
+    Layer.provideMerge(NodeHttpServer.layer(create, options)),
     InitialSamples.around(known)
   )
+}

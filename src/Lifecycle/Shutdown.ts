@@ -35,6 +35,11 @@ export interface Service {
   readonly inFlight: Ref.Ref<number>
   /** Starts the drain and waits until nothing is in flight or the deadline passed. */
   readonly drain: Effect.Effect<void>
+  /**
+   * What the drain waits for (at most 2 s) once nothing is counted in flight: the server's answers written out to
+   * their sockets. The HTTP server sets it (Http/OpenResponses.ts); by default a short fixed grace.
+   */
+  readonly flushed: Ref.Ref<Effect.Effect<void>>
 }
 
 export class Drain extends Context.Tag("sluice/Drain")<Drain, Service>() {}
@@ -44,6 +49,7 @@ const make = (options: Options) =>
     const draining = yield* Ref.make(false)
     const deadline = yield* Deferred.make<void>()
     const inFlight = yield* Ref.make(0)
+    const flushed = yield* Ref.make<Effect.Effect<void>>(Effect.sleep(flushGrace))
     const timeout = Duration.decode(options.drainTimeout ?? defaults.drainTimeout)
     const idle = Effect.repeat(Ref.get(inFlight), { until: (n) => n === 0, schedule: Schedule.spaced("20 millis") })
     const drain = Effect.gen(function* () {
@@ -57,14 +63,14 @@ const make = (options: Options) =>
       yield* Deferred.succeed(deadline, undefined)
       // the requests still running now end at once (503 or a final error line): let them write it
       yield* Effect.interruptible(idle).pipe(Effect.timeoutOption(Duration.seconds(2)))
-      // a request leaves the count when its last byte is handed to Node, not when the socket wrote it: a short
-      // grace lets those writes finish before the server's own finalizer interrupts what is still open
-      yield* Effect.sleep(flushGrace)
+      // a request leaves the count when its last byte is handed to Node, not when the socket wrote it: let those
+      // writes finish before the server's own finalizer interrupts what is still open
+      yield* Effect.interruptible(Effect.flatten(Ref.get(flushed))).pipe(Effect.timeoutOption(Duration.seconds(2)))
       const drained = (yield* Clock.currentTimeMillis) - started
       yield* Recorders.recordShutdown(drained, left)
       yield* Effect.logInfo(`shutdown: drained in ${drained} ms, ${left} requests ended at the deadline`)
     })
-    return { draining, deadline, inFlight, drain } satisfies Service
+    return { draining, deadline, inFlight, drain, flushed } satisfies Service
   })
 
 /** The drain state (the gateway's middleware, Http/DrainMiddleware.ts, reads it). */
