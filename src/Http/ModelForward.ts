@@ -10,8 +10,8 @@
  * - The pool's deadlines suit long transfers: 10 s to connect, no deadline on the response headers (a non-streamed
  *   pull answers when its download ends), at most 10 minutes of silence between two body chunks.
  * - Only the body and its content type and length are forwarded, never the client's headers: its `Authorization`
- *   holds a Sluice key, not the backend's. `user:pw@` in a backend URL is not sent either (the engine's `Backends`
- *   keeps the URL without credentials), so a backend behind basic auth cannot be managed through the gateway yet.
+ *   holds a Sluice key, not the backend's. A backend configured with `user:pw@` gets its own `Authorization: Basic`
+ *   (`Backend.authorization`), as the engine's client sends it.
  * - A backend that cannot be reached answers as the engine's transport errors do (502, or 504 on a timeout), with
  *   the backend in the message.
  */
@@ -84,7 +84,14 @@ export class ModelForward extends Effect.Service<ModelForward>()("sluice/ModelFo
     /** Sends `request` (a path) to `backend`; a transport failure is an answer too (`Left`). */
     const open = (backend: Backend, request: HttpClientRequest.HttpClientRequest) =>
       http
-        .execute(HttpClientRequest.prependUrl(request, backend.url))
+        .execute(
+          HttpClientRequest.prependUrl(
+            backend.authorization === undefined
+              ? request
+              : HttpClientRequest.setHeader(request, "authorization", backend.authorization),
+            backend.url
+          )
+        )
         .pipe(Effect.mapError(failed(backend)), Effect.either)
 
     /** Reads a response whole (failures to read become the transport's answer). */

@@ -14,7 +14,8 @@
  * the limit is learned from latency and 503s; see Scheduler/AdaptiveLimit.ts). Either way Sluice never sends a
  * backend more than that; calls beyond it wait in the backend's priority queue (Scheduler/Slots.ts).
  */
-import { Context, Duration, Effect, Layer, Ref, Schedule } from "effect"
+import { Context, Duration, Effect, Either, Layer, Ref, Schedule } from "effect"
+import * as Host from "../Ollama/Host.js"
 import { OllamaClient } from "../Ollama/OllamaClient.js"
 import { normalizeName } from "../Domain/ModelName.js"
 import * as Recorders from "../Observability/Recorders.js"
@@ -53,6 +54,8 @@ export interface Backend {
   readonly outstanding: Ref.Ref<number>
   /** Normalised names of the models the backend listed last time, or undefined before the first answer. */
   readonly models: Ref.Ref<ReadonlySet<string> | undefined>
+  /** `Authorization: Basic` from `user:pw@` in the configured URL (for requests not made by `client`), if any. */
+  readonly authorization: string | undefined
   /** The configured priority (higher first) and the models it was configured to serve, if any. */
   readonly priority: number
   readonly declared: ReadonlySet<string> | undefined
@@ -98,6 +101,10 @@ const makeBackend = (config: BackendConfig) =>
       }),
       outstanding: yield* Ref.make(0),
       models: yield* Ref.make<ReadonlySet<string> | undefined>(undefined),
+      authorization: Either.match(Host.decodeHost(config.url), {
+        onLeft: () => undefined,
+        onRight: (url) => Host.splitCredentials(url).authorization
+      }),
       priority: config.priority ?? 0,
       declared: config.models === undefined ? undefined : new Set(config.models.map(normalizeName))
     } satisfies Backend
