@@ -39,17 +39,18 @@ const Server = Schema.Struct({
   publicRoutes: opt(Names)
 })
 
-/** Settings for every backend that does not set its own. */
-const BackendDefaults = Schema.Struct({
-  slots: opt(Count),
+/** The limits and client settings a backend may set, and `defaults:` may set for all of them. */
+const perBackend = {
   requestsPerSecond: opt(Positive),
   tokensPerMinute: opt(Positive),
   connections: opt(Count),
   connectTimeout: opt(Duration_),
   headersTimeout: opt(Duration_),
-  bodyTimeout: opt(Duration_),
-  keepAlive: opt(Duration_)
-})
+  bodyTimeout: opt(Duration_)
+}
+
+/** Settings for every backend that does not set its own. */
+const BackendDefaults = Schema.Struct({ slots: opt(Count), ...perBackend, keepAlive: opt(Duration_) })
 
 const Breaker = Schema.Struct({
   consecutiveFailures: opt(Count),
@@ -70,12 +71,7 @@ export const Backend = Schema.Struct({
   /** The models this backend serves (names or aliases); absent: whatever its /api/tags lists. */
   models: opt(Names),
   queueCapacity: opt(Count),
-  requestsPerSecond: opt(Positive),
-  tokensPerMinute: opt(Positive),
-  connections: opt(Count),
-  connectTimeout: opt(Duration_),
-  headersTimeout: opt(Duration_),
-  bodyTimeout: opt(Duration_),
+  ...perBackend,
   breaker: opt(Breaker)
 })
 export type Backend = typeof Backend.Type
