@@ -41,6 +41,18 @@ const call = (url: string, i: number): Promise<Result> => {
     })
 }
 
+/**
+ * The chat calls Sluice has accepted so far: those answered (`sluice_http_requests_total` for /api/chat) plus the
+ * requests in flight, less this /metrics request itself.
+ */
+const accepted = async (url: string): Promise<number> => {
+  const text = await fetch(`${url}/metrics`).then((r) => r.text())
+  const sum = (pattern: RegExp) => [...text.matchAll(pattern)].reduce((total, m) => total + Number(m[1]), 0)
+  const answered = sum(/^sluice_http_requests_total\{[^}]*route="\/api\/chat"[^}]*\} (\S+)$/gm)
+  const inFlight = sum(/^sluice_http_requests_in_flight(?:\{[^}]*\})? (\S+)$/gm)
+  return answered + inFlight - 1
+}
+
 /** A run with `drainTimeout` for SLUICE_DRAIN_TIMEOUT, or the shipped default (30 s) when absent. */
 const shutdownRun = (tokenMs: number, drainTimeout?: string) =>
   Effect.gen(function* () {
@@ -51,13 +63,16 @@ const shutdownRun = (tokenMs: number, drainTimeout?: string) =>
     })
     const url = yield* waitFor(run, listening)
     const calls = Array.from({ length: 100 }, (_, i) => call(url, i))
-    // Signal only once Sluice has accepted and forwarded all 100 calls: a call that reaches a draining server is
-    // refused with 503 by design, and on a loaded machine the last connections can lag the first by seconds.
+    // Signal only once Sluice has accepted all 100 calls: a call that reaches a draining server is refused with 503
+    // by design, and on a loaded machine the last connections can lag the first by seconds. Counted on Sluice's own
+    // metrics, not the simulator's requests: a hedged call reaches the simulator twice.
     const inFlightAtSignal = yield* Effect.promise(() =>
       (async () => {
         for (;;) {
-          const stats = await sim.stats.pipe(Effect.runPromise)
-          if ((stats.requests["/api/chat"] ?? 0) >= 100) return stats.inFlight["llama3.2:latest"] ?? 0
+          if ((await accepted(url)) >= 100) {
+            const stats = await sim.stats.pipe(Effect.runPromise)
+            return stats.inFlight["llama3.2:latest"] ?? 0
+          }
           await new Promise((r) => setTimeout(r, 10))
         }
       })()
