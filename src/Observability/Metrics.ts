@@ -266,6 +266,38 @@ export const buildInfo = gauge("sluice_build_info", "Always 1; the labels say wh
   "effect"
 ])
 
+// ---- shared stores (scale-out: PostgreSQL and Redis, docs/scale-out.md) ------------------------------------
+
+export const sharedStoreUp = gauge(
+  "sluice_shared_store_up",
+  "Whether a shared store answers: 1 yes, 0 no (store: redis, postgres; absent when not configured).",
+  ["store"]
+)
+export const redisErrors = counter(
+  "sluice_redis_errors_total",
+  "Redis commands that failed or timed out, by use; the call went on with the documented fallback.",
+  ["use"]
+)
+export const redisFallbacks = counter(
+  "sluice_redis_fallbacks_total",
+  "Decisions taken locally (or refused, with SLUICE_REDIS_FALLBACK=closed) because Redis did not answer.",
+  ["use"]
+)
+export const sharedCacheWaits = counter(
+  "sluice_shared_cache_waits_total",
+  "Calls that awaited an identical call in flight on another instance instead of repeating it, by outcome.",
+  ["outcome"]
+)
+export const breakerGossip = counter(
+  "sluice_breaker_gossip_total",
+  "Breaker state changes shared through Redis, sent or received.",
+  ["direction"]
+)
+export const episodeTakeovers = counter(
+  "sluice_agent_episode_takeovers_total",
+  "Episodes taken over from an instance whose lease expired."
+)
+
 // ---- agents and the bus -------------------------------------------------------------------------------------
 
 export const agentEpisodes = counter("sluice_agent_episodes_total", "Agent episodes finished, by outcome.", [

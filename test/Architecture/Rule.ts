@@ -18,6 +18,7 @@ export const layers: ReadonlyArray<ReadonlyArray<string>> = [
   ["Domain"],
   ["Config"],
   ["Observability"],
+  ["Shared"],
   ["Ollama"],
   ["Llm"],
   ["Store"],

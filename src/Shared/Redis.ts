@@ -1,0 +1,145 @@
+/**
+ * The shared Redis of a scale-out deployment (docs/scale-out.md): one connection per process, chosen by
+ * `SLUICE_REDIS_URL`, read by the key limits, the engine's rate limits, the response cache and the breakers.
+ * Without the setting, `Redis` is `None` and every one of those works per process as before.
+ *
+ * Choices:
+ * - The client is ioredis: maintained, the client @effect/experimental's Redis stores are written for, with Lua
+ *   scripts as commands (`defineCommand`, sent by SHA), auto-reconnect and pipelining.
+ * - Commands fail fast while Redis is away (`enableOfflineQueue: false`, one attempt, a command timeout), so a
+ *   caller never waits on a dead Redis: it takes the documented fallback (`SLUICE_REDIS_FALLBACK`, `local` by
+ *   default: per-process decisions; `closed`: refuse what needs a shared decision with 503). ioredis keeps
+ *   reconnecting in the background, and `up` turns true again by itself.
+ * - `Redis` is a `Context.Reference` defaulting to `None`, so a layer that may use Redis reads it without a new
+ *   requirement, and an embedding app that never configures Redis provides nothing.
+ */
+import { Config, Context, Data, Duration, Effect, Layer, Metric, Option } from "effect"
+import { Redis as IoRedis } from "ioredis"
+import * as Metrics from "../Observability/Metrics.js"
+
+/** What a Redis use does when Redis does not answer. */
+export type Fallback = "local" | "closed"
+
+/** Where Redis is used, for metrics and errors. */
+export type Use = "limits" | "cache" | "breaker" | "ping"
+
+/** A Redis command that failed or timed out. */
+export class RedisError extends Data.TaggedError("RedisError")<{
+  readonly use: Use
+  readonly message: string
+}> {}
+
+export interface Connection {
+  /** The URL without its password, for logs and health. */
+  readonly url: string
+  readonly client: IoRedis
+  /** What callers do while Redis does not answer. */
+  readonly fallback: Fallback
+  /** Keys are prefixed with this (`sluice:` by default), so one Redis can serve several deployments. */
+  readonly prefix: string
+  /** True while the connection is ready. */
+  readonly up: Effect.Effect<boolean>
+  /** Runs a command; a failure or a timeout is a `RedisError`, counted in `sluice_redis_errors_total`. */
+  readonly run: <A>(use: Use, command: (client: IoRedis) => Promise<A>) => Effect.Effect<A, RedisError>
+}
+
+/** The shared Redis, when one is configured. */
+export class Redis extends Context.Reference<Redis>()("sluice/Redis", {
+  defaultValue: (): Option.Option<Connection> => Option.none()
+}) {}
+
+/** `SLUICE_REDIS_URL`, `SLUICE_REDIS_FALLBACK` (local), `SLUICE_REDIS_TIMEOUT` (250 ms), `SLUICE_REDIS_PREFIX`. */
+export const settings = Config.all({
+  url: Config.option(Config.string("SLUICE_REDIS_URL")),
+  fallback: Config.literal("local", "closed")("SLUICE_REDIS_FALLBACK").pipe(Config.withDefault<Fallback>("local")),
+  timeout: Config.duration("SLUICE_REDIS_TIMEOUT").pipe(Config.withDefault(Duration.millis(250))),
+  prefix: Config.string("SLUICE_REDIS_PREFIX").pipe(Config.withDefault("sluice:"))
+})
+
+/** The URL with any password replaced by `***`. */
+export const redact = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** Opens a connection for the scope; it is closed (QUIT) when the scope closes. */
+export const connect = (options: {
+  readonly url: string
+  readonly fallback?: Fallback
+  readonly timeout?: Duration.DurationInput
+  readonly prefix?: string
+}): Effect.Effect<Connection, never, import("effect").Scope.Scope> =>
+  Effect.gen(function* () {
+    const timeout = Duration.toMillis(options.timeout ?? Duration.millis(250))
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(
+        () =>
+          new IoRedis(options.url, {
+            enableOfflineQueue: false,
+            maxRetriesPerRequest: 0,
+            commandTimeout: timeout,
+            connectTimeout: Math.max(1000, timeout * 4),
+            retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 2000),
+            lazyConnect: false
+          })
+      ),
+      (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+    )
+    // ioredis reports connection errors as events; without a listener Node prints them as unhandled
+    client.on("error", () => undefined)
+    const store = Metric.tagged(Metrics.sharedStoreUp, "store", "redis")
+    const up = Effect.sync(() => client.status === "ready").pipe(
+      Effect.tap((ready) => Metric.set(store, ready ? 1 : 0))
+    )
+    const run = <A>(use: Use, command: (client: IoRedis) => Promise<A>) =>
+      Effect.tryPromise({
+        try: () => command(client),
+        catch: (e) => new RedisError({ use, message: message(e) })
+      }).pipe(Effect.tapError(() => Metric.increment(Metric.tagged(Metrics.redisErrors, "use", use))))
+    return {
+      url: redact(options.url),
+      client,
+      fallback: options.fallback ?? "local",
+      prefix: options.prefix ?? "sluice:",
+      up,
+      run
+    } satisfies Connection
+  })
+
+/** Waits until the connection is ready, up to `within`; false when it is not. */
+export const ready = (connection: Connection, within: Duration.DurationInput) =>
+  Effect.promise(
+    () =>
+      new Promise<boolean>((resolve) => {
+        if (connection.client.status === "ready") return resolve(true)
+        const timer = setTimeout(
+          () => (connection.client.off("ready", onReady), resolve(false)),
+          Duration.toMillis(within)
+        )
+        const onReady = () => (clearTimeout(timer), resolve(true))
+        connection.client.once("ready", onReady)
+      })
+  )
+
+/** The server's version (`INFO server`), e.g. "7.0.15". */
+export const version = (connection: Connection) =>
+  Effect.map(
+    connection.run("ping", (c) => c.info("server")),
+    (info) => /redis_version:([\d.]+)/.exec(info)?.[1] ?? "unknown"
+  )
+
+/**
+ * Provides `Redis` from the settings: `Some` connection when `SLUICE_REDIS_URL` is set, else `None`. Building does
+ * not wait for Redis: startup validation (`Lifecycle/ChecksShared.ts`) says whether it answers.
+ */
+export const layer: Layer.Layer<never, import("effect").ConfigError.ConfigError> = Layer.scopedContext(
+  Effect.gen(function* () {
+    const s = yield* settings
+    if (Option.isNone(s.url)) return Context.empty()
+    const connection = yield* connect({ url: s.url.value, fallback: s.fallback, timeout: s.timeout, prefix: s.prefix })
+    return Context.make(Redis, Option.some(connection))
+  })
+)
+
+/** Provides `Redis` with a given connection (tests, embedding apps). */
+export const layerConnection = (options: Parameters<typeof connect>[0]) =>
+  Layer.scopedContext(Effect.map(connect(options), (c) => Context.make(Redis, Option.some(c))))
