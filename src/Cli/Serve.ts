@@ -13,6 +13,7 @@ import * as BackendChoice from "../Lifecycle/BackendChoice.js"
 import * as Checks from "../Lifecycle/Checks.js"
 import * as ConfigEngine from "../Lifecycle/ConfigEngine.js"
 import * as StartupValidator from "../Lifecycle/StartupValidator.js"
+import * as Redis from "../Shared/Redis.js"
 import * as Store from "../Store/Store.js"
 import * as BackendFlags from "./BackendFlags.js"
 
@@ -43,8 +44,9 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
     const server = Server.layer({ port: options.port, host: options.host, drainTimeout }).pipe(
       Layer.provide(AgentRuns.layer)
     )
+    // the shared Redis (SLUICE_REDIS_URL) reaches every layer above it; without the setting it provides nothing
     return yield* Layer.launch(
-      server.pipe(Layer.provide(backends), Layer.provide(Store.layerSqlite({ dataDir })))
+      server.pipe(Layer.provide(backends), Layer.provide(Store.layerSqlite({ dataDir })), Layer.provide(Redis.layer))
     ).pipe(
       // the port was not probed (Context.bindsPort): a failed listen is that check's failure, with its advice
       Effect.catchTag("ServeError", (error) => {
