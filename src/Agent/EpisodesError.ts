@@ -36,5 +36,33 @@ export class TickOutOfOrder extends Schema.TaggedError<TickOutOfOrder>()("TickOu
   }
 }
 
+/** The runner no longer holds the episode's lease (another instance took it over): its write was refused. */
+export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
+  id: Schema.String,
+  owner: Schema.String
+}) {
+  override get message() {
+    return `episode ${this.id}: instance ${this.owner} lost its lease (another instance took the episode over)`
+  }
+}
+
+/** Another instance holds the episode's lease: it is running there. */
+export class LeaseHeld extends Schema.TaggedError<LeaseHeld>()("LeaseHeld", {
+  id: Schema.String,
+  owner: Schema.String,
+  expiresAt: Schema.Number
+}) {
+  override get message() {
+    return `episode ${this.id} is running on instance ${this.owner} (its lease runs until ${new Date(this.expiresAt).toISOString()})`
+  }
+}
+
+/** A takeover found the lease held again, gone, or the episode no longer running: another instance won. */
+export class NotTakenOver extends Schema.TaggedError<NotTakenOver>()("NotTakenOver", { id: Schema.String }) {
+  override get message() {
+    return `episode ${this.id} was not taken over: its lease is held, or it no longer runs`
+  }
+}
+
 export const EpisodeError = Schema.Union(EpisodeNotFound, EpisodeNotRunning, TickOutOfOrder)
 export type EpisodeError = typeof EpisodeError.Type

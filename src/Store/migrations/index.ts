@@ -1,7 +1,7 @@
 /**
  * The numbered migrations, applied in order and recorded in `effect_sql_migrations`. Each creates the tables of
  * one area and every index its repository's queries need. Numbers are assigned per area: 1 episodes + ticks +
- * archive index, 2 events + dead letters, 3 memories, 4 api keys. The response cache lives in memory
+ * archive index, 2 events + dead letters, 3 memories, 4 api keys, 5 episode leases. The response cache lives in memory
  * (Llm/ResponseCache.ts) and has no table.
  */
 import { SqliteMigrator } from "@effect/sql-sqlite-node"
@@ -9,10 +9,12 @@ import episodes from "./0001_episodes.js"
 import events from "./0002_events.js"
 import memories from "./0003_memories.js"
 import apiKeys from "./0004_api_keys.js"
+import episodeLeases from "./0005_episode_leases.js"
 
 export const migrations = SqliteMigrator.fromRecord({
   "1_episodes": episodes,
   "2_events": events,
   "3_memories": memories,
-  "4_api_keys": apiKeys
+  "4_api_keys": apiKeys,
+  "5_episode_leases": episodeLeases
 })
