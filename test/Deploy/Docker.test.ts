@@ -79,6 +79,27 @@ describe("deploy/docker", () => {
     assert.match(compose, /SLUICE_API_KEYS: \$\{SLUICE_API_KEYS:\?/, "keys come from the environment, not the file")
   })
 
+  it("compose.scale-out: two instances sharing PostgreSQL and Redis behind nginx, secrets from the environment", () => {
+    const scaleOut = readFileSync("deploy/docker/compose.scale-out.yml", "utf8")
+    const nginx = readFileSync("deploy/docker/nginx-scale-out.conf", "utf8")
+    const block = scaleOut.slice(scaleOut.indexOf("\nservices:"), scaleOut.indexOf("\nvolumes:"))
+    const services = [...block.matchAll(/^  ([\w-]+):$/gm)].map((m) => m[1])
+    for (const service of ["ollama", "postgres", "redis", "sluice-a", "sluice-b", "nginx"])
+      assert.include(services, service)
+    // every Sluice instance is in nginx's upstream, and every upstream server is a service
+    const instances = services.filter((s) => s!.startsWith("sluice-"))
+    const upstream = [...nginx.matchAll(/^\s*server ([\w-]+):11435/gm)].map((m) => m[1])
+    assert.deepStrictEqual(upstream.sort(), instances.sort())
+    for (const [, file] of scaleOut.matchAll(/- (\.\/[\w./-]+):/g)) {
+      assert.isTrue(existsSync(join("deploy/docker", file!)), `${file} exists`)
+    }
+    for (const [, port] of scaleOut.matchAll(/- "([\d.:]+)"/g)) assert.match(port!, /^127\.0\.0\.1:/)
+    assert.match(scaleOut, /SLUICE_DATABASE_URL: postgres:\/\/sluice:\$\{POSTGRES_PASSWORD:\?/)
+    assert.match(scaleOut, /SLUICE_REDIS_URL: redis:\/\/redis:6379/)
+    assert.match(scaleOut, /SLUICE_API_KEYS: \$\{SLUICE_API_KEYS:\?/, "keys come from the environment, not the file")
+    assert.isAtLeast(Number(/stop_grace_period: (\d+)s/.exec(scaleOut)?.[1]), 40)
+  })
+
   it("grafana: the dashboard's datasource variable starts on the provisioned (default) Prometheus", () => {
     const datasource = readFileSync("deploy/grafana/provisioning/datasources/prometheus.yml", "utf8")
     assert.match(datasource, /type: prometheus/)
