@@ -27,6 +27,7 @@ import {
 import * as HealthComponents from "../Observability/HealthComponents.js"
 import * as HealthConfig from "../Observability/HealthConfig.js"
 import { processComponent } from "../Observability/HealthProcess.js"
+import * as RedisHealth from "../Shared/RedisHealth.js"
 import * as Respond from "./Respond.js"
 
 /** The five standard components over the engine's backends and, when this process has one, the database. */
@@ -40,7 +41,8 @@ export const components = (settings: HealthConfig.Settings) =>
       HealthComponents.database(Option.getOrUndefined(sql)),
       HealthComponents.breakers(all),
       HealthComponents.scheduler(all, { capacity: Slots.defaults.capacity }),
-      processComponent(settings.dataDir, settings.limits)
+      processComponent(settings.dataDir, settings.limits),
+      ...(yield* RedisHealth.components)
     ] satisfies ReadonlyArray<Component>
   })
 

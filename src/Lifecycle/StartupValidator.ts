@@ -23,6 +23,7 @@ import { decodeHost } from "../Ollama/Host.js"
 import { systemChecks } from "./Checks.js"
 import { backendChecks, gatherBackends } from "./ChecksBackends.js"
 import { databaseChecks, gatherDatabase } from "./ChecksDatabase.js"
+import { gatherShared, sharedChecks } from "./ChecksShared.js"
 
 export type Severity = "fatal" | "warning"
 
@@ -123,14 +124,15 @@ const runCheck = (check: Check, timeout: Duration.DurationInput) =>
 export const checks = (context: Context, options: Options = {}) =>
   Effect.gen(function* () {
     const probeTimeout = options.probeTimeout ?? defaults.probeTimeout
-    const [backends, database] = yield* Effect.all(
-      [gatherBackends(context, probeTimeout), gatherDatabase(context.dataDir)],
-      { concurrency: 2 }
+    const [backends, database, shared] = yield* Effect.all(
+      [gatherBackends(context, probeTimeout), gatherDatabase(context.dataDir), gatherShared(probeTimeout)],
+      { concurrency: 3 }
     )
     return [
       ...systemChecks(context),
       ...databaseChecks(database),
-      ...backendChecks(context, backends, database)
+      ...backendChecks(context, backends, database),
+      ...sharedChecks(shared)
     ] satisfies ReadonlyArray<Check>
   })
 

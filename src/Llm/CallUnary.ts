@@ -30,6 +30,7 @@ import type * as EmbedBatcher from "./EmbedBatcher.js"
 import * as Fallback from "./Fallback.js"
 import * as Pipeline from "./Pipeline.js"
 import type { Lookup, ResponseCache } from "./ResponseCache.js"
+import * as Timeouts from "./Timeouts.js"
 
 /** An answer with how it was produced. */
 export interface Served<A> {
@@ -139,9 +140,16 @@ const served = <Req extends Model, A>(
   withFallbacks: boolean
 ): Effect.Effect<Served<A>, LlmError> => {
   const key = admission?.key ?? spec.key(req)
+  const deadline = engine.policy.settings(call).timeouts.deadline
+  // with a shared cache, a wait for the same call on another instance is bounded by this call's deadline
+  const bound = {
+    deadline,
+    waitedMs: admission?.admitted.waitedMs ?? 0,
+    expired: () => Timeouts.deadlineError({ backend: "engine", method: spec.method }, deadline)
+  }
   return upstream(engine, spec, req, call, admission?.admitted).pipe(
     budgeted(spec.tokens),
-    (compute) => engine.cache.get(key, call.cache ?? "use", compute),
+    (compute) => engine.cache.get(key, call.cache ?? "use", compute, bound),
     fallback(engine, spec, req, call, key, withFallbacks)
   )
 }

@@ -19,9 +19,12 @@
  *   is never stored. A hit replays the chunks at once.
  * - `lookupStream` decides hit or miss when it runs (the chunks of a hit are taken then); the stream runs later.
  * - `refresh` always computes and stores a success; `bypass` neither reads nor writes. Neither joins a flight.
+ * - With `Redis` configured (a scale-out deployment), a local miss asks a shared level in Redis, with stampede
+ *   protection across instances (ResponseCacheShared.ts, Shared/RedisCache.ts); without it, none of that runs.
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Layer, Option, Stream } from "effect"
 import * as Spans from "../Observability/Spans.js"
+import * as Shared from "./ResponseCacheShared.js"
 import { type CacheStats, CacheStore, type Flight } from "./ResponseCacheStore.js"
 
 export type { CacheStats } from "./ResponseCacheStore.js"
@@ -65,8 +68,11 @@ const streamSlot = (key: string) => `s|${key}`
 const storeNow = (store: CacheStore, slot: string, value: unknown) =>
   Effect.map(Clock.currentTimeMillis, (now) => store.store(slot, value, now))
 
-/** Hit, follow a flight, or lead a new one, in one synchronous step so no other fiber interleaves. */
-const decide = (store: CacheStore, slot: string, now: number): Decision => {
+/**
+ * Hit, follow a flight, or lead a new one, in one synchronous step so no other fiber interleaves. A leader that
+ * asks the shared level is counted once it knows how it was answered (ResponseCacheShared.ts).
+ */
+const decide = (store: CacheStore, slot: string, now: number, shared: boolean): Decision => {
   const hit = store.fresh(slot, now)
   if (Option.isSome(hit)) {
     store.count("hits")
@@ -76,7 +82,7 @@ const decide = (store: CacheStore, slot: string, now: number): Decision => {
   if (inFlight !== undefined) return { _tag: "Follow", flight: inFlight }
   const flight: Flight = Deferred.unsafeMake(FiberId.none)
   store.flights.set(slot, flight)
-  store.count("misses")
+  if (!shared) store.count("misses")
   return { _tag: "Lead", flight }
 }
 
@@ -94,36 +100,46 @@ const settle = <A, E>(store: CacheStore, slot: string, flight: Flight, exit: Exi
 
 /** A follower's end: the leader's exit (same key, so same types), or start over if the leader was interrupted. */
 const follow = <A, E, R>(
-  store: CacheStore,
+  level: Level<E>,
   slot: string,
   outcome: Option.Option<Exit.Exit<unknown, unknown>>,
   compute: Effect.Effect<A, E, R>
 ): Effect.Effect<Cached<A>, E, R> =>
   Option.match(outcome, {
-    onNone: () => useUnary(store, slot, compute),
+    onNone: () => useUnary(level, slot, compute),
     onSome: (exit) => {
-      store.count("coalesced")
+      level.store.count("coalesced")
       return Exit.map(exit as Exit.Exit<A, E>, (value): Cached<A> => ({ value, lookup: "coalesced" }))
     }
   })
 
-/** The `use` policy for unary calls: fresh hit, else single-flight compute and store. */
+/** The levels a unary lookup goes through: this process's store, and the shared one (with the call's bound). */
+interface Level<E> {
+  readonly store: CacheStore
+  readonly shared: Shared.Shared | undefined
+  readonly bound: Shared.Bound<E> | undefined
+}
+
+/** The `use` policy for unary calls: fresh hit, else single-flight compute (or the shared level) and store. */
 const useUnary = <A, E, R>(
-  store: CacheStore,
+  level: Level<E>,
   slot: string,
   compute: Effect.Effect<A, E, R>
 ): Effect.Effect<Cached<A>, E, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Cached<A>, E, R> => {
-      const decision = decide(store, slot, now)
+      const { store, shared } = level
+      const decision = decide(store, slot, now, shared !== undefined)
       switch (decision._tag) {
         case "Hit":
           return Effect.succeed({ value: decision.value as A, lookup: "hit" })
         case "Lead":
-          return Effect.flatMap(Effect.exit(restore(compute)), (exit) => settle(store, slot, decision.flight, exit))
+          return shared === undefined
+            ? Effect.flatMap(Effect.exit(restore(compute)), (exit) => settle(store, slot, decision.flight, exit))
+            : Shared.lead(shared, store, slot, decision.flight, compute, level.bound, restore)
         case "Follow":
           return Effect.flatMap(restore(Deferred.await(decision.flight)), (outcome) =>
-            restore(follow(store, slot, outcome, compute))
+            restore(follow(level, slot, outcome, compute))
           )
       }
     })
@@ -131,9 +147,11 @@ const useUnary = <A, E, R>(
 
 const get = <A, E, R>(
   store: CacheStore,
+  shared: Shared.Shared | undefined,
   key: string,
   policy: CachePolicy,
-  compute: Effect.Effect<A, E, R>
+  compute: Effect.Effect<A, E, R>,
+  bound: Shared.Bound<E> | undefined
 ): Effect.Effect<Cached<A>, E, R> => {
   const slot = unarySlot(key)
   const answer =
@@ -141,10 +159,14 @@ const get = <A, E, R>(
     (value: A): Cached<A> => ({ value, lookup })
   const run =
     policy === "use"
-      ? useUnary(store, slot, compute)
+      ? useUnary({ store, shared, bound }, slot, compute)
       : policy === "refresh"
         ? Effect.sync(() => store.count("refreshes")).pipe(
-            Effect.zipRight(Effect.tap(compute, (value) => storeNow(store, slot, value))),
+            Effect.zipRight(
+              Effect.tap(compute, (value) =>
+                Effect.zipRight(storeNow(store, slot, value), Shared.put(shared, slot, value))
+              )
+            ),
             Effect.map(answer("refresh"))
           )
         : Effect.sync(() => store.count("bypasses")).pipe(Effect.zipRight(compute), Effect.map(answer("bypass")))
@@ -163,6 +185,7 @@ const get = <A, E, R>(
  */
 const record = <A, E, R>(
   store: CacheStore,
+  shared: Shared.Shared | undefined,
   slot: string,
   compute: Stream.Stream<A, E, R>,
   isComplete: (last: A) => boolean
@@ -177,13 +200,16 @@ const record = <A, E, R>(
         return chunk
       }),
       Stream.ensuringWith((exit) =>
-        Exit.isSuccess(exit) && complete() ? storeNow(store, slot, chunks.slice()) : Effect.void
+        Exit.isSuccess(exit) && complete()
+          ? Effect.zipRight(storeNow(store, slot, chunks.slice()), Shared.put(shared, slot, chunks))
+          : Effect.void
       )
     )
   })
 
 const lookupStream = <A, E, R>(
   store: CacheStore,
+  shared: Shared.Shared | undefined,
   key: string,
   policy: CachePolicy,
   compute: Stream.Stream<A, E, R>,
@@ -196,29 +222,49 @@ const lookupStream = <A, E, R>(
       return { lookup: "bypass", stream: compute }
     }
     const hit = policy === "use" ? store.fresh(slot, now) : Option.none()
+    return answered(hit, policy)
+  })
+  const answered = (hit: Option.Option<unknown>, policy: CachePolicy): CachedStream<A, E, R> => {
     store.count(Option.isSome(hit) ? "hits" : policy === "use" ? "misses" : "refreshes")
     return Option.isSome(hit)
       ? { lookup: "hit", stream: Stream.fromIterable(hit.value as ReadonlyArray<A>) }
-      : { lookup: policy === "use" ? "miss" : "refresh", stream: record(store, slot, compute, isComplete) }
-  })
-  return Effect.tap(decided, ({ lookup }) => Effect.annotateCurrentSpan("cache.lookup", lookup))
+      : { lookup: policy === "use" ? "miss" : "refresh", stream: record(store, shared, slot, compute, isComplete) }
+  }
+  // a local miss asks the shared level, if there is one
+  const decidedShared =
+    shared === undefined || policy !== "use"
+      ? decided
+      : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (Option.isSome(store.fresh(slot, now))) return decided
+          return Effect.map(Shared.streamEntry(shared, store, slot), (hit) => answered(hit, policy))
+        })
+  return Effect.tap(decidedShared, ({ lookup }) => Effect.annotateCurrentSpan("cache.lookup", lookup))
 }
 
 /** Builds a cache with the given options (missing ones take `defaultOptions`). */
 export const make = (options: Partial<Options> = {}) =>
-  Effect.sync(() => {
+  Effect.gen(function* () {
     const { maxBytes, maxEntries, ttl } = { ...defaultOptions, ...options }
-    const store = new CacheStore(maxEntries, maxBytes, Duration.toMillis(Duration.decode(ttl)))
+    const ttlMs = Duration.toMillis(Duration.decode(ttl))
+    const store = new CacheStore(maxEntries, maxBytes, ttlMs)
+    const shared = yield* Shared.make({ ttlMs, maxEntries, maxBytes })
     const lookup = <A, E, R>(
       key: string,
       policy: CachePolicy,
       compute: Stream.Stream<A, E, R>,
       done: (a: A) => boolean
-    ) => lookupStream(store, key, policy, compute, done)
+    ) => lookupStream(store, shared, key, policy, compute, done)
+    const locally = (slot: string) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => store.flights.has(slot) || Option.isSome(store.fresh(slot, clock.unsafeCurrentTimeMillis())))
+      )
     return {
-      /** A unary answer through the cache, with how it was obtained. */
-      get: <A, E, R>(key: string, policy: CachePolicy, compute: Effect.Effect<A, E, R>) =>
-        get(store, key, policy, compute),
+      /**
+       * A unary answer through the cache, with how it was obtained. With a shared level, `bound` limits how long
+       * the call waits for an identical call on another instance (its deadline) and says what it fails with then.
+       */
+      get: <A, E, R>(key: string, policy: CachePolicy, compute: Effect.Effect<A, E, R>, bound?: Shared.Bound<E>) =>
+        get(store, shared, key, policy, compute, bound),
       /** A stream through the cache, and whether it is a hit (decided now; the stream runs later). */
       lookupStream: lookup,
       /** `lookupStream` without the lookup. */
@@ -226,34 +272,47 @@ export const make = (options: Partial<Options> = {}) =>
         Stream.unwrap(Effect.map(lookup(key, policy, compute, done), (result) => result.stream)),
       /**
        * Whether a `use` lookup of a key would be answered without a new upstream call now: a fresh entry, or (unary)
-       * an identical call in flight to follow. The engine's admission skips the queue for these.
+       * an identical call in flight to follow (here, or on another instance with a shared level). The engine's
+       * admission skips the queue for these.
        */
-      answersNow: (key: string, kind: "unary" | "stream" = "unary"): Effect.Effect<boolean> =>
-        Effect.clockWith((clock) =>
-          Effect.sync(() => {
-            const slot = kind === "unary" ? unarySlot(key) : streamSlot(key)
-            return store.flights.has(slot) || Option.isSome(store.fresh(slot, clock.unsafeCurrentTimeMillis()))
-          })
-        ),
+      answersNow: (key: string, kind: "unary" | "stream" = "unary"): Effect.Effect<boolean> => {
+        const slot = kind === "unary" ? unarySlot(key) : streamSlot(key)
+        return shared === undefined
+          ? locally(slot)
+          : Effect.flatMap(locally(slot), (found) =>
+              found ? Effect.succeed(true) : Shared.answersNow(shared, store, slot)
+            )
+      },
       /** The stored unary value, even if expired (for the fallback layer). */
       stale: <A>(key: string): Effect.Effect<Option.Option<A>> =>
         Effect.sync(() => store.stale(unarySlot(key)) as Option.Option<A>),
       /** The stored stream chunks, even if expired (for the fallback layer). */
       staleStream: <A>(key: string): Effect.Effect<Option.Option<ReadonlyArray<A>>> =>
         Effect.sync(() => store.stale(streamSlot(key)) as Option.Option<ReadonlyArray<A>>),
-      /** Drops the unary and the stream entry of a key. */
+      /** Drops the unary and the stream entry of a key (here and in the shared level). */
       invalidate: (key: string): Effect.Effect<void> =>
-        Effect.sync(() => [unarySlot(key), streamSlot(key)].forEach((slot) => store.delete(slot))),
-      /** Drops every entry (counters are kept). */
+        Effect.forEach(
+          [unarySlot(key), streamSlot(key)],
+          (slot) =>
+            Effect.zipRight(
+              Effect.sync(() => store.delete(slot)),
+              shared?.remove(slot) ?? Effect.void
+            ),
+          { discard: true }
+        ),
+      /** Drops every entry of this process (counters are kept; the shared level keeps its entries). */
       clear: Effect.sync(() => store.clear()),
-      /** The counters and the current size. */
+      /** The counters and the current size (of this process's level). */
       stats: Effect.sync((): CacheStats => store.stats())
     } as const
   })
 
-/** The response cache service; `Default` uses `defaultOptions`, `layer(options)` overrides them. */
-export class ResponseCache extends Effect.Service<ResponseCache>()("sluice/ResponseCache", { effect: make() }) {
+/**
+ * The response cache service; `Default` uses `defaultOptions`, `layer(options)` overrides them. With `Redis`
+ * configured, the cache has a shared level (ResponseCacheShared.ts) for the life of the layer.
+ */
+export class ResponseCache extends Effect.Service<ResponseCache>()("sluice/ResponseCache", { scoped: make() }) {
   /** A layer with the given options (missing ones take `defaultOptions`). */
   static layer = (options: Partial<Options>): Layer.Layer<ResponseCache> =>
-    Layer.effect(ResponseCache, Effect.map(make(options), ResponseCache.make))
+    Layer.scoped(ResponseCache, Effect.map(make(options), ResponseCache.make))
 }

@@ -64,11 +64,14 @@ export class CacheStore {
     this.counters[counter]++
   }
 
-  /** Stores a value, fresh until `now + ttl`, evicting least recently used entries over the bounds. */
-  store(slot: string, value: unknown, now: number): void {
+  /**
+   * Stores a value, fresh until `now + ttl` (or `now + ttlMillis`: an entry of the shared tier keeps the time it
+   * has left there), evicting least recently used entries over the bounds.
+   */
+  store(slot: string, value: unknown, now: number, ttlMillis: number = this.ttlMillis): void {
     const bytes = sizeOf(value)
     if (bytes === undefined) return
-    this.counters.evictions += this.lru.set(slot, { value, bytes, expiresAt: now + this.ttlMillis }).evicted
+    this.counters.evictions += this.lru.set(slot, { value, bytes, expiresAt: now + ttlMillis }).evicted
   }
 
   /** The value if fresh at `now` (marked as used); an expired entry is left in place. */

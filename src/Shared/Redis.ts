@@ -13,7 +13,7 @@
  * - `Redis` is a `Context.Reference` defaulting to `None`, so a layer that may use Redis reads it without a new
  *   requirement, and an embedding app that never configures Redis provides nothing.
  */
-import { Config, Context, Data, Duration, Effect, Layer, Metric, Option } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Metric, Option, Scope } from "effect"
 import { Redis as IoRedis } from "ioredis"
 import * as Metrics from "../Observability/Metrics.js"
 
@@ -41,6 +41,13 @@ export interface Connection {
   readonly up: Effect.Effect<boolean>
   /** Runs a command; a failure or a timeout is a `RedisError`, counted in `sluice_redis_errors_total`. */
   readonly run: <A>(use: Use, command: (client: IoRedis) => Promise<A>) => Effect.Effect<A, RedisError>
+  /**
+   * Calls `handler` with every message published on `channel` (the full key, prefix included) until the returned
+   * function is called. One subscriber connection per process, made on first use, closed with the connection;
+   * it subscribes again to every channel each time it is (re)connected. Pub/sub is at most once: a message
+   * published while it is away is lost, so users poll as well.
+   */
+  readonly subscribe: (channel: string, handler: (message: string) => void) => Effect.Effect<() => void>
 }
 
 /** The shared Redis, when one is configured. */
@@ -60,6 +67,45 @@ export const settings = Config.all({
 export const redact = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** `Connection.subscribe` over a duplicate of `client` made on first use and disconnected when the scope closes. */
+const subscriber = (client: IoRedis) =>
+  Effect.map(Effect.scope, (scope) => {
+    const handlers = new Map<string, Set<(message: string) => void>>()
+    let connection: IoRedis | undefined
+    const subscribeAll = (c: IoRedis) => {
+      if (c.status === "ready" && handlers.size > 0) c.subscribe(...handlers.keys()).catch(() => undefined)
+    }
+    const open = (): IoRedis => {
+      if (connection !== undefined) return connection
+      const c = client.duplicate({ autoResubscribe: false })
+      c.on("error", () => undefined)
+      c.on("ready", () => subscribeAll(c))
+      c.on("message", (channel: string, message: string) => handlers.get(channel)?.forEach((h) => h(message)))
+      connection = c
+      Effect.runSync(
+        Scope.addFinalizer(
+          scope,
+          Effect.sync(() => c.disconnect())
+        )
+      )
+      return c
+    }
+    return (channel: string, handler: (message: string) => void) =>
+      Effect.sync(() => {
+        const c = open()
+        const set = handlers.get(channel) ?? new Set()
+        if (set.size === 0) handlers.set(channel, set)
+        set.add(handler)
+        if (set.size === 1 && c.status === "ready") c.subscribe(channel).catch(() => undefined)
+        return () => {
+          set.delete(handler)
+          if (set.size > 0 || handlers.get(channel) !== set) return
+          handlers.delete(channel)
+          if (c.status === "ready") c.unsubscribe(channel).catch(() => undefined)
+        }
+      })
+  })
 
 /** Opens a connection for the scope; it is closed (QUIT) when the scope closes. */
 export const connect = (options: {
@@ -95,13 +141,15 @@ export const connect = (options: {
         try: () => command(client),
         catch: (e) => new RedisError({ use, message: message(e) })
       }).pipe(Effect.tapError(() => Metric.increment(Metric.tagged(Metrics.redisErrors, "use", use))))
+    const subscribe = yield* subscriber(client)
     return {
       url: redact(options.url),
       client,
       fallback: options.fallback ?? "local",
       prefix: options.prefix ?? "sluice:",
       up,
-      run
+      run,
+      subscribe
     } satisfies Connection
   })
 
