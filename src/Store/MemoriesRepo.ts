@@ -5,7 +5,8 @@
  * - Vectors are stored as the caller gave them (not normalised), float32 little-endian, whatever the host's byte
  *   order; reads on a little-endian host with an aligned buffer are a view, otherwise a copy through a DataView.
  * - Rows are read and written as `Rows.ts` says (SqlSchema, one codec per table): metadata is JSON in a TEXT column
- *   (NULL when absent), the vector a `Vector` blob; a row that does not decode is a StorageError.
+ *   (NULL when absent), the vector a `Vector` blob (BYTEA on PostgreSQL, read back as a Buffer), times `Rows.Int64`;
+ *   a row that does not decode is a StorageError.
  * - Every query has an index (see the migration); the statements are exported as `queries` so a test can run
  *   EXPLAIN QUERY PLAN on exactly what the repository runs.
  * - Lists of ids are sent in chunks of 500 (far below SQLite's and PostgreSQL's parameter limits); a namespace's
@@ -53,17 +54,17 @@ export interface Pin extends Schema.Schema.Type<typeof Pin> {}
 export const VectorRow = Schema.Struct({
   id: Schema.String,
   agent: Schema.String,
-  created_at: Schema.Number,
-  expires_at: Schema.Number,
+  created_at: Rows.Int64,
+  expires_at: Rows.Int64,
   vector: Schema.Uint8ArrayFromSelf
 })
 export interface VectorRow extends Schema.Schema.Type<typeof VectorRow> {}
 
 const MemoryRow = Schema.Struct({
   ...Memory.fields,
-  createdAt: Rows.column("created_at", Schema.Number),
-  lastUsedAt: Rows.column("last_used_at", Schema.Number),
-  expiresAt: Rows.column("expires_at", Schema.Number),
+  createdAt: Rows.column("created_at", Rows.Int64),
+  lastUsedAt: Rows.column("last_used_at", Rows.Int64),
+  expiresAt: Rows.column("expires_at", Rows.Int64),
   /** `Memory.metadata` may be present and undefined: written as NULL too. */
   metadata: Rows.nullable("metadata", Schema.UndefinedOr(Schema.parseJson(Metadata)))
 })
@@ -102,7 +103,7 @@ const Vector = Schema.transform(Schema.Uint8ArrayFromSelf, Schema.declare(isVect
 /** A new memory's row; `dim` (the vector's length) is added when it is written. */
 const NewMemoryRow = Schema.Struct({ ...MemoryRow.fields, model: Schema.String, vector: Vector })
 
-const NamespaceRow = Schema.Struct({ ...Pin.fields, createdAt: Rows.column("created_at", Schema.Number) })
+const NamespaceRow = Schema.Struct({ ...Pin.fields, createdAt: Rows.column("created_at", Rows.Int64) })
 
 const chunkSize = 500
 const pageSize = 1000
@@ -110,7 +111,7 @@ const pageSize = 1000
 /** The statements whose plans matter (run by the repository, explained by the tests). */
 export const queries = (sql: SqlClient.SqlClient) => ({
   /** One page of a namespace's vectors in index order, after `after` (keyset pagination). */
-  vectorsByNamespace: (namespace: string, limit: number, after?: VectorRow) =>
+  vectorsByNamespace: (namespace: string, limit: number, after?: typeof VectorRow.Encoded) =>
     after === undefined
       ? sql<VectorRow>`SELECT id, agent, created_at, expires_at, vector FROM memories WHERE namespace = ${namespace}
           ORDER BY agent, expires_at, id LIMIT ${limit}`

@@ -11,18 +11,22 @@
  *   per (namespace, agent);
  * - memories_by_expiry (expires_at): the TTL sweep (`expires_at <= ?`).
  *
- * Times are integer milliseconds (BIGINT on PostgreSQL; SQLite's INTEGER is already 64-bit), BLOB is BYTEA there.
+ * Portable DDL: times are BIGINT milliseconds (PostgreSQL's INTEGER is 32-bit; SQLite reads BIGINT as INTEGER),
+ * importance DOUBLE PRECISION (PostgreSQL's REAL is 32-bit; SQLite reads it as REAL); the vector column is the one
+ * difference, BLOB on SQLite and BYTEA on PostgreSQL. The types were INTEGER and REAL before PostgreSQL: SQLite
+ * stores the same values either way, so databases migrated then need nothing.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  const bytes = sql.onDialectOrElse({ pg: () => sql.literal("BYTEA"), orElse: () => sql.literal("BLOB") })
   yield* sql`CREATE TABLE memory_namespaces (
     namespace TEXT PRIMARY KEY,
     model TEXT NOT NULL,
     dim INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at BIGINT NOT NULL
   )`
   yield* sql`CREATE TABLE memories (
     id TEXT PRIMARY KEY,
@@ -30,13 +34,13 @@ export default Effect.gen(function* () {
     namespace TEXT NOT NULL REFERENCES memory_namespaces (namespace),
     model TEXT NOT NULL,
     dim INTEGER NOT NULL,
-    vector BLOB NOT NULL,
+    vector ${bytes} NOT NULL,
     text TEXT NOT NULL,
-    importance REAL NOT NULL,
-    created_at INTEGER NOT NULL,
-    last_used_at INTEGER NOT NULL,
+    importance DOUBLE PRECISION NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT NOT NULL,
     uses INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
+    expires_at BIGINT NOT NULL,
     metadata TEXT
   )`
   yield* sql`CREATE INDEX memories_by_namespace ON memories (namespace, agent, expires_at, id)`
