@@ -5,7 +5,6 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
-import { existsSync } from "node:fs"
 import * as Agent from "../Agent/Agent.js"
 import * as AgentSpec from "../Agent/AgentSpec.js"
 import { Episodes } from "../Agent/Episodes.js"
@@ -49,7 +48,7 @@ const report = (ended: ReadonlyArray<Episode>) =>
 
 const runtime = (flags: BackendFlags.Flags & { readonly dataDir: string }) =>
   Agent.layer().pipe(
-    Layer.provide(Layer.merge(Store.layerSqlite({ dataDir: flags.dataDir }), BackendFlags.engineLayer(flags)))
+    Layer.provide(Layer.merge(Store.layerFromConfig({ dataDir: flags.dataDir }), BackendFlags.engineLayer(flags)))
   )
 
 const backendOptions = { dataDir: BackendFlags.dataDir, ollama: BackendFlags.ollama, backend: BackendFlags.backend }
@@ -88,10 +87,10 @@ const resume = Command.make("resume", { episode: episodeId, ...backendOptions },
 /** Runs `work` against the database of `dataDir`, or says there is none (without creating it). */
 const withEpisodes = <A, E>(dataDir: string, work: (episodes: Episodes) => Effect.Effect<A, E>) =>
   Effect.gen(function* () {
-    const database = Store.databaseFile(dataDir)
-    if (!existsSync(database)) return yield* Console.log(`no database at ${database}: no episodes`)
+    const at = yield* Store.location(dataDir)
+    if (!Store.exists(at)) return yield* Console.log(`no database at ${Store.describe(at)}: no episodes`)
     yield* Effect.flatMap(Episodes, work).pipe(
-      Effect.provide(Episodes.Default.pipe(Layer.provide(Store.layerSqlite({ dataDir }))))
+      Effect.provide(Episodes.Default.pipe(Layer.provide(Store.layerAt(at, { dataDir }))))
     )
   })
 

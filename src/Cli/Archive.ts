@@ -6,7 +6,6 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Config, Console, Effect, Layer, Option } from "effect"
-import { existsSync } from "node:fs"
 import { Archive, type Moved, type Report } from "../Agent/Archive.js"
 import * as Store from "../Store/Store.js"
 
@@ -102,10 +101,10 @@ const restoreRun = (id: string, flags: Flags) =>
 /** Runs the command's work for parsed flags (also what the tests call). */
 export const runArchive = (flags: Flags) =>
   Effect.gen(function* () {
-    const database = Store.databaseFile(flags.dataDir)
-    if (!existsSync(database)) return yield* Console.log(`no database at ${database}: nothing to archive`)
+    const at = yield* Store.location(flags.dataDir)
+    if (!Store.exists(at)) return yield* Console.log(`no database at ${Store.describe(at)}: nothing to archive`)
     const layer = Archive.Default({ dataDir: flags.dataDir }).pipe(
-      Layer.provide(Store.layerSqlite({ dataDir: flags.dataDir }))
+      Layer.provide(Store.layerAt(at, { dataDir: flags.dataDir }))
     )
     const work = Option.match(flags.restore, {
       onNone: () => archiveRun(flags),

@@ -2,11 +2,15 @@
  * `sluice backup` and `sluice restore` (Store/Backup.ts does the work; docs/production-deployment.md has the
  * strategy). `backup` runs beside a serving Sluice: an online, verified copy of `<data-dir>/sluice.db` to
  * `<to>/sluice-YYYYMMDD-HHMMSS.db`, keeping the newest `--keep`. `restore` checks the file, refuses while a
- * server has the database open, and (with `--force`) keeps the database it replaces beside it.
+ * server has the database open, and (with `--force`) keeps the database it replaces beside it. The database is
+ * the one `SLUICE_DATABASE_URL` chooses: an SQLite file elsewhere (`file:<path>`) is backed up the same way;
+ * PostgreSQL is refused with the pg_dump / pg_restore commands to run instead (Store/BackupUnsupported.ts).
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import * as Backup from "../Store/Backup.js"
+import { sqliteFile } from "../Store/BackupUnsupported.js"
+import * as Store from "../Store/Store.js"
 import { dataDir } from "./BackendFlags.js"
 
 const to = Options.directory("to").pipe(
@@ -38,7 +42,9 @@ export interface RestoreFlags {
 export const runBackup = (flags: BackupFlags) =>
   Effect.gen(function* () {
     if (flags.keep < 1) return yield* Effect.fail(new Error("--keep must be at least 1"))
-    const report = yield* Backup.take({ dataDir: flags.dataDir, to: Option.getOrUndefined(flags.to), keep: flags.keep })
+    const database = yield* Effect.flatMap(Store.location(flags.dataDir), (at) => sqliteFile(at, "backup"))
+    const to = Option.getOrUndefined(flags.to)
+    const report = yield* Backup.take({ dataDir: flags.dataDir, database, to, keep: flags.keep })
     yield* Console.log(
       `backed up ${flags.dataDir} to ${report.file} (${report.bytes} bytes in ${report.durationMs} ms, integrity ok)`
     )
@@ -48,7 +54,8 @@ export const runBackup = (flags: BackupFlags) =>
 /** Runs `sluice restore` for parsed flags. */
 export const runRestore = (flags: RestoreFlags) =>
   Effect.gen(function* () {
-    const report = yield* Backup.restore(flags)
+    const database = yield* Effect.flatMap(Store.location(flags.dataDir), (at) => sqliteFile(at, "restore"))
+    const report = yield* Backup.restore({ ...flags, database })
     yield* Console.log(`restored ${report.file} into ${report.into} (integrity ok)`)
     if (report.previous !== undefined) yield* Console.log(`the replaced database is kept as ${report.previous}`)
   })

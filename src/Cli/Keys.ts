@@ -5,7 +5,6 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Clock, Config, Console, Effect, Layer, Option } from "effect"
-import { existsSync } from "node:fs"
 import * as AuthKey from "../Http/AuthKey.js"
 import * as ConfigFile from "../Lifecycle/ConfigFile.js"
 import { type ApiKey, allScopes, type KeyLimits, KeysRepo, type Scope } from "../Store/KeysRepo.js"
@@ -98,7 +97,7 @@ export const describeLimits = (limits: KeyLimits): string => {
 }
 
 const withRepo = <A, E>(dir: string, work: Effect.Effect<A, E, KeysRepo>) =>
-  Effect.provide(work, KeysRepo.Default.pipe(Layer.provide(Store.layerSqlite({ dataDir: dir }))))
+  Effect.provide(work, KeysRepo.Default.pipe(Layer.provide(Store.layerFromConfig({ dataDir: dir }))))
 
 /** `keys create`: stores a new key and prints it, once. */
 export const runCreate = (flags: CreateFlags) =>
@@ -146,8 +145,9 @@ export const keysTable = (keys: ReadonlyArray<ApiKey>): string =>
 /** `keys list`. */
 export const runList = (flags: { readonly dataDir: string }) =>
   Effect.gen(function* () {
-    const database = Store.databaseFile(flags.dataDir)
-    if (!existsSync(database)) return yield* Console.log(`no database at ${database}: no API keys`)
+    const at = yield* Store.location(flags.dataDir)
+    const database = Store.describe(at)
+    if (!Store.exists(at)) return yield* Console.log(`no database at ${database}: no API keys`)
     const keys = yield* withRepo(
       flags.dataDir,
       Effect.flatMap(KeysRepo, (repo) => repo.list)
@@ -158,8 +158,9 @@ export const runList = (flags: { readonly dataDir: string }) =>
 /** `keys revoke <id>`: fails when there is no such key; says so when it was revoked already. */
 export const runRevoke = (flags: { readonly dataDir: string; readonly id: string }) =>
   Effect.gen(function* () {
-    const database = Store.databaseFile(flags.dataDir)
-    if (!existsSync(database)) return yield* invalid(`no database at ${database}: no API key ${flags.id}`)
+    const at = yield* Store.location(flags.dataDir)
+    const database = Store.describe(at)
+    if (!Store.exists(at)) return yield* invalid(`no database at ${database}: no API key ${flags.id}`)
     const now = yield* Clock.currentTimeMillis
     const outcome = yield* withRepo(
       flags.dataDir,

@@ -46,7 +46,11 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
     )
     // the shared Redis (SLUICE_REDIS_URL) reaches every layer above it; without the setting it provides nothing
     return yield* Layer.launch(
-      server.pipe(Layer.provide(backends), Layer.provide(Store.layerSqlite({ dataDir })), Layer.provide(Redis.layer))
+      server.pipe(
+        Layer.provide(backends),
+        Layer.provide(Store.layerFromConfig({ dataDir })),
+        Layer.provide(Redis.layer)
+      )
     ).pipe(
       // the port was not probed (Context.bindsPort): a failed listen is that check's failure, with its advice
       Effect.catchTag("ServeError", (error) => {

@@ -1,31 +1,25 @@
 /**
  * The `auth-configured` startup check: a gateway bound beyond loopback must have an API key, from the environment
- * (`SLUICE_API_KEY`, `SLUICE_API_KEYS`) or in the key store (keys not revoked). The database is opened read-only
- * and closed again; no database, or one without the keys table yet, holds no key.
+ * (`SLUICE_API_KEY`, `SLUICE_API_KEYS`) or in the key store (keys not revoked), SQLite or PostgreSQL. The database
+ * is opened read-only and closed again; no database, or one without the keys table yet, holds no key.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer } from "effect"
-import { existsSync } from "node:fs"
 import { isLoopback } from "../Config.js"
-import { databaseFile } from "../Store/Store.js"
+import * as Store from "../Store/Store.js"
 import type { Check, Context as CheckContext } from "./StartupValidator.js"
 
-/** Keys not revoked in the store of `dataDir` (0 without a database or a keys table). */
-export const activeKeys = (dataDir: string): Effect.Effect<number, unknown> => {
-  const file = databaseFile(dataDir)
-  if (!existsSync(file)) return Effect.succeed(0)
-  return Effect.gen(function* () {
-    const context = yield* Layer.build(SqliteClient.layer({ filename: file, readonly: true, disableWAL: true }))
+/** Keys not revoked in the database `SLUICE_DATABASE_URL` chooses (0 without a database or a keys table). */
+export const activeKeys = (dataDir: string): Effect.Effect<number, unknown> =>
+  Effect.gen(function* () {
+    const location = yield* Store.location(dataDir)
+    if (!Store.exists(location)) return 0
+    const context = yield* Layer.build(Store.layerReader(location))
     const sql = Context.get(context, SqlClient.SqlClient)
-    const [table] = yield* sql<{
-      readonly n: number
-    }>`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'api_keys'`
-    if ((table?.n ?? 0) === 0) return 0
+    if (!(yield* Store.tableExists(sql, "api_keys"))) return 0
     const [row] = yield* sql<{ readonly n: number }>`SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL`
     return Number(row?.n ?? 0)
   }).pipe(Effect.scoped)
-}
 
 /** What startup says when a gateway reachable from other machines would have no key. */
 export const unprotected = (host: string) =>

@@ -8,14 +8,15 @@
  * - breakers: degraded when any breaker is not closed, down when all are open.
  * - scheduler: degraded when a queue is `queueDegradedShare` full or its oldest caller waited `queueWaitDegraded`;
  *   down when a queue is full (callers blocked) or the oldest waited `queueWaitDown`.
- * - database (critical): a read (`SELECT 1`) and a write (an upsert in `health_probe`, created if absent);
- *   ok with `enabled: false` when the process has no database.
+ * - database (critical): a read (`SELECT 1`) and a write (an upsert in `health_probe`, created if absent), on
+ *   SQLite or PostgreSQL (`kind`); ok with `enabled: false` when the process has no database.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Duration, Effect, Either } from "effect"
+import { Duration, Effect, Either, Metric } from "effect"
 import { normalizeName } from "../Domain/ModelName.js"
 import type { Component, Result, Status } from "./Health.js"
 import { defaults } from "./HealthConfig.js"
+import * as Metrics from "./Metrics.js"
 
 /** One backend as health reads it (fits `Backends.Backend`). */
 export interface BackendSource {
@@ -203,26 +204,35 @@ export const scheduler = (sources: ReadonlyArray<BackendSource>, options: Schedu
   )
 })
 
-/** The `database` component: a read and a write; `sql` absent means this process runs without a database. */
+/**
+ * The `database` component: a read and a write, on SQLite or PostgreSQL (`detail.kind`); `sql` absent means this
+ * process runs without a database. With PostgreSQL each probe also sets `sluice_shared_store_up{store="postgres"}`.
+ */
 export const database = (sql: SqlClient.SqlClient | undefined): Component => ({
   name: "database",
   critical: true,
-  check:
-    sql === undefined
-      ? Effect.succeed<Result>({ status: "ok", detail: { enabled: false } })
-      : Effect.gen(function* () {
-          yield* sql`SELECT 1 AS one`
-          yield* sql`CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, checked_at BIGINT NOT NULL)`
-          const now = yield* Effect.clockWith((c) => c.currentTimeMillis)
-          yield* sql`INSERT INTO health_probe (id, checked_at) VALUES (1, ${now})
-            ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`
-          return { status: "ok", detail: { enabled: true, read: true, write: true } } satisfies Result
-        }).pipe(
-          Effect.catchAll((e) =>
-            Effect.succeed<Result>({
-              status: "down",
-              detail: { enabled: true, reason: `the database does not answer: ${e.message}` }
-            })
-          )
-        )
+  check: sql === undefined ? Effect.succeed<Result>({ status: "ok", detail: { enabled: false } }) : probe(sql)
 })
+
+const probe = (sql: SqlClient.SqlClient): Effect.Effect<Result> => {
+  const kind = sql.onDialectOrElse({ pg: () => "postgres" as const, orElse: () => "sqlite" as const })
+  const up = (answers: boolean) =>
+    kind === "postgres" ? Metric.set(Metric.tagged(Metrics.sharedStoreUp, "store", kind), answers ? 1 : 0) : Effect.void
+  return Effect.gen(function* () {
+    yield* sql`SELECT 1 AS one`
+    yield* sql`CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, checked_at BIGINT NOT NULL)`
+    const now = yield* Effect.clockWith((c) => c.currentTimeMillis)
+    yield* sql`INSERT INTO health_probe (id, checked_at) VALUES (1, ${now})
+      ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`
+    return { status: "ok", detail: { enabled: true, kind, read: true, write: true } } satisfies Result
+  }).pipe(
+    Effect.tap(() => up(true)),
+    Effect.catchAll((e) =>
+      Effect.as(up(false), {
+        status: "down",
+        detail: { enabled: true, kind, reason: `the database does not answer: ${e.message}` }
+      } satisfies Result)
+    ),
+    Effect.onInterrupt(() => up(false))
+  )
+}

@@ -16,12 +16,15 @@
  *   open readers. No pid file to go stale after a crash.
  * - Restore never overrides that check. It refuses a file that is not an intact Sluice database, refuses to
  *   replace an existing database without `force`, and keeps the replaced files as `sluice.db.replaced-<stamp>`.
+ * - With PostgreSQL (`SLUICE_DATABASE_URL=postgres://...`) both refuse with `BackupUnsupported`, which names the
+ *   pg_dump and pg_restore commands to use: the server's own tools take consistent online dumps, and copying
+ *   files of a running server is not a backup.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Cause, Clock, Context, Effect, Layer, Schema } from "effect"
 import * as fs from "node:fs"
-import { basename, join } from "node:path"
+import { basename, dirname, join } from "node:path"
 import { databaseFile } from "./Store.js"
 
 export class BackupError extends Schema.TaggedError<BackupError>()("BackupError", {
@@ -36,6 +39,8 @@ export class BackupError extends Schema.TaggedError<BackupError>()("BackupError"
 
 export interface BackupOptions {
   readonly dataDir: string
+  /** The database file (default `<dataDir>/sluice.db`). */
+  readonly database?: string | undefined
   /** Where backups go (default `<dataDir>/backups`). */
   readonly to?: string | undefined
   /** How many backups to keep, newest first (default 7; at least 1). */
@@ -53,6 +58,8 @@ export interface BackupReport {
 export interface RestoreOptions {
   readonly file: string
   readonly dataDir: string
+  /** The database file to replace (default `<dataDir>/sluice.db`). */
+  readonly database?: string | undefined
   /** Replace an existing database (it is kept beside, renamed). */
   readonly force?: boolean
 }
@@ -145,8 +152,7 @@ export const verify = (file: string): Effect.Effect<void, BackupError> =>
   }).pipe(Effect.withSpan("Backup.verify", { attributes: { file } }))
 
 /** True while another connection (a running `sluice serve`, any process) has the database open. */
-export const inUse = (dataDir: string): Effect.Effect<boolean, BackupError> => {
-  const file = databaseFile(dataDir)
+export const inUse = (file: string): Effect.Effect<boolean, BackupError> => {
   if (!fs.existsSync(file)) return Effect.succeed(false)
   return withDatabase({ filename: file, disableWAL: true }, (sql) =>
     Effect.gen(function* () {
@@ -180,10 +186,10 @@ export const prune = (dir: string, keep: number): Effect.Effect<ReadonlyArray<st
     return removed
   })
 
-/** Takes a verified online backup of `<dataDir>/sluice.db` while it may be serving, then applies retention. */
+/** Takes a verified online backup of the database (`<dataDir>/sluice.db`) while it may be serving, then prunes. */
 export const take = (options: BackupOptions): Effect.Effect<BackupReport, BackupError> =>
   Effect.gen(function* () {
-    const source = databaseFile(options.dataDir)
+    const source = options.database ?? databaseFile(options.dataDir)
     const dir = options.to ?? join(options.dataDir, defaults.folder)
     if (!fs.existsSync(source))
       return yield* new BackupError({ operation: "backup", file: source, reason: "no database" })
@@ -235,15 +241,15 @@ const moveAside = (database: string, at: Date): string | undefined => {
 }
 
 /**
- * Restores a backup as `<dataDir>/sluice.db`. Refuses a damaged file, a database in use by a running server,
+ * Restores a backup as the database (`<dataDir>/sluice.db`). Refuses a damaged file, a database in use by a running server,
  * and (without `force`) an existing database.
  */
 export const restore = (options: RestoreOptions): Effect.Effect<RestoreReport, BackupError> =>
   Effect.gen(function* () {
-    const into = databaseFile(options.dataDir)
+    const into = options.database ?? databaseFile(options.dataDir)
     const refuse = (reason: string) => new BackupError({ operation: "restore", file: into, reason })
     yield* verify(options.file)
-    if (yield* inUse(options.dataDir)) {
+    if (yield* inUse(into)) {
       return yield* refuse("a running Sluice has the database open; stop it first (systemctl stop sluice)")
     }
     if (fs.existsSync(into) && options.force !== true) {
@@ -251,7 +257,7 @@ export const restore = (options: RestoreOptions): Effect.Effect<RestoreReport, B
     }
     const staging = `${into}.restoring`
     yield* io("restore", staging, () => {
-      fs.mkdirSync(options.dataDir, { recursive: true })
+      fs.mkdirSync(dirname(into), { recursive: true })
       copyDurably(options.file, staging)
     })
     yield* verify(staging).pipe(Effect.tapError(() => Effect.sync(() => fs.rmSync(staging, { force: true }))))
@@ -259,7 +265,7 @@ export const restore = (options: RestoreOptions): Effect.Effect<RestoreReport, B
     const previous = yield* io("restore", into, () => {
       const aside = moveAside(into, at)
       fs.renameSync(staging, into)
-      syncDir(options.dataDir)
+      syncDir(dirname(into))
       return aside
     })
     return { file: options.file, into, previous }

@@ -271,7 +271,8 @@ describe("Health endpoints", () => {
       )
       yield* Effect.gen(function* () {
         const health = yield* get("/health")
-        assert.deepStrictEqual(health.body.components.database.detail, { enabled: true, read: true, write: true })
+        const detail = { enabled: true, kind: "sqlite", read: true, write: true }
+        assert.deepStrictEqual(health.body.components.database.detail, detail)
       }).pipe(Effect.provide(yield* Layer.build(layer)))
     })
   )

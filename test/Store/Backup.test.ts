@@ -104,7 +104,7 @@ describe("Backup", () => {
       const report = yield* Backup.take({ dataDir })
       const inUse = yield* Effect.flip(Backup.restore({ file: report.file, dataDir, force: true }))
       assert.match(inUse.message, /running Sluice has the database open/)
-      assert.isTrue(yield* Backup.inUse(dataDir))
+      assert.isTrue(yield* Backup.inUse(Store.databaseFile(dataDir)))
 
       const damaged = join(tempDir(), "damaged.db")
       writeFileSync(damaged, Buffer.alloc(8192, 7))
