@@ -45,6 +45,9 @@ const binDir = (): string | undefined => {
 
 const bin = binDir()
 
+/** The directory of postgres, initdb, pg_dump and pg_restore, or undefined when this machine has none. */
+export const postgresBin: string | undefined = bin
+
 /** The `postgres` binary, or undefined when this machine has none. */
 export const postgresBinary: string | undefined = bin === undefined ? undefined : join(bin, "postgres")
 
