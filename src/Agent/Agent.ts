@@ -11,8 +11,12 @@
  * - The commit is uninterruptible: a tick is stored whole or not at all. Interrupting a run (shutdown, Ctrl-C)
  *   drops the tick in flight and marks the episode "interrupted"; a killed process leaves it "running". Both
  *   resume at `ticks + 1` with the spec stored in the episode.
- * - One runner per episode in this process (`AlreadyRunning` otherwise). Two processes resuming the same
- *   episode cannot both commit a tick n: the second is refused with `TickOutOfOrder` by the store.
+ * - One runner per episode, across processes: the runner holds the episode's lease (EpisodeLeases.ts) from its
+ *   start to its end, renews it while it ticks, and writes under it (every commit fenced, Episodes.ts). `resume`
+ *   acquires it (`LeaseHeld` while another instance holds it), `takeOver` takes an expired one (AgentRuns'
+ *   scanner). A runner that loses its lease stops with `LeaseLost` and leaves the episode to the new owner; a
+ *   cancel asked through the lease (another instance) ends it as "interrupted", like a local cancel.
+ * - One runner per episode in this process too (`AlreadyRunning` otherwise).
  * - `runAll` opens every agent's inbox before any tick runs, so agents started together never miss each
  *   other's first messages.
  */
@@ -22,6 +26,7 @@ import { Llm } from "../Llm/Llm.js"
 import * as Inbox from "./AgentInbox.js"
 import * as AgentSpec from "./AgentSpec.js"
 import * as AgentTick from "./AgentTick.js"
+import { CancelRequested, EpisodeLeases, type Held } from "./EpisodeLeases.js"
 import { type Ending, Episodes } from "./Episodes.js"
 import { EpisodeNotFound } from "./EpisodesError.js"
 import type { Episode, Tick } from "../Domain/Episode.js"
@@ -54,7 +59,10 @@ interface Prepared {
   readonly episode: Episode
   readonly spec: AgentSpec.AgentSpec
   readonly inbox: Inbox.Inbox
+  readonly lease: Held
 }
+
+const isCancel = (outcome: Episode | CancelRequested): outcome is CancelRequested => outcome === CancelRequested
 
 const endingOf = (spec: AgentSpec.AgentSpec, result: AgentTick.Result): Ending | undefined => {
   const { tick } = result
@@ -72,6 +80,7 @@ export class Agent extends Effect.Service<Agent>()("sluice/Agent", {
     const services: AgentTick.Services = { llm: yield* Llm, memory: yield* VectorMemory, tools: yield* ToolRegistry }
     const bus = yield* EventBus
     const episodes = yield* Episodes
+    const leases = yield* EpisodeLeases
     const live = new Set<string>()
 
     const checkTools = (spec: AgentSpec.AgentSpec, source: string) => {
@@ -97,55 +106,70 @@ export class Agent extends Effect.Service<Agent>()("sluice/Agent", {
             reason: "no goal: give one (--goal) or set `goal`"
           })
         }
-        const episode = yield* episodes.start({ agent: spec.name, goal, spec: AgentSpec.encode(spec) })
+        const id = crypto.randomUUID()
+        const lease = yield* leases.fresh(id)
+        const episode = yield* episodes.start(
+          { id, agent: spec.name, goal, spec: AgentSpec.encode(spec) },
+          lease.fenced
+        )
         const inbox = yield* Inbox.open(bus, spec.name)
-        return { episode, spec, inbox } satisfies Prepared
+        return { episode, spec, inbox, lease } satisfies Prepared
       })
 
-    const reopen = (id: string) =>
+    /** Reopens an episode under its lease: acquired (`resume`), or taken over from a dead owner (`takeOver`). */
+    const reopen = (id: string, how: "resume" | "takeOver") =>
       Effect.gen(function* () {
-        const found = yield* episodes.get(id)
+        const found = yield* episodes.episode(id)
         if (Option.isNone(found)) return yield* new EpisodeNotFound({ id, where: "hot" })
-        const spec = yield* AgentSpec.decode(found.value.episode.spec, `of episode ${id}`)
+        const spec = yield* AgentSpec.decode(found.value.spec, `of episode ${id}`)
         yield* checkTools(spec, `of episode ${id}`)
         if (live.has(id)) return yield* new AlreadyRunning({ id })
-        const episode = yield* episodes.resume(id)
+        const lease = yield* how === "resume" ? leases.acquire(id) : leases.takeOver(id)
+        const episode = yield* episodes.resume(id, lease.fenced).pipe(Effect.tapError(() => lease.release))
         const inbox = yield* Inbox.open(bus, spec.name)
-        return { episode, spec, inbox } satisfies Prepared
+        return { episode, spec, inbox, lease } satisfies Prepared
       })
 
     /** Ticks from `episode.ticks + 1` until the episode ends. */
     const loop = (prepared: Prepared, options: RunOptions) =>
       Effect.gen(function* () {
-        const { spec, inbox } = prepared
+        const { inbox, lease, spec } = prepared
         const id = prepared.episode.id
         const interval = AgentSpec.durationOf(spec.tickInterval)
         let episode = prepared.episode
         if (options.onStart) yield* options.onStart(episode)
         if (episode.ticks >= spec.maxTicks) {
-          return yield* episodes.finish(id, { status: "failed", error: `no finish within maxTicks (${spec.maxTicks})` })
+          const error = `no finish within maxTicks (${spec.maxTicks})`
+          return yield* lease.write(episodes.finish(id, { status: "failed", error }, lease.fenced), () => true)
         }
         while (episode.status === "running") {
           if (episode.ticks > prepared.episode.ticks) yield* Effect.sleep(interval)
+          if (yield* lease.renew) return CancelRequested
           const observed = yield* inbox.drain
           const input = { spec, goal: episode.goal, episodeId: id, n: episode.ticks + 1, observed }
           const result = yield* AgentTick.run(services, input)
-          episode = yield* Effect.uninterruptible(episodes.commitTick(result.tick, endingOf(spec, result)))
+          const commit = episodes.commitTick(result.tick, endingOf(spec, result), lease.fenced)
+          episode = yield* Effect.uninterruptible(lease.write(commit, (stored) => stored.status !== "running"))
           if (options.onTick) yield* options.onTick(result.tick, episode)
         }
         return episode
       })
 
+    /** Runs the loop beside the lease's renewals: a lost lease stops it, a cancel asked elsewhere ends it. */
     const drive = (prepared: Prepared, options: RunOptions) => {
+      const { lease } = prepared
       const id = prepared.episode.id
-      const markInterrupted = episodes
-        .finish(id, { status: "interrupted" })
-        .pipe(Effect.catchAll((error) => Effect.logWarning(`episode ${id}: cannot mark it interrupted`, error)))
+      const interrupted = lease.write(episodes.finish(id, { status: "interrupted" }, lease.fenced), () => true)
+      const markInterrupted = interrupted.pipe(
+        Effect.catchAll((error) => Effect.logWarning(`episode ${id}: cannot mark it interrupted`, error))
+      )
+      const cancelled = Effect.zipLeft(interrupted, Effect.logInfo(`episode ${id}: cancelled through another instance`))
       return Effect.suspend(
         (): Effect.Effect<Episode, Effect.Effect.Error<ReturnType<typeof loop>> | AlreadyRunning> => {
           if (live.has(id)) return Effect.fail(new AlreadyRunning({ id }))
           live.add(id)
-          return loop(prepared, options).pipe(
+          return Effect.raceFirst(loop(prepared, options), lease.watch).pipe(
+            Effect.flatMap((outcome) => (isCancel(outcome) ? cancelled : Effect.succeed(outcome))),
             Effect.onInterrupt(() => markInterrupted),
             Effect.ensuring(Effect.sync(() => live.delete(id))),
             Effect.annotateLogs({ agent: prepared.spec.name, episode: id })
@@ -174,10 +198,24 @@ export class Agent extends Effect.Service<Agent>()("sluice/Agent", {
         )
         return episode!
       }),
-      /** Continues an interrupted (or crashed) episode after its last committed tick, to its end. */
+      /**
+       * Continues an interrupted (or crashed) episode after its last committed tick, to its end; `LeaseHeld` while
+       * another instance runs it.
+       */
       resume: Effect.fn("Agent.resume")(function* (id: string, options: RunOptions = {}) {
         const [episode] = yield* together(
-          Effect.map(reopen(id), (p) => [p]),
+          Effect.map(reopen(id, "resume"), (p) => [p]),
+          options
+        )
+        return episode!
+      }),
+      /**
+       * Continues a running episode whose owner's lease expired (the owner died), to its end; `NotTakenOver` when
+       * another instance won it, or it no longer runs.
+       */
+      takeOver: Effect.fn("Agent.takeOver")(function* (id: string, options: RunOptions = {}) {
+        const [episode] = yield* together(
+          Effect.map(reopen(id, "takeOver"), (p) => [p]),
           options
         )
         return episode!
@@ -195,7 +233,7 @@ export interface LayerOptions<R> {
 
 /**
  * The runtime with what it runs on (ToolRegistry, VectorMemory embedding through the engine, EventBus,
- * Episodes), all provided too; it needs the engine (`Llm`) and the database (`SqlClient`).
+ * Episodes, EpisodeLeases), all provided too; it needs the engine (`Llm`) and the database (`SqlClient`).
  */
 export const layer = <R = never>(options: LayerOptions<R> = {}) =>
   Agent.Default.pipe(
@@ -204,7 +242,8 @@ export const layer = <R = never>(options: LayerOptions<R> = {}) =>
       Layer.mergeAll(
         VectorMemory.Default(options.memory).pipe(Layer.provide(layerLlm)),
         EventBus.layer(options.bus ?? {}),
-        Episodes.Default
+        Episodes.Default,
+        EpisodeLeases.Default
       )
     )
   )

@@ -1,7 +1,8 @@
 /**
  * Sluice's agent API (docs/gateway.md): start an episode of an agent spec in the background, list episodes, show
- * one with its ticks, cancel a running one. The runtime is optional in the gateway: without `AgentRuns` (see
- * AgentRuns.ts) every route answers 503. Errors answer in Ollama's `{"error": ...}` shape.
+ * one with its ticks (and the lease of the instance running it), cancel a running one, on whichever instance runs
+ * it (AgentRuns.ts). The runtime is optional in the gateway: without `AgentRuns` every route answers 503. Errors
+ * answer in Ollama's `{"error": ...}` shape.
  */
 import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { Effect, Option, ParseResult, Schema } from "effect"
@@ -70,9 +71,17 @@ const show = withRuns((runs) =>
   Effect.gen(function* () {
     const id = yield* idParam
     const found = yield* runs.episodes.get(id)
-    return Option.isNone(found)
-      ? unknownEpisode(id)
-      : Respond.json({ ...found.value.episode, ticks: found.value.ticks })
+    if (Option.isNone(found)) return unknownEpisode(id)
+    const lease = Option.map(yield* runs.leases.get(id), ({ cancelRequested, expiresAt, owner }) => ({
+      owner,
+      expiresAt,
+      cancelRequested
+    }))
+    return Respond.json({
+      ...found.value.episode,
+      ...Option.match(lease, { onNone: () => ({}), onSome: (l) => ({ lease: l }) }),
+      ticks: found.value.ticks
+    })
   })
 )
 
@@ -84,9 +93,11 @@ const cancel = withRuns((runs) =>
       case "NotFound":
         return unknownEpisode(id)
       case "NotRunning":
-        return Respond.error(409, `episode "${id}" is not running in this gateway (${cancelled.status})`)
-      case "Interrupted":
-        return Respond.json({ id, status: "interrupted" }, 202)
+        return Respond.error(409, `episode "${id}" is not running on any instance (${cancelled.status})`)
+      case "Stopped":
+        return Respond.json({ id, status: cancelled.status }, 202)
+      case "Requested":
+        return Respond.json({ id, status: "cancelling", owner: cancelled.owner }, 202)
     }
   })
 )

@@ -1,60 +1,126 @@
 /**
- * The agent episodes started through the gateway (`POST /agents/episodes`): each runs in a background fiber of
- * this scoped service (a FiberMap keyed by episode id), so the request that started it can end at once and
- * shutdown interrupts it (the runtime then marks the episode "interrupted", resumable with `sluice agent resume`).
+ * The agent episodes run by this gateway: those started through it (`POST /agents/episodes`) and those it took
+ * over from a dead instance. Each runs in a background fiber of this scoped service (a FiberMap keyed by episode
+ * id), so the request that started it can end at once and shutdown interrupts it (the runtime then marks the
+ * episode "interrupted", resumable with `sluice agent resume`).
  * Optional in the gateway: `sluice serve` provides it (`layer`); without it the agent routes answer 503.
+ *
+ * Several instances on one database (docs/agents.md): every episode runs under a lease (Agent/EpisodeLeases.ts).
+ * - Takeover: a scanner looks every half lease length for running episodes whose lease expired and takes them
+ *   over through the runtime (`Agent.takeOver`, the resume path, from the last committed tick); the atomic
+ *   takeover lets one instance win, the others skip it.
+ * - Cancel: an episode running here is interrupted at once; one running on another instance gets the cancel flag
+ *   in its lease, and the answer waits (at most a lease length) until its owner has ended it; one whose owner
+ *   died is taken over and ended here.
  */
-import { Deferred, Effect, Fiber, FiberMap, Layer, Option } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, FiberMap, Layer, Option, Schedule } from "effect"
 import * as Agent from "../Agent/Agent.js"
 import type * as AgentSpec from "../Agent/AgentSpec.js"
+import { EpisodeLeases } from "../Agent/EpisodeLeases.js"
 import { Episodes } from "../Agent/Episodes.js"
 import type { Episode } from "../Domain/Episode.js"
 
-/** What `cancel` found: no such episode, an episode not running here, or the interrupted one. */
+/**
+ * What `cancel` found: no such episode; an episode no instance runs; an episode that stopped (here, on its owner,
+ * or taken over from a dead owner and ended here) with its status; a cancel asked that its owner has not acted on.
+ */
 export type Cancelled =
   | { readonly _tag: "NotFound" }
   | { readonly _tag: "NotRunning"; readonly status: string }
-  | { readonly _tag: "Interrupted" }
+  | { readonly _tag: "Stopped"; readonly status: string }
+  | { readonly _tag: "Requested"; readonly owner: string }
+
+type Run<E> = (options: Agent.RunOptions) => Effect.Effect<Episode, E>
 
 export class AgentRuns extends Effect.Service<AgentRuns>()("sluice/AgentRuns", {
   scoped: Effect.gen(function* () {
     const agent = yield* Agent.Agent
     const episodes = yield* Episodes
+    const leases = yield* EpisodeLeases
     const scope = yield* Effect.scope
     const fibers = yield* FiberMap.make<string>()
+
+    /** Runs an episode in the background; answers once it started (or fails as the runtime refused it). */
+    const launch = <E>(what: string, run: Run<E>) =>
+      Effect.gen(function* () {
+        const started = yield* Deferred.make<Episode>()
+        const fiber = yield* run({ onStart: (episode) => Deferred.succeed(started, episode) }).pipe(
+          Effect.tapError((error) =>
+            Effect.whenEffect(
+              Effect.logWarning(`${what}: the episode ended with an error`, error),
+              Deferred.isDone(started)
+            )
+          ),
+          Effect.forkIn(scope)
+        )
+        // the fiber ends first only when the runtime refused to start it
+        const episode = yield* Effect.raceFirst(Deferred.await(started), Fiber.join(fiber))
+        yield* FiberMap.set(fibers, episode.id, fiber)
+        return episode
+      })
 
     /**
      * Starts an episode of `spec` in the background; answers once it is stored (or fails as the runtime refuses
      * it: an unknown tool, no goal).
      */
-    const start = Effect.fn("AgentRuns.start")(function* (spec: AgentSpec.AgentSpec, goal?: string) {
-      const started = yield* Deferred.make<Episode>()
-      const fiber = yield* agent.run(spec, goal, { onStart: (episode) => Deferred.succeed(started, episode) }).pipe(
-        Effect.tapError((error) =>
-          Effect.whenEffect(
-            Effect.logWarning(`agent ${spec.name}: the episode ended with an error`, error),
-            Deferred.isDone(started)
-          )
-        ),
-        Effect.forkIn(scope)
-      )
-      // the fiber ends first only when the runtime refused to start it
-      const episode = yield* Effect.raceFirst(Deferred.await(started), Fiber.join(fiber))
-      yield* FiberMap.set(fibers, episode.id, fiber)
-      return episode
-    })
+    const start = Effect.fn("AgentRuns.start")((spec: AgentSpec.AgentSpec, goal?: string) =>
+      launch(`agent ${spec.name}`, (options) => agent.run(spec, goal, options))
+    )
 
-    /** Interrupts the episode's fiber and waits until it is marked interrupted. */
+    /** Takes over the running episodes whose lease expired; another instance winning one is no error. */
+    const scan = Effect.gen(function* () {
+      for (const id of yield* leases.expired()) {
+        if (yield* FiberMap.has(fibers, id)) continue
+        yield* launch(`episode ${id}`, (options) => agent.takeOver(id, options)).pipe(
+          Effect.tap(() => Effect.logInfo(`episode ${id}: taken over from an instance whose lease expired`)),
+          Effect.catchTag("NotTakenOver", () => Effect.void),
+          Effect.catchAll((error) => Effect.logWarning(`episode ${id}: cannot take it over`, error))
+        )
+      }
+    }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("the episode takeover scan failed", cause)))
+    const every = Duration.millis(Duration.toMillis(leases.length) / 2)
+    yield* scan.pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
+
+    /** The episode once it no longer runs (or is gone), polled; none when it still runs after a lease length. */
+    const stopped = (id: string) =>
+      Effect.gen(function* () {
+        while (true) {
+          const found = yield* episodes.episode(id)
+          if (Option.isNone(found) || found.value.status !== "running") return found
+          yield* Effect.sleep("100 millis")
+        }
+      }).pipe(Effect.timeoutOption(leases.length), Effect.map(Option.flatten))
+
+    /** Asks the owner of an episode running elsewhere to stop it, or ends it here when its owner died. */
+    const cancelElsewhere = (id: string, status: string) =>
+      Effect.gen(function* () {
+        const lease = yield* leases.requestCancel(id)
+        if (Option.isNone(lease)) return { _tag: "NotRunning", status } as Cancelled
+        const now = yield* Clock.currentTimeMillis
+        if (lease.value.expiresAt < now) {
+          const ended = yield* agent.takeOver(id).pipe(Effect.option)
+          if (Option.isSome(ended)) return { _tag: "Stopped", status: ended.value.status } as Cancelled
+        }
+        const done = yield* stopped(id)
+        return Option.match(done, {
+          onNone: (): Cancelled => ({ _tag: "Requested", owner: lease.value.owner }),
+          onSome: (episode): Cancelled => ({ _tag: "Stopped", status: episode.status })
+        })
+      })
+
+    /** Stops the episode: interrupted here if it runs here, else through its lease (see the module comment). */
     const cancel = Effect.fn("AgentRuns.cancel")(function* (id: string) {
-      const found = yield* episodes.get(id)
+      const found = yield* episodes.episode(id)
       if (Option.isNone(found)) return { _tag: "NotFound" } as Cancelled
-      const running = yield* FiberMap.has(fibers, id)
-      if (!running) return { _tag: "NotRunning", status: found.value.episode.status } as Cancelled
-      yield* FiberMap.remove(fibers, id)
-      return { _tag: "Interrupted" } as Cancelled
+      if (yield* FiberMap.has(fibers, id)) {
+        yield* FiberMap.remove(fibers, id)
+        return { _tag: "Stopped", status: "interrupted" } as Cancelled
+      }
+      const { status } = found.value
+      return status === "running" ? yield* cancelElsewhere(id, status) : ({ _tag: "NotRunning", status } as Cancelled)
     })
 
-    return { start, cancel, episodes } as const
+    return { start, cancel, episodes, leases } as const
   })
 }) {}
 
