@@ -35,49 +35,40 @@
  * - The `CircuitBreaker` service is a registry (Llm/Keyed.ts): one breaker per name, made on first use with that
  *   use's options; an idle breaker at rest is dropped, one that is open or counting failures is kept. The engine
  *   does not use it: Backends.ts makes one breaker per configured backend with `make`, for the engine's life.
+ * - With a shared Redis (`Redis`, a scale-out deployment), breakers of the same backend on other instances share
+ *   what they learn: a dead backend's open and the close after it, never a flaky backend's (the steps are in
+ *   CircuitBreakerMachine.ts, the transport in Shared/BreakerGossip.ts). Redis away: each works on its own.
  */
-import { Cause, Clock, Duration, Effect, Exit, Option, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, Option, Runtime, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
-import { CircuitOpen, isLlmError } from "../Domain/LlmError.js"
+import { CircuitOpen } from "../Domain/LlmError.js"
+import * as BreakerGossip from "../Shared/BreakerGossip.js"
+import { Redis } from "../Shared/Redis.js"
 import * as Keyed from "./Keyed.js"
+import {
+  admit,
+  advance,
+  type Change,
+  initial,
+  isDead,
+  learnClose,
+  learnOpen,
+  type Machine,
+  type Options,
+  outcomeOf,
+  type Permit,
+  permits,
+  type Settings,
+  settingsOf,
+  settle,
+  type State,
+  type Stats,
+  statsOf,
+  type Step
+} from "./CircuitBreakerMachine.js"
 
-/** The knobs of one breaker; each absent field has the default documented on it. */
-export interface Options {
-  /** Backend failures in a row that open the breaker and mark it dead (fail fast). Default 20. */
-  readonly consecutiveFailures?: number
-  /** Share of failed calls in the window that opens the breaker. Default 0.5. */
-  readonly failureRatio?: number
-  /** Calls the window must hold before the ratio counts. Default 100. */
-  readonly minimumVolume?: number
-  /** The rolling window of the ratio rule. Default 10 s. */
-  readonly window?: Duration.DurationInput
-  /** The first open period. Default 5 s. */
-  readonly openFor?: Duration.DurationInput
-  /** The longest open period. Default 2 min. */
-  readonly maxOpenFor?: Duration.DurationInput
-  /** Growth of the open period per trip in a row. Default 2. */
-  readonly backoffFactor?: number
-  /** Concurrent probes admitted while half-open. Default 1. */
-  readonly halfOpenProbes?: number
-}
-
-export type State = "closed" | "open" | "half-open"
-
-/** What a breaker reports for health checks and metrics. */
-export interface Stats {
-  readonly state: State
-  /** Times the breaker opened. */
-  readonly trips: number
-  /** Calls failed fast with `CircuitOpen`. */
-  readonly rejections: number
-  /** State changes. */
-  readonly transitions: number
-  readonly consecutiveFailures: number
-  /** Whether its failures in a row reached `consecutiveFailures`: while open, calls no backend admits fail fast. */
-  readonly dead: boolean
-  /** While open: when it turns half-open (Clock ms). */
-  readonly openUntilMs?: number
-}
+export { defaults } from "./CircuitBreakerMachine.js"
+export type { Options, State, Stats } from "./CircuitBreakerMachine.js"
 
 export interface Breaker {
   readonly name: string
@@ -102,149 +93,6 @@ export interface Breaker {
 
 export type Turn = "changed" | "dead" | "expired"
 
-/** The defaults of the trip rules, in one place (the periods' defaults are on `Options`). */
-export const defaults = { consecutiveFailures: 20, failureRatio: 0.5, minimumVolume: 100 } as const
-
-const settingsOf = (options: Options = {}) => {
-  const windowMs = Math.max(1, Duration.toMillis(options.window ?? "10 seconds"))
-  return {
-    consecutiveFailures: Math.max(1, options.consecutiveFailures ?? defaults.consecutiveFailures),
-    failureRatio: options.failureRatio ?? defaults.failureRatio,
-    minimumVolume: Math.max(1, options.minimumVolume ?? defaults.minimumVolume),
-    windowMs,
-    bucketMs: windowMs / 10,
-    openForMs: Duration.toMillis(options.openFor ?? "5 seconds"),
-    maxOpenForMs: Duration.toMillis(options.maxOpenFor ?? "2 minutes"),
-    backoffFactor: options.backoffFactor ?? 2,
-    halfOpenProbes: Math.max(1, options.halfOpenProbes ?? 1)
-  }
-}
-
-type Settings = ReturnType<typeof settingsOf>
-
-type Bucket = { readonly start: number; readonly calls: number; readonly failures: number }
-
-/** The whole state of a breaker; `epoch` grows with each transition. */
-interface Machine extends Omit<Stats, "openUntilMs" | "dead"> {
-  readonly epoch: number
-  readonly openUntil: number
-  readonly probes: number
-  readonly tripsInARow: number
-  readonly buckets: ReadonlyArray<Bucket>
-}
-
-const initial: Machine = {
-  state: "closed",
-  epoch: 0,
-  openUntil: 0,
-  probes: 0,
-  consecutiveFailures: 0,
-  tripsInARow: 0,
-  buckets: [],
-  trips: 0,
-  rejections: 0,
-  transitions: 0
-}
-
-type Outcome = "success" | "failure" | "neutral"
-
-/** A transition to log. */
-type Change = { readonly to: State; readonly reason: string; readonly openForMs?: number }
-
-type Step<A> = readonly [A, Machine, Change | undefined]
-
-interface Permit {
-  readonly epoch: number
-  readonly probe: boolean
-}
-
-const enter = (m: Machine, state: State): Machine => ({
-  ...m,
-  state,
-  epoch: m.epoch + 1,
-  probes: 0,
-  buckets: [],
-  transitions: m.transitions + 1
-})
-
-const trip = (m: Machine, now: number, s: Settings, reason: string): Step<void> => {
-  const openForMs = Math.min(s.openForMs * s.backoffFactor ** m.tripsInARow, s.maxOpenForMs)
-  const next = { ...enter(m, "open"), openUntil: now + openForMs, tripsInARow: m.tripsInARow + 1, trips: m.trips + 1 }
-  return [undefined, next, { to: "open", reason, openForMs }]
-}
-
-const close = (m: Machine): Step<void> => [
-  undefined,
-  { ...enter(m, "closed"), consecutiveFailures: 0, tripsInARow: 0 },
-  { to: "closed", reason: "probe succeeded" }
-]
-
-/** Open turns into half-open once its period has passed. */
-const advance = (m: Machine, now: number): Step<void> =>
-  m.state === "open" && now >= m.openUntil
-    ? [undefined, enter(m, "half-open"), { to: "half-open", reason: "open period passed" }]
-    : [undefined, m, undefined]
-
-const admit = (m0: Machine, now: number, s: Settings): Step<Permit | number> => {
-  const [, m, change] = advance(m0, now)
-  if (m.state === "closed") return [{ epoch: m.epoch, probe: false }, m, change]
-  if (m.state === "half-open" && m.probes < s.halfOpenProbes) {
-    return [{ epoch: m.epoch, probe: true }, { ...m, probes: m.probes + 1 }, change]
-  }
-  const retryAfterMs = m.state === "open" ? m.openUntil - now : s.openForMs
-  return [retryAfterMs, { ...m, rejections: m.rejections + 1 }, change]
-}
-
-const record = (buckets: ReadonlyArray<Bucket>, now: number, failed: boolean, s: Settings): ReadonlyArray<Bucket> => {
-  const start = Math.floor(now / s.bucketMs) * s.bucketMs
-  const live = buckets.filter((bucket) => bucket.start + s.bucketMs > now - s.windowMs)
-  const last = live[live.length - 1]
-  const add = (bucket: Bucket): Bucket => ({
-    ...bucket,
-    calls: bucket.calls + 1,
-    failures: bucket.failures + (failed ? 1 : 0)
-  })
-  return last?.start === start ? [...live.slice(0, -1), add(last)] : [...live, add({ start, calls: 0, failures: 0 })]
-}
-
-const ratioReached = (buckets: ReadonlyArray<Bucket>, s: Settings): boolean => {
-  const calls = buckets.reduce((sum, bucket) => sum + bucket.calls, 0)
-  const failures = buckets.reduce((sum, bucket) => sum + bucket.failures, 0)
-  return calls >= s.minimumVolume && failures / calls >= s.failureRatio
-}
-
-const settleClosed = (m: Machine, outcome: Outcome, now: number, s: Settings): Step<void> => {
-  if (outcome === "neutral") return [undefined, m, undefined]
-  const failed = outcome === "failure"
-  const next = {
-    ...m,
-    buckets: record(m.buckets, now, failed, s),
-    consecutiveFailures: failed ? m.consecutiveFailures + 1 : 0
-  }
-  if (failed && next.consecutiveFailures >= s.consecutiveFailures) return trip(next, now, s, "consecutive failures")
-  if (failed && ratioReached(next.buckets, s)) return trip(next, now, s, "failure ratio")
-  return [undefined, next, undefined]
-}
-
-const settle = (m: Machine, permit: Permit, outcome: Outcome, now: number, s: Settings): Step<void> => {
-  if (permit.epoch !== m.epoch) return [undefined, m, undefined]
-  if (!permit.probe) return settleClosed(m, outcome, now, s)
-  const released = { ...m, probes: m.probes - 1 }
-  if (outcome === "success") return close(released)
-  if (outcome === "failure") {
-    return trip({ ...released, consecutiveFailures: released.consecutiveFailures + 1 }, now, s, "probe failed")
-  }
-  return [undefined, released, undefined]
-}
-
-/** What a call's exit says about the backend's health (see the module comment). */
-const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
-  if (Exit.isSuccess(exit)) return "success"
-  const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-  if (!isLlmError(failure) || failure.local || failure.backpressure) return "neutral"
-  return failure.backendFailure ? "failure" : "success"
-}
-
 const logChange = (name: string, change: Change | undefined): Effect.Effect<void> => {
   if (change === undefined) return Effect.void
   const log =
@@ -258,21 +106,6 @@ const logChange = (name: string, change: Change | undefined): Effect.Effect<void
   )
 }
 
-const isDead = (m: Machine, s: Settings): boolean => m.consecutiveFailures >= s.consecutiveFailures
-
-const statsOf = (m: Machine, s: Settings): Stats => ({
-  state: m.state,
-  trips: m.trips,
-  rejections: m.rejections,
-  transitions: m.transitions,
-  consecutiveFailures: m.consecutiveFailures,
-  dead: isDead(m, s),
-  ...(m.state === "open" ? { openUntilMs: m.openUntil } : {})
-})
-
-const permits = (m: Machine, s: Settings): boolean =>
-  m.state === "closed" || (m.state === "half-open" && m.probes < s.halfOpenProbes)
-
 /**
  * The state of one breaker: a plain value changed by pure steps inside `Effect.sync` (atomic, see the module
  * comment), and the wake-ups of the calls waiting for a transition.
@@ -280,6 +113,9 @@ const permits = (m: Machine, s: Settings): boolean =>
 class Cell {
   machine: Machine = initial
   readonly waiting = new Set<() => void>()
+  /** With a shared Redis: where news goes, and the listener the gossip holds weakly (kept alive here). */
+  gossip: BreakerGossip.Gossip | undefined
+  hear: BreakerGossip.Listener | undefined
 
   constructor(readonly name: string) {}
 
@@ -291,8 +127,15 @@ class Cell {
       this.machine = next
       if (change === undefined) return Effect.succeed(a)
       this.wakeAll()
-      return Effect.as(logChange(this.name, change), a)
+      const logged = Effect.as(logChange(this.name, change), a)
+      return change.share && this.gossip !== undefined ? Effect.zipLeft(logged, this.share(change)) : logged
     })
+  }
+
+  /** Publishes a change in the background: the call that caused it does not wait for Redis (bounded anyway). */
+  private share(change: Change): Effect.Effect<unknown> {
+    const news = { backend: this.name, state: change.to === "open" ? "open" : "closed", openForMs: change.openForMs }
+    return Effect.forkDaemon(this.gossip!.publish(news as BreakerGossip.News))
   }
 
   private wakeAll(): void {
@@ -335,7 +178,7 @@ const awaitTurn = (cell: Cell, s: Settings, until: number): Effect.Effect<Turn> 
 
 /** Makes the breaker of one backend. */
 export const make = (name: string, options?: Options): Effect.Effect<Breaker> =>
-  Effect.sync(() => {
+  Effect.suspend(() => {
     const s = settingsOf(options)
     const cell = new Cell(name)
     const acquire = Effect.flatMap(
@@ -348,7 +191,7 @@ export const make = (name: string, options?: Options): Effect.Effect<Breaker> =>
     const release = (permit: Permit, exit: Exit.Exit<unknown, unknown>) =>
       cell.step((m, now) => settle(m, permit, outcomeOf(exit), now, s))
     const current = Effect.map(cell.step(advance), () => cell.machine)
-    return {
+    const breaker: Breaker = {
       name,
       protect: (effect) => Effect.acquireUseRelease(acquire, () => effect, release),
       protectStream: (stream) => Stream.unwrapScoped(Effect.as(Effect.acquireRelease(acquire, release), stream)),
@@ -356,8 +199,33 @@ export const make = (name: string, options?: Options): Effect.Effect<Breaker> =>
       isCallPermitted: Effect.map(current, (m) => permits(m, s)),
       awaitTurn: (until) => awaitTurn(cell, s, until),
       stats: Effect.map(current, (m) => statsOf(m, s))
-    } satisfies Breaker
+    }
+    return Effect.as(joinGossip(cell, s), breaker)
   })
+
+/**
+ * With a shared Redis: the breaker hears the other instances' news of its backend (and what they knew before it
+ * was made), and its own news is published (Cell.step). Without Redis, nothing.
+ */
+const joinGossip = (cell: Cell, s: Settings): Effect.Effect<void> =>
+  Effect.flatMap(
+    Redis,
+    Option.match({
+      onNone: () => Effect.void,
+      onSome: (connection) =>
+        Effect.gen(function* () {
+          const gossip = yield* BreakerGossip.of(connection)
+          const run = Runtime.runFork(yield* Effect.runtime<never>())
+          const learn = (news: BreakerGossip.News) => (m: Machine, now: number) =>
+            news.state === "open" ? learnOpen(m, now, news.openForMs ?? s.openForMs, s) : learnClose(m)
+          cell.gossip = gossip
+          cell.hear = (news) => run(cell.step(learn(news)))
+          gossip.join(cell.name, cell.hear)
+          const left = yield* gossip.recall(cell.name)
+          if (Option.isSome(left)) yield* cell.step(learn({ backend: cell.name, state: "open", openForMs: left.value }))
+        })
+    })
+  )
 
 /** The registry's bounds: idle breakers at rest go after `idleTimeToLive`; `capacity` names at most. */
 export const registryDefaults = { idleTimeToLive: "10 minutes", capacity: 1_000 } as const

@@ -45,9 +45,14 @@ export interface Connection {
    * Calls `handler` with every message published on `channel` (the full key, prefix included) until the returned
    * function is called. One subscriber connection per process, made on first use, closed with the connection;
    * it subscribes again to every channel each time it is (re)connected. Pub/sub is at most once: a message
-   * published while it is away is lost, so users poll as well.
+   * published while it is away is lost, so users poll as well, or catch up in `subscribed`, called each time the
+   * subscription is in place (first, and after every reconnection).
    */
-  readonly subscribe: (channel: string, handler: (message: string) => void) => Effect.Effect<() => void>
+  readonly subscribe: (
+    channel: string,
+    handler: (message: string) => void,
+    subscribed?: () => void
+  ) => Effect.Effect<() => void>
 }
 
 /** The shared Redis, when one is configured. */
@@ -68,20 +73,42 @@ export const redact = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
+/**
+ * `promise`, or a timeout once `ms` have passed and the event loop has read its sockets since (the check phase
+ * follows the poll phase): a reply that came while the process was busy past `ms` (a burst of requests) is taken,
+ * not mistaken for a Redis that does not answer. A plain timer (ioredis's `commandTimeout`) fires before that read,
+ * and a limit decision Redis made would then be made again locally.
+ */
+const within = <A>(promise: Promise<A>, ms: number): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const timer = setTimeout(() => setImmediate(() => reject(new Error(`Command timed out after ${ms} ms`))), ms)
+    promise.then(
+      (a) => (clearTimeout(timer), resolve(a)),
+      (e) => (clearTimeout(timer), reject(e))
+    )
+  })
+
+type Handler = { readonly message: (message: string) => void; readonly subscribed?: (() => void) | undefined }
+
 /** `Connection.subscribe` over a duplicate of `client` made on first use and disconnected when the scope closes. */
 const subscriber = (client: IoRedis) =>
   Effect.map(Effect.scope, (scope) => {
-    const handlers = new Map<string, Set<(message: string) => void>>()
+    const handlers = new Map<string, Set<Handler>>()
     let connection: IoRedis | undefined
+    const subscribeTo = (c: IoRedis, channel: string) =>
+      c.subscribe(channel).then(
+        () => handlers.get(channel)?.forEach((h) => h.subscribed?.()),
+        () => undefined
+      )
     const subscribeAll = (c: IoRedis) => {
-      if (c.status === "ready" && handlers.size > 0) c.subscribe(...handlers.keys()).catch(() => undefined)
+      if (c.status === "ready") for (const channel of handlers.keys()) subscribeTo(c, channel)
     }
     const open = (): IoRedis => {
       if (connection !== undefined) return connection
       const c = client.duplicate({ autoResubscribe: false })
       c.on("error", () => undefined)
       c.on("ready", () => subscribeAll(c))
-      c.on("message", (channel: string, message: string) => handlers.get(channel)?.forEach((h) => h(message)))
+      c.on("message", (channel: string, message: string) => handlers.get(channel)?.forEach((h) => h.message(message)))
       connection = c
       Effect.runSync(
         Scope.addFinalizer(
@@ -91,13 +118,17 @@ const subscriber = (client: IoRedis) =>
       )
       return c
     }
-    return (channel: string, handler: (message: string) => void) =>
+    return (channel: string, message: (message: string) => void, subscribed?: () => void) =>
       Effect.sync(() => {
         const c = open()
         const set = handlers.get(channel) ?? new Set()
         if (set.size === 0) handlers.set(channel, set)
+        const handler: Handler = { message, subscribed }
         set.add(handler)
-        if (set.size === 1 && c.status === "ready") c.subscribe(channel).catch(() => undefined)
+        if (c.status === "ready") {
+          if (set.size === 1) subscribeTo(c, channel)
+          else if (subscribed !== undefined) subscribed()
+        }
         return () => {
           set.delete(handler)
           if (set.size > 0 || handlers.get(channel) !== set) return
@@ -122,7 +153,8 @@ export const connect = (options: {
           new IoRedis(options.url, {
             enableOfflineQueue: false,
             maxRetriesPerRequest: 0,
-            commandTimeout: timeout,
+            // a backstop that drops a command from ioredis's queue; `run` applies `timeout` itself (`within`)
+            commandTimeout: Math.max(timeout * 10, 5_000),
             connectTimeout: Math.max(1000, timeout * 4),
             retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 2000),
             lazyConnect: false
@@ -138,7 +170,7 @@ export const connect = (options: {
     )
     const run = <A>(use: Use, command: (client: IoRedis) => Promise<A>) =>
       Effect.tryPromise({
-        try: () => command(client),
+        try: () => within(command(client), timeout),
         catch: (e) => new RedisError({ use, message: message(e) })
       }).pipe(Effect.tapError(() => Metric.increment(Metric.tagged(Metrics.redisErrors, "use", use))))
     const subscribe = yield* subscriber(client)
