@@ -1,18 +1,19 @@
 /**
  * Episode leases in the runtime (Agent/EpisodeLeases.ts with Episodes' fenced writes), two instances over one
- * database, time driven by TestClock: the owner renews while it ticks, another instance takes over only after
- * the lease expired, and from then on the old owner's writes (a tick, an ending) are refused whole.
+ * database (SQLite and PostgreSQL, test/support/Stores.ts), time driven by TestClock: the owner renews while it
+ * ticks, another instance takes over only after the lease expired, and from then on the old owner's writes (a
+ * tick, an ending) are refused whole.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { assert } from "@effect/vitest"
+import { Clock, Context, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import { EpisodeLeases } from "../../src/Agent/EpisodeLeases.js"
 import { Episodes } from "../../src/Agent/Episodes.js"
 import { LeasesRepo } from "../../src/Store/LeasesRepo.js"
-import * as Store from "../../src/Store/Store.js"
+import { eachStore, freshStore } from "../support/Stores.js"
 import { rows } from "./agentFixtures.js"
 import { tick } from "./episodesFixtures.js"
 
-const database = Layer.merge(Episodes.Default, LeasesRepo.Default).pipe(Layer.provideMerge(Store.layerMemory))
+const database = Layer.merge(Episodes.Default, LeasesRepo.Default).pipe(Layer.provideMerge(freshStore))
 
 /** An instance: its own EpisodeLeases (its own owner id) over the shared database. */
 const instance = Effect.map(
@@ -29,19 +30,20 @@ const start = (leases: EpisodeLeases, id: string) =>
 
 const ticksOf = (id: string) => rows(`SELECT n FROM ticks WHERE episode_id = '${id}' ORDER BY n`)
 
-describe("EpisodeLeases", () => {
+eachStore("EpisodeLeases", (it) => {
   it.scoped(
     "another instance takes an episode over only after its lease expired; the old owner's tick is refused",
     () =>
       Effect.gen(function* () {
         const [a, b] = [yield* instance, yield* instance]
+        const t0 = yield* Clock.currentTimeMillis // the suite's tests share one TestClock
         const episodes = yield* Episodes
         assert.notStrictEqual(a.owner, b.owner)
         const heldA = yield* start(a, "ep")
         yield* episodes.commitTick(tick("ep", 1), undefined, heldA.fenced)
 
         const refused = yield* Effect.flip(b.acquire("ep"))
-        assert.deepInclude(refused, { _tag: "LeaseHeld", owner: a.owner, expiresAt: 15_000 })
+        assert.deepInclude(refused, { _tag: "LeaseHeld", owner: a.owner, expiresAt: t0 + 15_000 })
         yield* TestClock.adjust("14 seconds")
         assert.strictEqual((yield* Effect.flip(b.takeOver("ep")))._tag, "NotTakenOver")
         assert.isFalse(yield* heldA.renew, "renewed until 29 s, no cancel asked")
@@ -73,12 +75,13 @@ describe("EpisodeLeases", () => {
     () =>
       Effect.gen(function* () {
         const [a, b] = [yield* instance, yield* instance]
+        const t0 = yield* Clock.currentTimeMillis // the suite's tests share one TestClock
         const held = yield* start(a, "ep")
         const watching = yield* Effect.fork(held.watch)
         yield* TestClock.adjust("5 seconds")
-        assert.strictEqual(Option.getOrThrow(yield* a.get("ep")).expiresAt, 20_000)
+        assert.strictEqual(Option.getOrThrow(yield* a.get("ep")).expiresAt, t0 + 20_000)
         yield* TestClock.adjust("10 seconds")
-        assert.strictEqual(Option.getOrThrow(yield* a.get("ep")).expiresAt, 30_000)
+        assert.strictEqual(Option.getOrThrow(yield* a.get("ep")).expiresAt, t0 + 30_000)
         yield* b.requestCancel("ep")
         assert.isNull(watching.unsafePoll())
         yield* TestClock.adjust("5 seconds")

@@ -1,16 +1,16 @@
 /**
- * The SQL of episode leases (Store/LeasesRepo.ts) at explicit times: a lease is acquired once, renewed and
+ * The SQL of episode leases (Store/LeasesRepo.ts) on SQLite and PostgreSQL (test/support/Stores.ts), at explicit times: a lease is acquired once, renewed and
  * released only by its holder (owner and fence), taken over only after it expired and only while its episode runs,
  * and a cancel flag survives a takeover. Time is the `now` each call passes, so no clock is involved here; the
  * runtime's use of the clock is test/Agent/EpisodeLeases.test.ts.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { EpisodesRepo } from "../../src/Store/EpisodesRepo.js"
 import { LeasesRepo } from "../../src/Store/LeasesRepo.js"
-import * as Store from "../../src/Store/Store.js"
+import { eachStore, freshStore } from "../support/Stores.js"
 
-const layer = Layer.merge(LeasesRepo.Default, EpisodesRepo.Default).pipe(Layer.provideMerge(Store.layerMemory))
+const layer = Layer.merge(LeasesRepo.Default, EpisodesRepo.Default).pipe(Layer.provideMerge(freshStore))
 
 /** A running episode `id` in the episodes table (the takeover only takes leases of running episodes). */
 const running = (id: string) =>
@@ -23,7 +23,7 @@ const running = (id: string) =>
 
 const claim = (episodeId: string, owner: string, now: number) => ({ episodeId, owner, now, expiresAt: now + 15_000 })
 
-describe("LeasesRepo", () => {
+eachStore("LeasesRepo", (it) => {
   it.effect("acquire: a new lease at fence 1; refused while it runs; after expiry the next owner gets fence 2", () =>
     Effect.gen(function* () {
       const leases = yield* LeasesRepo
