@@ -218,6 +218,28 @@ export class RateLimited extends member(
   }
 }
 
+/**
+ * A decision that must be shared across instances (a rate limit kept in Redis) could not be made: the shared store
+ * does not answer and `SLUICE_REDIS_FALLBACK=closed` refuses to decide without it. 503, like the other refusals.
+ */
+export class SharedStoreUnavailable extends member(
+  Schema.TaggedError<SharedStoreUnavailable>()("SharedStoreUnavailable", {
+    /** What the store was asked for: "limits", ... */
+    use: Schema.String,
+    /** What is limited: a backend URL, an API key, ... */
+    scope: Schema.String,
+    retryAfterMs: Schema.Number
+  }),
+  refusal
+) {
+  get status() {
+    return 503
+  }
+  override get message() {
+    return `the shared ${this.use} for ${this.scope} cannot be checked: Redis does not answer and SLUICE_REDIS_FALLBACK=closed refuses to decide without it; retry in ${Math.ceil(this.retryAfterMs)} ms`
+  }
+}
+
 /** The scheduler's queue is full and the call chose not to wait. */
 export class QueueFull extends member(
   Schema.TaggedError<QueueFull>()("QueueFull", { capacity: Schema.Number, retryAfterMs: Schema.Number }),
@@ -266,7 +288,15 @@ export class ShuttingDown extends member(Schema.TaggedError<ShuttingDown>()("Shu
 }
 
 /** Everything the engine (`Llm`) can fail with. */
-export const LlmError = Schema.Union(OllamaError, CircuitOpen, RateLimited, QueueFull, BudgetExceeded, ShuttingDown)
+export const LlmError = Schema.Union(
+  OllamaError,
+  CircuitOpen,
+  RateLimited,
+  SharedStoreUnavailable,
+  QueueFull,
+  BudgetExceeded,
+  ShuttingDown
+)
 export type LlmError = typeof LlmError.Type
 
 /** Whether `u` is an error of the family (a member of `LlmError`). */

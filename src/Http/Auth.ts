@@ -22,7 +22,7 @@ import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Context, Duration, Effect, Option, Redacted, Ref } from "effect"
 import { isLoopback } from "../Config.js"
-import { BudgetExceeded } from "../Domain/LlmError.js"
+import { BudgetExceeded, SharedStoreUnavailable } from "../Domain/LlmError.js"
 import * as Budget from "../Llm/Budget.js"
 import { RegistryFull } from "../Llm/Keyed.js"
 import type { CallOptions } from "../Llm/Llm.js"
@@ -31,7 +31,8 @@ import { allScopes, type KeyBudget, type KeyLimits, type Priority, type Scope } 
 import * as KeysRepo from "../Store/KeysRepo.js"
 import type { StorageError } from "../Store/StorageError.js"
 import * as AuthKey from "./AuthKey.js"
-import { KeyLimited, makeRegistry, meter } from "./AuthLimits.js"
+import { KeyLimited, makeRegistry } from "./AuthLimits.js"
+import { meter } from "./AuthMeter.js"
 import * as AuthPolicy from "./AuthPolicy.js"
 import * as AuthResponses from "./AuthResponses.js"
 
@@ -191,6 +192,11 @@ const asKey = <E, R>(auth: Auth, key: Verified, flavor: AuthPolicy.Flavor, app: 
           })
         })
       return limiter.run(inner).pipe(
+        // the key's limits are kept in Redis, which does not answer, and SLUICE_REDIS_FALLBACK=closed
+        Effect.catchIf(
+          (e): e is SharedStoreUnavailable => e instanceof SharedStoreUnavailable,
+          (e) => Effect.succeed(AuthResponses.unavailable(flavor, e.message))
+        ),
         Effect.catchIf(
           (e): e is KeyLimited | BudgetExceeded => e instanceof KeyLimited || e instanceof BudgetExceeded,
           (e) =>

@@ -22,11 +22,24 @@
  *   debt for model tokens, is kept until full. A key seen again after its set went gets a new one, with the limits
  *   it has then. At most `registryDefaults.capacity` keys have limiters; a new key beyond that displaces the least
  *   recently used idle set at rest, or is refused (`RegistryFull`, a 503 from the middleware) when none is.
+ * - With a shared Redis (`SLUICE_REDIS_URL`), the limits are exact across instances: each request's decision is one
+ *   Lua script in Redis (Shared/RedisLimiter.ts), and the answer's model tokens are charged there. In Redis `rpm` is
+ *   a sliding window: at most `rpm` requests admitted in any minute, all instances together, and `Retry-After` is the
+ *   time until the oldest of them is a minute old. A bucket refilled at `rpm / 60` a second (as here) admits
+ *   `rpm` plus one more per second a burst lasts, so "60 a minute" would be 60 only for bursts under a second; a
+ *   log of admissions counts a minute exactly. `tpm` stays the bucket charged after the answer, and concurrency is
+ *   a set of leases that expire (a crashed instance's slots come back after `RedisLimiter.leaseDefaults.ttlMs`;
+ *   a running request renews its lease).
+ * - While Redis does not answer, `SLUICE_REDIS_FALLBACK=local` (the default) decides with this process's limiters,
+ *   as without Redis; `closed` refuses the request with 503. Both are counted in
+ *   `sluice_redis_fallbacks_total{use="limits"}`, and the next request after Redis is back decides there again.
  */
-import { HttpBody, HttpServerResponse } from "@effect/platform"
-import { Data, Effect, Option, Stream } from "effect"
+import { Data, Effect, Fiber, Option, Schedule } from "effect"
+import { SharedStoreUnavailable } from "../Domain/LlmError.js"
 import * as Keyed from "../Llm/Keyed.js"
 import { type Bucket, makeBucket } from "../Llm/RateLimiter.js"
+import { type Connection, Redis } from "../Shared/Redis.js"
+import * as RedisLimiter from "../Shared/RedisLimiter.js"
 import type { KeyLimits } from "../Store/KeysRepo.js"
 
 /** A key's limit refused a request. */
@@ -54,7 +67,7 @@ export interface Limiter {
    */
   readonly run: <A, E, R>(
     effect: (headers: Readonly<Record<string, string>>) => Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | KeyLimited, R>
+  ) => Effect.Effect<A, E | KeyLimited | SharedStoreUnavailable, R>
   /** Charges the model tokens of an answer (a no-op without `tpm`). */
   readonly charge: (tokens: number) => Effect.Effect<void>
   /** Whether answers should be metered for tokens. */
@@ -77,17 +90,17 @@ const bucketLimits = (limits: KeyLimits) =>
 const resetIn = (size: number, level: number) => `${Math.max(0, Math.ceil(((size - level) * 60) / size))}s`
 
 /** OpenAI's rate-limit headers for a bucket's levels. */
-export const headersOf = (
-  limits: KeyLimits,
-  levels: { readonly requests: number; readonly tokens: number | undefined }
-): Record<string, string> => {
+export const headersOf = (limits: KeyLimits, levels: RedisLimiter.Levels): Record<string, string> => {
   const headers: Record<string, string> = {}
-  const trio = (kind: string, size: number, level: number) => {
+  const trio = (kind: string, size: number, level: number, reset = resetIn(size, level)) => {
     headers[`x-ratelimit-limit-${kind}`] = String(size)
     headers[`x-ratelimit-remaining-${kind}`] = String(Math.max(0, Math.floor(level)))
-    headers[`x-ratelimit-reset-${kind}`] = resetIn(size, level)
+    headers[`x-ratelimit-reset-${kind}`] = reset
   }
-  if (limits.rpm !== undefined) trio("requests", limits.rpm, levels.requests)
+  const window = levels.window
+  if (limits.rpm !== undefined && window !== undefined)
+    trio("requests", limits.rpm, limits.rpm - window.used, `${Math.ceil(window.resetMs / 1000)}s`)
+  else if (limits.rpm !== undefined) trio("requests", limits.rpm, levels.requests)
   if (limits.tpm !== undefined && levels.tokens !== undefined) trio("tokens", limits.tpm, levels.tokens)
   return headers
 }
@@ -106,7 +119,7 @@ const takeFrom = (bucket: Bucket, key: string, limits: KeyLimits) =>
     )
   )
 
-const makeLimiter = (key: string, limits: KeyLimits): Effect.Effect<Limiter> =>
+const makeLocal = (key: string, limits: KeyLimits): Effect.Effect<Limiter> =>
   Effect.gen(function* () {
     const bucket = yield* Option.match(bucketLimits(limits), {
       onNone: () => Effect.succeed(Option.none<Bucket>()),
@@ -135,6 +148,79 @@ const makeLimiter = (key: string, limits: KeyLimits): Effect.Effect<Limiter> =>
     } satisfies Limiter
   })
 
+/** `rpm` as a sliding window of a minute in Redis (see the module comment); `tpm` a bucket as here. */
+const sharedLimits = (limits: KeyLimits): RedisLimiter.Limits => ({
+  requestsPerSecond: undefined,
+  burst: 0,
+  tokensPerMinute: limits.tpm,
+  maxWaitMs: 0,
+  window: limits.rpm === undefined ? undefined : { limit: limits.rpm, ms: 60_000 }
+})
+
+/** Runs `effect` holding `lease`, renewed while it runs and ended after (a failed end expires by itself). */
+const holding = <A, E, R>(
+  connection: Connection,
+  name: string,
+  lease: RedisLimiter.Lease,
+  effect: Effect.Effect<A, E, R>
+) =>
+  Effect.acquireUseRelease(
+    Effect.forkDaemon(
+      Effect.interruptible(
+        RedisLimiter.renew(connection, name, lease).pipe(
+          Effect.ignore,
+          Effect.repeat(Schedule.spaced(RedisLimiter.leaseDefaults.renewEvery)),
+          Effect.delay(RedisLimiter.leaseDefaults.renewEvery)
+        )
+      )
+    ),
+    () => effect,
+    (renewing) =>
+      Effect.zipRight(Fiber.interrupt(renewing), Effect.ignore(RedisLimiter.release(connection, name, lease)))
+  )
+
+/** The limits of `key` kept in Redis for every instance; `local` decides while Redis does not answer. */
+const makeShared = (connection: Connection, key: string, limits: KeyLimits, local: Limiter): Limiter => {
+  const name = `key:${key}`
+  const shared = sharedLimits(limits)
+  const unavailable = new SharedStoreUnavailable({ use: "limits", scope: `API key ${key}`, retryAfterMs: 1_000 })
+  const run = <A, E, R>(
+    effect: (headers: Readonly<Record<string, string>>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | KeyLimited | SharedStoreUnavailable, R> =>
+    Effect.suspend(() => {
+      const lease = limits.concurrency === undefined ? undefined : RedisLimiter.lease(Math.max(1, limits.concurrency))
+      return Effect.matchEffect(RedisLimiter.take(connection, name, shared, lease), {
+        onFailure: () => RedisLimiter.whenAway(connection, local.run(effect), Effect.fail(unavailable)),
+        onSuccess: (outcome): Effect.Effect<A, E | KeyLimited, R> => {
+          const headers = headersOf(limits, outcome.levels)
+          if (outcome._tag === "Refused") {
+            const retryAfterMs = outcome.limit === "concurrency" ? concurrencyRetryMs : outcome.retryAfterMs
+            return Effect.fail(new KeyLimited({ key, limit: outcome.limit, retryAfterMs, headers }))
+          }
+          return lease === undefined ? effect(headers) : holding(connection, name, lease, effect(headers))
+        }
+      })
+    })
+  const charge = (tokens: number) =>
+    tokens > 0 && limits.tpm !== undefined
+      ? Effect.catchAll(RedisLimiter.charge(connection, name, shared, tokens), () =>
+          RedisLimiter.whenAway(connection, local.charge(tokens), Effect.void)
+        )
+      : Effect.void
+  return { run, charge, metered: local.metered, atRest: local.atRest }
+}
+
+/**
+ * A key's limiters: in Redis when one is configured (`Redis`), exact across instances, with the per-process ones as
+ * the fallback while it does not answer; else the per-process ones alone.
+ */
+const makeLimiter = (key: string, limits: KeyLimits): Effect.Effect<Limiter> =>
+  Effect.gen(function* () {
+    const local = yield* makeLocal(key, limits)
+    const redis = yield* Redis
+    return Option.isSome(redis) ? makeShared(redis.value, key, limits, local) : local
+  })
+
 /** The registry's bounds: limiters at rest go after `idleTimeToLive` unused; `capacity` keys at most. */
 export const registryDefaults = { idleTimeToLive: "10 minutes", capacity: 10_000 } as const
 
@@ -156,48 +242,3 @@ export const makeRegistry = Effect.map(
 )
 
 export type Registry = Effect.Effect.Success<typeof makeRegistry>
-
-const lastCount = (text: string, field: string): number | undefined => {
-  let found: number | undefined
-  for (const m of text.matchAll(new RegExp(`"${field}":\\s*(\\d+)`, "g"))) found = Number(m[1])
-  return found
-}
-
-/**
- * The model tokens an answer (or a piece of a stream) reports: Ollama's `prompt_eval_count + eval_count`, else
- * OpenAI's `usage.total_tokens`; the last occurrence wins. A key inside a JSON string is escaped (`\"`) and never
- * matches.
- */
-export const tokensIn = (text: string): number | undefined => {
-  const prompt = lastCount(text, "prompt_eval_count")
-  const completion = lastCount(text, "eval_count")
-  if (prompt !== undefined || completion !== undefined) return (prompt ?? 0) + (completion ?? 0)
-  return lastCount(text, "total_tokens")
-}
-
-const decoder = new TextDecoder()
-
-/**
- * The answer with its tokens charged: a unary body at once, a stream when it ends (from the last piece that
- * reported counts).
- */
-export const meter = (
-  response: HttpServerResponse.HttpServerResponse,
-  charge: (tokens: number) => Effect.Effect<void>
-): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-  const body = response.body
-  if (body._tag === "Uint8Array") return Effect.as(charge(tokensIn(decoder.decode(body.body)) ?? 0), response)
-  if (body._tag !== "Stream") return Effect.succeed(response)
-  return Effect.sync(() => {
-    let tokens = 0
-    const stream = body.stream.pipe(
-      Stream.tap((bytes) =>
-        Effect.sync(() => {
-          tokens = tokensIn(decoder.decode(bytes)) ?? tokens
-        })
-      ),
-      Stream.ensuring(Effect.suspend(() => charge(tokens)))
-    )
-    return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
-  })
-}

@@ -22,10 +22,16 @@
  *   A bucket that is full with nobody waiting holds nothing a new one would not: idle for `registryDefaults`'
  *   time-to-live, it is dropped; one refilling (or in debt for model tokens) is kept until full. The engine does not
  *   use the registry: Backends.ts makes one bucket per configured backend with `makeBucketWith`.
+ * - With a shared Redis (`SLUICE_REDIS_URL`), `makeBucketWith`'s buckets that have a limit are kept there, so that
+ *   several instances together respect it (RateLimiterShared.ts: one round trip per call; this process's bucket
+ *   decides while Redis does not answer, or with `SLUICE_REDIS_FALLBACK=closed` the call is refused with 503).
+ *   `makeBucket`'s buckets are always this process's own.
  */
-import { Clock, Deferred, Duration, Effect, Exit, Ref } from "effect"
-import { RateLimited } from "../Domain/LlmError.js"
+import { Clock, Deferred, Duration, Effect, Exit, Option, Ref } from "effect"
+import { RateLimited, type SharedStoreUnavailable } from "../Domain/LlmError.js"
+import { Redis } from "../Shared/Redis.js"
 import * as Keyed from "./Keyed.js"
+import * as RateLimiterShared from "./RateLimiterShared.js"
 
 /** The limits of one bucket. */
 export interface Limits {
@@ -39,14 +45,17 @@ export interface Limits {
   readonly maxWait?: Duration.DurationInput | undefined
 }
 
-/** One key's limiter. */
-export interface Bucket {
+/**
+ * One key's limiter. A bucket shared through Redis may also refuse with `SharedStoreUnavailable` (Redis away,
+ * `SLUICE_REDIS_FALLBACK=closed`); a local one never does.
+ */
+export interface Bucket<E = RateLimited | SharedStoreUnavailable> {
   /** Waits for a request token (and for the model-token bucket to be non-negative). */
-  readonly take: Effect.Effect<void, RateLimited>
+  readonly take: Effect.Effect<void, E>
   /** Deducts model tokens after a call; the bucket may go negative, so that later callers wait. */
   readonly charge: (tokens: number) => Effect.Effect<void>
   /** `take`, then run the effect. */
-  readonly limit: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | RateLimited, R>
+  readonly limit: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2 | E, R>
   /** Request tokens available now, model tokens (if limited), and callers waiting. */
   readonly snapshot: Effect.Effect<{
     readonly requests: number
@@ -243,8 +252,8 @@ const atRestOf = (r: Resolved, state: Ref.Ref<State>) =>
     (s) => s.waiting === 0 && s.requests >= r.burst && (s.tokens === undefined || s.tokens >= (r.tpm ?? 0))
   )
 
-/** A bucket whose waits and rejections are reported to `events` (the registry's counters). */
-export const makeBucketWith = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket> =>
+/** A bucket of this process alone, whose waits and rejections are reported to `events`. */
+const makeLocal = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket<RateLimited>> =>
   Effect.gen(function* () {
     const r = resolve(limits)
     const state = yield* makeState(r)
@@ -263,12 +272,26 @@ export const makeBucketWith = (scope: string, limits: Limits, events: Events): E
       limit: (effect) => Effect.zipRight(take, effect),
       snapshot: snapshotOf(r, state),
       atRest: atRestOf(r, state)
-    } satisfies Bucket
+    } satisfies Bucket<RateLimited>
   })
 
-/** A bucket on its own (not counted by a registry). */
-export const makeBucket = (scope: string, limits: Limits): Effect.Effect<Bucket> =>
-  makeBucketWith(scope, limits, noEvents)
+/**
+ * The engine's bucket of `scope` (a backend URL), its waits and rejections reported to `events`: shared by every
+ * instance through Redis when `Redis` is present and the bucket has a limit (RateLimiterShared.ts, with this
+ * process's own bucket as the fallback while Redis does not answer), else this process's own.
+ */
+export const makeBucketWith = (scope: string, limits: Limits, events: Events): Effect.Effect<Bucket> =>
+  Effect.gen(function* () {
+    const local = yield* makeLocal(scope, limits, events)
+    const redis = yield* Redis
+    const r = resolve(limits)
+    if (Option.isNone(redis) || (r.rps === Infinity && r.tpm === undefined)) return local
+    return yield* RateLimiterShared.make(redis.value, scope, r, local, events)
+  })
+
+/** A bucket of this process alone, not counted by a registry (and never shared: the API keys' local limiters). */
+export const makeBucket = (scope: string, limits: Limits): Effect.Effect<Bucket<RateLimited>> =>
+  makeLocal(scope, limits, noEvents)
 
 /** The registry's counters. */
 export interface Stats {

@@ -20,6 +20,7 @@ import {
   QueueFull,
   RateLimited,
   ServerBusy,
+  SharedStoreUnavailable,
   ShuttingDown,
   StreamError,
   StreamIncomplete,
@@ -134,6 +135,13 @@ const table: ReadonlyArray<Row> = [
     on: ["retryable", "local", "mendable"],
     status: 429,
     retryAfterMs: 700,
+    openAi: { type: "api_error" }
+  },
+  {
+    error: new SharedStoreUnavailable({ use: "limits", scope: common.backend, retryAfterMs: 1000 }),
+    on: ["retryable", "local", "mendable"],
+    status: 503,
+    retryAfterMs: 1000,
     openAi: { type: "api_error" }
   },
   {

@@ -2,9 +2,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, TestClock } from "effect"
 import { KeyLimited, makeRegistry } from "../../src/Http/AuthLimits.js"
+import type { SharedStoreUnavailable } from "../../src/Domain/LlmError.js"
 import type { RegistryFull } from "../../src/Llm/Keyed.js"
 
-const refusal = (e: KeyLimited | RegistryFull) => (e instanceof KeyLimited ? e.limit : e._tag)
+const refusal = (e: KeyLimited | RegistryFull | SharedStoreUnavailable) => (e instanceof KeyLimited ? e.limit : e._tag)
 
 describe("AuthLimits registry", () => {
   it.scoped("a key's limiters are held while a request runs, kept while refilling, dropped once idle and full", () =>

@@ -1,7 +1,7 @@
 /** The token bucket under TestClock: burst and refill, maxWait, model tokens, fairness, keys, the service. */
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Either, Fiber, Ref, TestClock } from "effect"
-import { RateLimited } from "../../src/Domain/LlmError.js"
+import { RateLimited, type SharedStoreUnavailable } from "../../src/Domain/LlmError.js"
 import { makeBucket, RateLimiter } from "../../src/Llm/RateLimiter.js"
 import type { Bucket } from "../../src/Llm/RateLimiter.js"
 
@@ -18,9 +18,11 @@ const startTimes = (bucket: Bucket, n: number) =>
     return Effect.zipRight(Fiber.join(fiber), Ref.get(times))
   })
 
-const failureOf = <A>(effect: Effect.Effect<A, RateLimited>) =>
+const failureOf = <A>(effect: Effect.Effect<A, RateLimited | SharedStoreUnavailable>) =>
   Effect.flatMap(Effect.either(effect), (result) =>
-    Either.isLeft(result) ? Effect.succeed(result.left) : Effect.dieMessage("expected RateLimited")
+    Either.isLeft(result) && result.left instanceof RateLimited
+      ? Effect.succeed(result.left)
+      : Effect.dieMessage("expected RateLimited")
   )
 
 describe("RateLimiter", () => {
