@@ -1,11 +1,12 @@
-import { assert, describe, it } from "@effect/vitest"
+import { assert } from "@effect/vitest"
 import { Effect, Fiber, Option, Stream, TestClock } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Archive } from "../../src/Agent/Archive.js"
 import { Episodes } from "../../src/Agent/Episodes.js"
 import { sha256 } from "../../src/Agent/EpisodesArchiveFile.js"
-import { files, layer, rowsOf, snapshot, tempDir, tick, withoutBudget } from "./episodesFixtures.js"
+import { eachStore, freshStore } from "../support/Stores.js"
+import { files, layerOn, rowsOf, snapshot, tempDir, tick, withoutBudget } from "./episodesFixtures.js"
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -23,7 +24,7 @@ const ended = (id: string, agent: string, at: number, ticks = 2) =>
     return yield* episodes.finish(id, { status: "completed", result: "done" })
   })
 
-describe("Archive", () => {
+eachStore("Archive", (it) => {
   it.effect("moves old episodes out and restores them with identical rows; the file bytes are stable", () => {
     const dataDir = tempDir()
     return Effect.gen(function* () {
@@ -67,7 +68,7 @@ describe("Archive", () => {
 
       yield* archive.archive({ olderThan: "30 days" })
       assert.deepStrictEqual(readFileSync(path), bytes)
-    }).pipe(Effect.provide(layer({ dataDir })))
+    }).pipe(Effect.provide(layerOn({ dataDir }, freshStore)))
   })
 
   it.effect("keeps the newest N ended episodes per agent and never archives a running one", () =>
@@ -84,7 +85,7 @@ describe("Archive", () => {
       )
       assert.deepStrictEqual((yield* episodes.list({})).map((e) => e.id).sort(), ["a-live", "a3", "a4", "b1"])
       assert.deepStrictEqual((yield* archive.archive({ keepPerAgent: 2 })).moved, [])
-    }).pipe(Effect.provide(layer({ dataDir: tempDir() })))
+    }).pipe(Effect.provide(layerOn({ dataDir: tempDir() }, freshStore)))
   )
 
   it.effect("a dry run reports what would move and changes no row and no file", () => {
@@ -105,7 +106,7 @@ describe("Archive", () => {
       assert.deepStrictEqual(yield* snapshot, rows)
       assert.deepStrictEqual(files(dataDir), disk)
       assert.isFalse(existsSync(join(dataDir, "archive")))
-    }).pipe(Effect.provide(layer({ dataDir })))
+    }).pipe(Effect.provide(layerOn({ dataDir }, freshStore)))
   })
 
   it.effect("the default policy (30 days) applies when a run names none", () =>
@@ -119,7 +120,7 @@ describe("Archive", () => {
         (yield* archive.archive()).moved.map((m) => m.id),
         ["old"]
       )
-    }).pipe(Effect.provide(layer({ dataDir: tempDir() })))
+    }).pipe(Effect.provide(layerOn({ dataDir: tempDir() }, freshStore)))
   )
 
   it.effect("the scheduled sweep archives with the default policy", () =>
@@ -138,7 +139,11 @@ describe("Archive", () => {
         ["old"]
       )
       assert.isTrue(Option.isSome(yield* archive.entry("old")))
-    }).pipe(Effect.provide(layer({ dataDir: tempDir(), policy: { olderThan: "1 hour" }, sweepEvery: "2 hours" })))
+    }).pipe(
+      Effect.provide(
+        layerOn({ dataDir: tempDir(), policy: { olderThan: "1 hour" }, sweepEvery: "2 hours" }, freshStore)
+      )
+    )
   )
 
   it.effect("a failed file write leaves the episode in the hot tables and is reported", () => {
@@ -156,7 +161,7 @@ describe("Archive", () => {
         ["old"]
       )
       assert.deepStrictEqual(yield* snapshot, before)
-    }).pipe(Effect.provide(layer({ dataDir: join(blocker, "data") })))
+    }).pipe(Effect.provide(layerOn({ dataDir: join(blocker, "data") }, freshStore)))
   })
 
   it.effect("restore refuses an unknown episode and a file that does not match its index row", () => {
@@ -175,6 +180,6 @@ describe("Archive", () => {
       assert.strictEqual(corrupt._tag, "StorageError")
       assert.include(corrupt.message, "checksum mismatch")
       assert.deepStrictEqual(yield* snapshot, before)
-    }).pipe(Effect.provide(layer({ dataDir })))
+    }).pipe(Effect.provide(layerOn({ dataDir }, freshStore)))
   })
 })

@@ -1,12 +1,14 @@
 import { SqlClient } from "@effect/sql"
-import { assert, describe, it } from "@effect/vitest"
+import { assert } from "@effect/vitest"
 import { Effect, Option, TestClock } from "effect"
 import { Episodes } from "../../src/Agent/Episodes.js"
-import { layer, snapshot, tempDir, tick, withoutBudget } from "./episodesFixtures.js"
+import { eachStore, freshStore } from "../support/Stores.js"
+import { layerOn, snapshot, tempDir, tick, withoutBudget } from "./episodesFixtures.js"
 
-const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, layer({ dataDir: tempDir() }))
+const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.provide(effect, layerOn({ dataDir: tempDir() }, freshStore))
 
-describe("Episodes", () => {
+eachStore("Episodes", (it) => {
   it.effect("starts an episode, commits ticks in order and finishes it", () =>
     provide(
       Effect.gen(function* () {

@@ -1,4 +1,4 @@
-/** Shared test helpers for episodes and the archive: layers over an in-memory database, ticks, raw rows. */
+/** Shared test helpers for episodes and the archive: layers over a given database, ticks, raw rows. */
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs"
@@ -7,13 +7,12 @@ import { join } from "node:path"
 import { Archive, type Options } from "../../src/Agent/Archive.js"
 import { Episodes } from "../../src/Agent/Episodes.js"
 import type { Tick } from "../../src/Domain/Episode.js"
-import * as Store from "../../src/Store/Store.js"
 
 export const tempDir = () => mkdtempSync(join(tmpdir(), "sluice-archive-"))
 
-/** Episodes and Archive (files under `dataDir`) over a fresh in-memory database. */
-export const layer = (options: Options) =>
-  Layer.mergeAll(Episodes.Default, Archive.Default(options)).pipe(Layer.provideMerge(Store.layerMemory))
+/** Episodes and Archive (files under `dataDir`) over `store`. */
+export const layerOn = <E, R>(options: Options, store: Layer.Layer<SqlClient.SqlClient, E, R>) =>
+  Layer.mergeAll(Episodes.Default, Archive.Default(options)).pipe(Layer.provideMerge(store))
 
 /** A tick with a bit of everything (tool calls, unicode, null-ish fields). */
 export const tick = (episodeId: string, n: number, overrides: Partial<Tick> = {}): Tick => ({

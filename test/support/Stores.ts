@@ -9,7 +9,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { describe, layer, type Vitest } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted, TestContext } from "effect"
 import * as Store from "../../src/Store/Store.js"
 import { Postgres, postgresBinary, skipReason } from "./PostgresServer.js"
 
@@ -27,9 +27,13 @@ export class StoreUnderTest extends Context.Tag("test/StoreUnderTest")<
   }
 >() {}
 
-/** An empty, migrated database for one test. */
-export const freshStore: Layer.Layer<SqlClient.SqlClient, never, StoreUnderTest> = Layer.unwrapEffect(
-  Effect.map(StoreUnderTest, (store) => store.fresh)
+/**
+ * An empty, migrated database for one test, and fresh test services (a TestClock at 0), as `it.effect` gives each
+ * test outside a `layer(...)` block: the suite's tests would otherwise share the block's TestClock.
+ */
+export const freshStore: Layer.Layer<SqlClient.SqlClient, never, StoreUnderTest> = Layer.merge(
+  Layer.unwrapEffect(Effect.map(StoreUnderTest, (store) => store.fresh)),
+  TestContext.TestContext
 )
 
 /** Which database the running suite uses. */
