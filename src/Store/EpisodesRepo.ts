@@ -6,7 +6,8 @@
  * - Rows are read and written as `Rows.ts` says (SqlSchema, one codec per table): the codecs map snake_case columns
  *   to the camelCase domain (`Rows.column`); JSON columns are TEXT decoded with `Schema.parseJson`; NULL decodes to
  *   an absent field and an absent field is written as NULL (`Rows.nullable`); BIGINT columns are `Rows.Int64`.
- * - `rows` reads and writes rows as they are (the archive's copies), checked only to be rows.
+ * - `rows` reads and writes rows as they are (the archive's copies), checked only to be rows, BIGINT columns as
+ *   numbers (PostgreSQL returns them as strings), so an archive file is the same whichever database wrote it.
  * - `episodeColumns`/`tickColumns` are the canonical column order: rows are written with explicit columns in
  *   that order, and the archive files hold rows in it, so a restored row reads back identical.
  * - The statements of the hot queries are exported (`statements`) so a test can check their plans.
@@ -30,6 +31,20 @@ export const tickColumns = [
 /** A row as the driver returns it. */
 const Row = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type Row = typeof Row.Type
+
+/** The BIGINT columns of episodes and ticks, which PostgreSQL returns as numeric strings. */
+const bigints = ["created_at", "updated_at", "ended_at", "tokens", "started_at", "duration_ms"] as const
+
+/** A raw row with its BIGINT columns as numbers, so rows (and archive files) read the same on both databases. */
+const RawRow = Schema.transform(Row, Schema.typeSchema(Row), {
+  strict: true,
+  decode: (row) => {
+    const out = { ...row }
+    for (const c of bigints) if (typeof out[c] === "string") out[c] = Number(out[c])
+    return out
+  },
+  encode: (row) => row
+})
 
 const EpisodeRow: Schema.Schema<Episode, any> = Schema.Struct({
   id: Schema.String,
@@ -183,8 +198,8 @@ export class EpisodesRepo extends Effect.Service<EpisodesRepo>()("sluice/Episode
         )
     })
     const rows = {
-      episode: Rows.findOne("episodes.rawEpisode", { Request: Schema.String, Result: Row, execute: q.episode }),
-      ticks: Rows.findAll("episodes.rawTicks", { Request: Schema.String, Result: Row, execute: q.ticks }),
+      episode: Rows.findOne("episodes.rawEpisode", { Request: Schema.String, Result: RawRow, execute: q.episode }),
+      ticks: Rows.findAll("episodes.rawTicks", { Request: Schema.String, Result: RawRow, execute: q.ticks }),
       /** Inserts rows as they were read (canonical columns), ticks in chunks. */
       insert: (episode: Row, ticks: ReadonlyArray<Row>) => insertRows({ episode, ticks }),
       /**

@@ -116,6 +116,11 @@ eachStore("EpisodesRepo", (it) => {
       for (let n = 1; n <= 60; n++) yield* episodes.insertTick(tick("e1", n))
       const row = Option.getOrThrow(yield* episodes.rows.episode("e1"))
       const ticks = yield* episodes.rows.ticks("e1")
+      assert.deepStrictEqual(
+        [row.created_at, row.ended_at, ticks[0]!.started_at, ticks[0]!.duration_ms],
+        [t0, t0 + 5, t0 + 1, 250],
+        "BIGINT columns read as numbers on both: archive files do not depend on the database"
+      )
       assert.isFalse(yield* episodes.rows.delete("e1", t0 + 1), "changed since it was read: not deleted")
       const gone = yield* episodes.transaction("test.move")(episodes.rows.delete("e1", t0))
       assert.isTrue(gone)
