@@ -16,6 +16,10 @@
  *   `mergeThreshold` updates that memory instead (uses + 1, last use now, importance = max of both; its text and
  *   metadata stay).
  * - Times come from `Clock`, so TestClock drives expiry in tests.
+ * - Several instances on one database: a namespace another instance pinned after this one loaded its indexes is
+ *   read from the table the first time this one writes or recalls in it (an agent taken over from a dead
+ *   instance keeps its memories). The index of a namespace already loaded is not told of other instances' later
+ *   writes: those are recalled here after a restart.
  */
 import { Clock, Duration, Effect, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
@@ -33,7 +37,7 @@ import {
 } from "./VectorMemoryCleanup.js"
 import { Embedder } from "./VectorMemoryEmbedder.js"
 import { DimensionMismatch } from "./VectorMemoryError.js"
-import { builder, rebuild } from "./VectorMemoryIndexer.js"
+import { builder, load, rebuild } from "./VectorMemoryIndexer.js"
 
 export type { Memory, Metadata, SweepResult }
 
@@ -135,19 +139,31 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
               })
             )
 
+      /** The space of a namespace pinned in the table but not known here (another instance pinned it), loaded. */
+      const adopt = (namespace: string) =>
+        Effect.gen(function* () {
+          const known = spaces.get(namespace)
+          const pin = known === undefined ? (yield* repo.pins).find((p) => p.namespace === namespace) : undefined
+          if (pin === undefined) return known
+          const space = yield* load(repo, pin, indexOptions)
+          spaces.set(namespace, space)
+          yield* indexes.wake(space)
+          return space
+        })
+
       /** The namespace's space, pinned now on a first write; fails when the vector is of another space. */
-      const spaceFor = (namespace: string, actualModel: string, dim: number, now: number) => {
-        const existing = spaces.get(namespace)
-        if (existing !== undefined) return Effect.as(mismatch(existing.pin, actualModel, dim), existing)
-        const space: Space = {
-          pin: { namespace, model: normalizeName(actualModel), dim },
-          index: new VectorIndex(dim, 0, indexOptions)
-        }
-        return Effect.as(
-          Effect.tap(repo.pin(space.pin, now), () => spaces.set(namespace, space)),
-          space
-        )
-      }
+      const spaceFor = (namespace: string, actualModel: string, dim: number, now: number) =>
+        Effect.gen(function* () {
+          const existing = yield* adopt(namespace)
+          if (existing !== undefined) return yield* Effect.as(mismatch(existing.pin, actualModel, dim), existing)
+          const space: Space = {
+            pin: { namespace, model: normalizeName(actualModel), dim },
+            index: new VectorIndex(dim, 0, indexOptions)
+          }
+          yield* repo.pin(space.pin, now)
+          spaces.set(namespace, space)
+          return space
+        })
 
       const overflow = overflowOf(repo, capacity)
 
@@ -234,7 +250,7 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
         rememberVector: Effect.fn("VectorMemory.rememberVector")((input: RememberVectorInput) => write(input)),
         /** The k most similar memories passing the filters, best first; they count as used. */
         recall: Effect.fn("VectorMemory.recall")(function* (q: RecallQuery) {
-          const space = spaces.get(q.namespace)
+          const space = spaces.get(q.namespace) ?? (yield* lock(adopt(q.namespace)))
           if (space === undefined) return [] as ReadonlyArray<Recalled>
           const vector = yield* queryVector(space, q)
           const { agent, minScore, since, until } = q

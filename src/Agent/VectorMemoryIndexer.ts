@@ -15,12 +15,22 @@
  */
 import { Effect, Queue, Stream } from "effect"
 import { availableParallelism } from "node:os"
-import { decodeVector, type MemoriesRepo } from "../Store/MemoriesRepo.js"
+import { decodeVector, type MemoriesRepo, type Pin } from "../Store/MemoriesRepo.js"
 import { type Options as IndexOptions, VectorIndex } from "./VectorIndex.js"
 import type { Space } from "./VectorMemoryCleanup.js"
 
 /** Rows per build step: ~25-50 ms of one step's CPU on this 2-core machine at 768 dimensions. */
 export const stepRows = 128
+
+/** A namespace's index loaded from the table (`size` rows expected, so no regrowth). */
+export const load = (repo: MemoriesRepo, pin: Pin, options: IndexOptions, size = 0) =>
+  Effect.gen(function* () {
+    const index = new VectorIndex(pin.dim, size, options)
+    yield* Stream.runForEach(repo.vectors(pin.namespace), (row) =>
+      Effect.sync(() => index.add(row.id, row.agent, row.created_at, decodeVector(row.vector)))
+    )
+    return { pin, index } satisfies Space
+  })
 
 /** Every pinned namespace's index, loaded from the table (sized from the counts, so no regrowth). */
 export const rebuild = (repo: MemoriesRepo, options: IndexOptions) =>
@@ -28,13 +38,8 @@ export const rebuild = (repo: MemoriesRepo, options: IndexOptions) =>
     const sizes = new Map<string, number>()
     for (const { namespace, n } of yield* repo.counts) sizes.set(namespace, (sizes.get(namespace) ?? 0) + n)
     const spaces = new Map<string, Space>()
-    for (const pin of yield* repo.pins) {
-      const index = new VectorIndex(pin.dim, sizes.get(pin.namespace) ?? 0, options)
-      yield* Stream.runForEach(repo.vectors(pin.namespace), (row) =>
-        Effect.sync(() => index.add(row.id, row.agent, row.created_at, decodeVector(row.vector)))
-      )
-      spaces.set(pin.namespace, { pin, index })
-    }
+    for (const pin of yield* repo.pins)
+      spaces.set(pin.namespace, yield* load(repo, pin, options, sizes.get(pin.namespace)))
     return spaces
   }).pipe(Effect.withSpan("VectorMemory.rebuild"))
 

@@ -2,9 +2,12 @@
  * `sluice agent`: run agent specs toward a goal, resume an interrupted (or killed) episode, list and show
  * episodes. `run` and `resume` take the backend flags of `serve` (`--ollama`, `--backend`); `list` and `show`
  * only read the database. Progress is one line per committed tick; a failed episode exits with status 1.
+ * `resume` of an episode whose lease another instance holds (a killed run's lease outlives it by up to
+ * SLUICE_AGENT_LEASE) waits once until that lease expires, then tries again: a live owner keeps renewing it, so
+ * the second refusal says where the episode runs.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Layer, Option } from "effect"
+import { Clock, Console, Duration, Effect, Layer, Option } from "effect"
 import * as Agent from "../Agent/Agent.js"
 import * as AgentSpec from "../Agent/AgentSpec.js"
 import { Episodes } from "../Agent/Episodes.js"
@@ -75,9 +78,24 @@ const run = Command.make("run", { specs, goal, ...backendOptions }, (flags) =>
 
 const episodeId = Args.text({ name: "episode" }).pipe(Args.withDescription("the episode id"))
 
+/** Resumes `id`; while another instance holds its lease, waits once for the lease to expire. */
+const resumeOnce = (agent: Agent.Agent, id: string) =>
+  agent.resume(id, progress).pipe(
+    Effect.catchTag("LeaseHeld", (held) =>
+      Effect.gen(function* () {
+        const wait = held.expiresAt + 100 - (yield* Clock.currentTimeMillis)
+        yield* Console.log(
+          `episode ${id} is leased by ${held.owner} until ${time(held.expiresAt)}: waiting for the lease to expire`
+        )
+        yield* Effect.sleep(Duration.millis(Math.max(0, wait)))
+        return yield* agent.resume(id, progress)
+      })
+    )
+  )
+
 const resume = Command.make("resume", { episode: episodeId, ...backendOptions }, (flags) =>
   Effect.gen(function* () {
-    const ended = yield* Effect.flatMap(Agent.Agent, (agent) => agent.resume(flags.episode, progress)).pipe(
+    const ended = yield* Effect.flatMap(Agent.Agent, (agent) => resumeOnce(agent, flags.episode)).pipe(
       Effect.provide(runtime(flags))
     )
     yield* report([ended])

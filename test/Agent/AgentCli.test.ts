@@ -53,6 +53,7 @@ describe("sluice agent", () => {
 
         const resumed = yield* agentOutput(["resume", id, ...data])
         assert.strictEqual(resumed.code, 0, resumed.stderr)
+        assert.match(resumed.stdout, /is leased by .+ until .+: waiting for the lease to expire/, "the kill left it")
         assert.include(resumed.stdout, `episode ${id} resumed at tick ${before.episode.ticks + 1}: slow`)
         assert.include(resumed.stdout, `episode ${id} (slow) completed after 10 tick(s)`)
 
