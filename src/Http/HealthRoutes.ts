@@ -42,7 +42,7 @@ export const components = (settings: HealthConfig.Settings) =>
       HealthComponents.breakers(all),
       HealthComponents.scheduler(all, { capacity: Slots.defaults.capacity }),
       processComponent(settings.dataDir, settings.limits),
-      ...(yield* RedisHealth.components)
+      ...(yield* RedisHealth.components(settings.timeout))
     ] satisfies ReadonlyArray<Component>
   })
 

@@ -15,14 +15,17 @@ const listening = /Listening on (http:\/\/[\w.:[\]]+)/
 /** Every chat takes `requestMs` on the simulator, with room for 100 at once. */
 const slow = (requestMs: number) => mapModels(fast({ maxQueue: 1000 }), (m) => ({ ...m, requestMs, numParallel: 100 }))
 
-/** Two instances over `sim`, sharing the Redis at `redisUrl`; health checked every 200 ms. */
+/** Two instances over `sim`, sharing the Redis at `redisUrl`; health checked every 500 ms. */
 const twoInstances = (simUrl: string, redisUrl: string) =>
   Effect.gen(function* () {
     const env = {
       SLUICE_REDIS_URL: redisUrl,
+      // a command timeout for a loaded test machine (250 ms by default): a command that times out falls back to a
+      // local decision, which is right but would make the count of upstream requests depend on the machine's load
+      SLUICE_REDIS_TIMEOUT: "3 seconds",
       SLUICE_BACKEND_SLOTS: "100",
-      SLUICE_HEALTH_INTERVAL: "200 millis",
-      SLUICE_HEALTH_TIMEOUT: "150 millis"
+      SLUICE_HEALTH_INTERVAL: "500 millis",
+      SLUICE_HEALTH_TIMEOUT: "400 millis"
     }
     const a = yield* sluice(["serve", "--port", "0", "--ollama", simUrl], env)
     const b = yield* sluice(["serve", "--port", "0", "--ollama", simUrl], env)

@@ -11,11 +11,13 @@ import * as RedisCache from "../../src/Shared/RedisCache.js"
 import { redisBinary, redisServer, skipReason } from "../support/RedisServer.js"
 
 let prefixes = 0
+const timeout = "3 seconds"
 
 /** A cache with its own connection to `url` (an instance), under a prefix of its test. */
 const instance = (url: string, prefix: string, options: Partial<Options> = {}) =>
   Effect.map(
-    Layer.build(ResponseCache.layer(options).pipe(Layer.provide(Redis.layerConnection({ url, prefix })))),
+    // a command timeout for a loaded test machine (250 ms by default): what is asserted here is the protocol
+    Layer.build(ResponseCache.layer(options).pipe(Layer.provide(Redis.layerConnection({ url, prefix, timeout })))),
     (context) => Context.get(context, ResponseCache)
   )
 

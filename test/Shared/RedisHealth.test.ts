@@ -12,7 +12,7 @@ const up = Effect.map(Metric.value(Metric.tagged(Metrics.sharedStoreUp, "store",
 describe("RedisHealth", () => {
   it.effect("no component without Redis", () =>
     Effect.gen(function* () {
-      assert.deepStrictEqual(yield* RedisHealth.components, [])
+      assert.deepStrictEqual(yield* RedisHealth.components("2 seconds"), [])
     })
   )
 
@@ -22,7 +22,7 @@ describe("RedisHealth", () => {
       Effect.gen(function* () {
         const server = yield* redisServer
         const context = yield* Layer.build(Redis.layerConnection({ url: server.url }))
-        const [component] = yield* Effect.provide(RedisHealth.components, context)
+        const [component] = yield* Effect.provide(RedisHealth.components("2 seconds"), context)
         assert.strictEqual(component!.name, "redis")
         assert.isFalse(component!.critical)
         const check = Effect.provide(component!.check, context)
