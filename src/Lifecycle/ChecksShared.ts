@@ -6,6 +6,9 @@
  * - `redis-reachable` is a warning, whatever `SLUICE_REDIS_FALLBACK` says: a running instance keeps serving while
  *   Redis is away (with the fallback) and recovers by itself when it returns, so one starting while Redis is away
  *   must do the same; a fatal check would turn a Redis outage during a deploy or a restart into a fleet outage.
+ * - `redis-credentials` is fatal: a Redis that answers but refuses the URL's user or password will refuse it
+ *   after any restart too, and an instance running on its fallback for good would quietly let every key through at
+ *   its limit per instance (or refuse with 503, with `closed`).
  * - `redis-version` is fatal: the shared limits and cache run Lua scripts and commands of Redis 6.2 and later,
  *   which an older server refuses on every call. It is skipped (nothing to check) while Redis does not answer.
  * - Messages name the URL without its password.
@@ -36,7 +39,7 @@ const readyOrError = (connection: Redis.Connection, within: number) =>
       resume(Effect.succeed(result))
     }
     const onReady = () => done({ ready: true })
-    const onError = (e: Error) => done({ ready: false, error: e.message || String(e) })
+    const onError = (e: Error) => done({ ready: false, error: (e.message || String(e)).replace(/\.$/, "") })
     const timer = setTimeout(() => done({ ready: false, error: `no answer within ${within} ms` }), within)
     client.once("ready", onReady)
     client.once("error", onError)
@@ -66,6 +69,26 @@ export const gatherShared = (probeTimeout: Duration.DurationInput) =>
 
 const pass = (detail: string): Outcome => ({ ok: true, detail })
 const skip = (detail: string): Outcome => ({ ok: true, skipped: true, detail })
+
+/** Redis answered, and refused the credentials (not an outage: a configuration error). */
+const refused = (facts: SharedFacts): boolean =>
+  facts._tag === "Unreachable" && /\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(facts.error)
+
+const credentials = (facts: Exclude<SharedFacts, { _tag: "Unconfigured" }>): Check => ({
+  name: "redis-credentials",
+  severity: "fatal",
+  run: Effect.succeed(
+    !refused(facts)
+      ? facts._tag === "Answers"
+        ? pass(`Redis at ${facts.url} accepts the connection`)
+        : skip(`Redis at ${facts.url} does not answer: its credentials are checked once it does`)
+      : {
+          ok: false,
+          detail: `Redis at ${facts.url} refuses the credentials: ${facts._tag === "Unreachable" ? facts.error : ""}`,
+          fix: "correct the user and password in SLUICE_REDIS_URL (redis://user:password@host:port), or the server's ACL"
+        }
+  )
+})
 
 const reachable = (facts: Exclude<SharedFacts, { _tag: "Unconfigured" }>): Check => ({
   name: "redis-reachable",
@@ -99,4 +122,4 @@ const version = (facts: Exclude<SharedFacts, { _tag: "Unconfigured" }>): Check =
 
 /** The checks of the shared Redis; none when it is not configured. */
 export const sharedChecks = (facts: SharedFacts): ReadonlyArray<Check> =>
-  facts._tag === "Unconfigured" ? [] : [reachable(facts), version(facts)]
+  facts._tag === "Unconfigured" ? [] : [reachable(facts), credentials(facts), version(facts)]

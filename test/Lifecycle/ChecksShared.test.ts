@@ -45,6 +45,7 @@ describe("ChecksShared", () => {
         found.map((r) => [r.name, r.severity, r.result]),
         [
           ["redis-reachable", "warning", "fail"],
+          ["redis-credentials", "fatal", "skip"],
           ["redis-version", "fatal", "skip"]
         ]
       )
@@ -56,13 +57,29 @@ describe("ChecksShared", () => {
   )
 
   it("a Redis older than 6.2 is fatal, with what to do", () => {
-    const [, version] = sharedChecks({ _tag: "Answers", url: "redis://10.0.0.5:6379", version: "6.0.16" })
+    const [, , version] = sharedChecks({ _tag: "Answers", url: "redis://10.0.0.5:6379", version: "6.0.16" })
     const outcome = Effect.runSync(version!.run)
     assert.strictEqual(version!.severity, "fatal")
     assert.isFalse(outcome.ok)
     assert.include(outcome.detail, "Redis 6.0.16 at redis://10.0.0.5:6379 is older than 6.2")
     assert.include(outcome.fix!, "upgrade Redis")
-    assert.isTrue(Effect.runSync(sharedChecks({ _tag: "Answers", url: "u", version: "6.2.0" })[1]!.run).ok)
+    assert.isTrue(Effect.runSync(sharedChecks({ _tag: "Answers", url: "u", version: "6.2.0" })[2]!.run).ok)
+  })
+
+  it("credentials Redis refuses are fatal (a configuration error, not an outage)", () => {
+    const facts = {
+      _tag: "Unreachable",
+      url: "redis://app:***@10.0.0.5:6379",
+      fallback: "local",
+      error: "WRONGPASS invalid username-password pair or user is disabled"
+    } as const
+    const [reachable, credentials] = sharedChecks(facts)
+    assert.isFalse(Effect.runSync(reachable!.run).ok)
+    const outcome = Effect.runSync(credentials!.run)
+    assert.strictEqual(credentials!.severity, "fatal")
+    assert.isFalse(outcome.ok)
+    assert.include(outcome.detail, "refuses the credentials: WRONGPASS")
+    assert.include(outcome.fix!, "SLUICE_REDIS_URL")
   })
 
   it.scopedLive.skipIf(redisBinary === undefined)(
@@ -75,10 +92,11 @@ describe("ChecksShared", () => {
           found.map((r) => [r.name, r.result]),
           [
             ["redis-reachable", "pass"],
+            ["redis-credentials", "pass"],
             ["redis-version", "pass"]
           ]
         )
-        assert.match(found[1]!.detail, new RegExp(`^Redis \\d+\\.\\d+\\.\\d+ at ${server.url}$`))
+        assert.match(found[2]!.detail, new RegExp(`^Redis \\d+\\.\\d+\\.\\d+ at ${server.url}$`))
       })
   )
 })
