@@ -39,6 +39,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "gateway", file: "bench/gateway.ts", nodeFlags: [], timeoutS: 120 },
   { name: "memory-search", file: "bench/memory-search.ts", nodeFlags: [], timeoutS: 400 },
   { name: "startup", file: "bench/startup.ts", nodeFlags: [], timeoutS: 180 },
+  { name: "scale-out", file: "bench/scale-out.ts", nodeFlags: [], timeoutS: 300 },
   { name: "soak", file: "bench/soak.ts", nodeFlags: [], timeoutS: soakMinutes(flags) * 60 + 300, onlyWhenNamed: true }
 ]
 
