@@ -1,5 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
+import { Episodes } from "../../src/Agent/Episodes.js"
 import { fast } from "../../src/Simulator/SimulatorConfig.js"
 import { call, layer as gateway, layerWithAgents } from "./gateway.js"
 
@@ -61,6 +62,28 @@ describe("gateway: agents", () => {
         assert.strictEqual(shown.body.status, "interrupted")
         const again = yield* call(`/agents/episodes/${started.body.id}/cancel`, { method: "POST" })
         assert.strictEqual(again.status, 409)
+      })
+    )
+
+    it.effect("cancel of an episode whose instance died (its lease expired) ends it here at once", () =>
+      Effect.gen(function* () {
+        const episodes = yield* Episodes
+        const id = "orphan"
+        const dead = { holder: { episodeId: id, owner: "gone:1:abcdef", fence: 1 }, ttlMs: -1 }
+        yield* episodes.start({ id, agent: "noter", goal, spec: { ...noter, tickInterval: "30 seconds" } }, dead)
+        const shown = yield* call(`/agents/episodes/${id}`)
+        assert.strictEqual(shown.body.lease.owner, "gone:1:abcdef")
+        const cancelled = yield* call(`/agents/episodes/${id}/cancel`, { method: "POST" })
+        assert.deepStrictEqual(
+          { status: cancelled.status, body: cancelled.body },
+          {
+            status: 202,
+            body: { id, status: "interrupted" }
+          }
+        )
+        const after = yield* call(`/agents/episodes/${id}`)
+        assert.strictEqual(after.body.status, "interrupted")
+        assert.isUndefined(after.body.lease)
       })
     )
 
