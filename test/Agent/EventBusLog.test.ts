@@ -7,12 +7,13 @@ import { EventBus } from "../../src/Agent/EventBus.js"
 import { topic } from "../../src/Agent/EventBusTopic.js"
 import { queries } from "../../src/Store/EventsRepo.js"
 import * as Store from "../../src/Store/Store.js"
+import { eachStore, freshStore } from "../support/Stores.js"
 
 const Note = topic("notes", Schema.Struct({ text: Schema.String, at: Schema.DateFromNumber }))
 const Other = topic("other", Schema.Struct({ n: Schema.Number }))
 
 const busLayer = (options?: Options) =>
-  (options === undefined ? EventBus.Default : EventBus.layer(options)).pipe(Layer.provideMerge(Store.layerMemory))
+  (options === undefined ? EventBus.Default : EventBus.layer(options)).pipe(Layer.provideMerge(freshStore))
 
 const note = (text: string) => ({ text, at: new Date(0) })
 
@@ -33,7 +34,7 @@ const assertIndexed = (lines: ReadonlyArray<string>, table: string, index: strin
   )
 }
 
-describe("EventBus event log", () => {
+eachStore("EventBus event log", (it) => {
   it.effect("reads a topic's events back by time range, in publish order, decoded with the topic's schema", () =>
     Effect.gen(function* () {
       const bus = yield* EventBus
@@ -84,7 +85,9 @@ describe("EventBus event log", () => {
       assert.deepStrictEqual(JSON.parse(letter!.payload), { n: 1 })
     }).pipe(Effect.provide(busLayer({ persist: false })))
   )
+})
 
+describe("EventBus event log on SQLite", () => {
   it.effect("each hot query uses an index (EXPLAIN QUERY PLAN)", () =>
     Effect.gen(function* () {
       const q = queries(yield* SqlClient.SqlClient)
