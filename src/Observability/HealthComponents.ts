@@ -8,8 +8,11 @@
  * - breakers: degraded when any breaker is not closed, down when all are open.
  * - scheduler: degraded when a queue is `queueDegradedShare` full or its oldest caller waited `queueWaitDegraded`;
  *   down when a queue is full (callers blocked) or the oldest waited `queueWaitDown`.
- * - database (critical): a read (`SELECT 1`) and a write (an upsert in `health_probe`, created if absent), on
- *   SQLite or PostgreSQL (`kind`); ok with `enabled: false` when the process has no database.
+ * - database: a read (`SELECT 1`) and a write (an upsert in `health_probe`, created if absent), on SQLite or
+ *   PostgreSQL (`kind`); ok with `enabled: false` when the process has no database. Critical on SQLite (the file is
+ *   this instance's own: a broken one should take it out of rotation), not on PostgreSQL: a shared database that
+ *   does not answer fails every instance alike, and taking them all out of rotation would also stop what still
+ *   works without it (calls with environment keys, model management); the component still reports down.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Duration, Effect, Either, Metric } from "effect"
@@ -210,7 +213,7 @@ export const scheduler = (sources: ReadonlyArray<BackendSource>, options: Schedu
  */
 export const database = (sql: SqlClient.SqlClient | undefined): Component => ({
   name: "database",
-  critical: true,
+  critical: sql === undefined || sql.onDialectOrElse({ pg: () => false, orElse: () => true }),
   check: sql === undefined ? Effect.succeed<Result>({ status: "ok", detail: { enabled: false } }) : probe(sql)
 })
 

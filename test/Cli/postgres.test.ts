@@ -76,7 +76,7 @@ describe.skipIf(postgresBin === undefined)(postgresTitle("sluice serve and sluic
     60_000
   )
   it.scopedLive(
-    "PostgreSQL stopped mid-run: environment keys go on, stored keys get 503, health is down; all recover",
+    "PostgreSQL stopped mid-run: environment keys go on, stored keys get 503, health is down but ready; all recover",
     () =>
       Effect.gen(function* () {
         const server = yield* postgresServer
@@ -93,6 +93,11 @@ describe.skipIf(postgresBin === undefined)(postgresTitle("sluice serve and sluic
         yield* server.stop
         yield* databaseBecomes(gateway, envKey, "down")
         assert.strictEqual((yield* chat(gateway, envKey)).status, 200, "inference needs no database")
+        // a shared database down fails every instance alike: readiness stays up so the balancer keeps what works
+        const ready = yield* Effect.promise(() =>
+          fetch(`${gateway}/health/ready`, { headers: { authorization: `Bearer ${envKey}` } })
+        )
+        assert.strictEqual(ready.status, 200)
         const refused = yield* chat(gateway, stored)
         assert.strictEqual(refused.status, 503)
         assert.include(refused.body, "the key store did not answer")
