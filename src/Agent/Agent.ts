@@ -8,9 +8,14 @@
  *   up) -> failed with the error; a tick over budget -> recorded as "budget-exceeded", then the next tick
  *   (`onBudgetExceeded: "continue"`) or failed (`"end"`); tick `maxTicks` without `finish` -> failed.
  *   The ending is committed with the tick that causes it, so no crash can separate the two.
- * - The commit is uninterruptible: a tick is stored whole or not at all. Interrupting a run (shutdown, Ctrl-C)
+ * - The commit is uninterruptible: a tick is stored whole or not at all. Interrupting a run (Ctrl-C, a cancel)
  *   drops the tick in flight and marks the episode "interrupted"; a killed process leaves it "running". Both
  *   resume at `ticks + 1` with the spec stored in the episode.
+ * - A handover (`RunOptions.handOver`, `sluice serve` shutting down): the runner lets the tick in flight finish and
+ *   commit, stops before the next one, leaves the episode "running" and ends its lease at once, so the next
+ *   takeover scan (another instance's, or this one's after a restart) continues it. An interruption once the
+ *   handover was asked (its deadline passed) hands over too: the tick in flight is then run again by the next
+ *   owner, as after a crash.
  * - One runner per episode, across processes: the runner holds the episode's lease (EpisodeLeases.ts) from its
  *   start to its end, renews it while it ticks, and writes under it (every commit fenced, Episodes.ts). `resume`
  *   acquires it (`LeaseHeld` while another instance holds it), `takeOver` takes an expired one (AgentRuns'
@@ -20,7 +25,7 @@
  * - `runAll` opens every agent's inbox before any tick runs, so agents started together never miss each
  *   other's first messages.
  */
-import { Effect, Layer, Option, Schema } from "effect"
+import { Deferred, Effect, Layer, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import { Llm } from "../Llm/Llm.js"
 import * as Inbox from "./AgentInbox.js"
@@ -47,12 +52,22 @@ export interface RunOptions {
   readonly onStart?: (episode: Episode) => Effect.Effect<void>
   /** Called after each committed tick, with the episode as stored. */
   readonly onTick?: (tick: Tick, episode: Episode) => Effect.Effect<void>
+  /**
+   * Completed to hand the episode over (see the module comment): the run then returns the episode still
+   * "running" after its tick in flight; interrupted after it, it hands over instead of marking it "interrupted".
+   */
+  readonly handOver?: Deferred.Deferred<void>
 }
 
 /** An agent to start, toward `goal` (default: the spec's own `goal`). */
 export interface Launch {
   readonly spec: AgentSpec.AgentSpec
   readonly goal?: string | undefined
+}
+
+/** The ticks committed so far by a runner (for its handover's log line). */
+interface Progress {
+  ticks: number
 }
 
 interface Prepared {
@@ -63,6 +78,12 @@ interface Prepared {
 }
 
 const isCancel = (outcome: Episode | CancelRequested): outcome is CancelRequested => outcome === CancelRequested
+
+/** Whether a handover was asked; and the wait for it (never without `handOver`). */
+const handingOver = (options: RunOptions) =>
+  options.handOver === undefined ? Effect.succeed(false) : Deferred.isDone(options.handOver)
+const asked = (options: RunOptions) =>
+  options.handOver === undefined ? Effect.never : Deferred.await(options.handOver)
 
 const endingOf = (spec: AgentSpec.AgentSpec, result: AgentTick.Result): Ending | undefined => {
   const { tick } = result
@@ -130,8 +151,18 @@ export class Agent extends Effect.Service<Agent>()("sluice/Agent", {
         return { episode, spec, inbox, lease } satisfies Prepared
       })
 
+    /** Ends the lease at once, leaving the episode running for the next takeover. */
+    const handOver = (prepared: Prepared, progress: Progress, cut: boolean) =>
+      Effect.zipRight(
+        prepared.lease.handOver,
+        Effect.logInfo(
+          `episode ${prepared.episode.id}: handed over after tick ${progress.ticks}` +
+            (cut ? ", its tick in flight cut at the deadline" : "")
+        )
+      )
+
     /** Ticks from `episode.ticks + 1` until the episode ends. */
-    const loop = (prepared: Prepared, options: RunOptions) =>
+    const loop = (prepared: Prepared, options: RunOptions, progress: Progress) =>
       Effect.gen(function* () {
         const { inbox, lease, spec } = prepared
         const id = prepared.episode.id
@@ -143,13 +174,15 @@ export class Agent extends Effect.Service<Agent>()("sluice/Agent", {
           return yield* lease.write(episodes.finish(id, { status: "failed", error }, lease.fenced), () => true)
         }
         while (episode.status === "running") {
-          if (episode.ticks > prepared.episode.ticks) yield* Effect.sleep(interval)
+          if (episode.ticks > prepared.episode.ticks) yield* Effect.raceFirst(Effect.sleep(interval), asked(options))
+          if (yield* handingOver(options)) return yield* Effect.as(handOver(prepared, progress, false), episode)
           if (yield* lease.renew) return CancelRequested
           const observed = yield* inbox.drain
           const input = { spec, goal: episode.goal, episodeId: id, n: episode.ticks + 1, observed }
           const result = yield* AgentTick.run(services, input)
           const commit = episodes.commitTick(result.tick, endingOf(spec, result), lease.fenced)
           episode = yield* Effect.uninterruptible(lease.write(commit, (stored) => stored.status !== "running"))
+          progress.ticks = episode.ticks
           if (options.onTick) yield* options.onTick(result.tick, episode)
         }
         return episode
@@ -164,13 +197,18 @@ export class Agent extends Effect.Service<Agent>()("sluice/Agent", {
         Effect.catchAll((error) => Effect.logWarning(`episode ${id}: cannot mark it interrupted`, error))
       )
       const cancelled = Effect.zipLeft(interrupted, Effect.logInfo(`episode ${id}: cancelled through another instance`))
+      const progress: Progress = { ticks: prepared.episode.ticks }
       return Effect.suspend(
         (): Effect.Effect<Episode, Effect.Effect.Error<ReturnType<typeof loop>> | AlreadyRunning> => {
           if (live.has(id)) return Effect.fail(new AlreadyRunning({ id }))
           live.add(id)
-          return Effect.raceFirst(loop(prepared, options), lease.watch).pipe(
+          return Effect.raceFirst(loop(prepared, options, progress), lease.watch).pipe(
             Effect.flatMap((outcome) => (isCancel(outcome) ? cancelled : Effect.succeed(outcome))),
-            Effect.onInterrupt(() => markInterrupted),
+            Effect.onInterrupt(() =>
+              Effect.flatMap(handingOver(options), (yes) =>
+                yes ? handOver(prepared, progress, true) : markInterrupted
+              )
+            ),
             Effect.ensuring(Effect.sync(() => live.delete(id))),
             Effect.annotateLogs({ agent: prepared.spec.name, episode: id })
           )

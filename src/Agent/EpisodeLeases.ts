@@ -18,6 +18,9 @@
  *   each renewal, so it stops within a third of a lease length (or before its next tick).
  * - A renewal that fails on a storage error is retried at the next round; if the database stays away, the tick's
  *   commit fails and the episode is taken over once the database answers again.
+ * - A handover (`sluice serve` shutting down) ends the lease at once but keeps its row, owner and fence
+ *   (`LeasesRepo.expire`): the episode stays running and the next scan of any instance takes it over, without
+ *   waiting for the lease to run out. If the database does not answer, the lease runs out by itself.
  */
 import { Clock, Config, Duration, Effect, Metric, Option } from "effect"
 import { randomBytes } from "node:crypto"
@@ -46,6 +49,8 @@ export interface Held {
   readonly watch: Effect.Effect<CancelRequested, LeaseLost>
   /** Gives the lease up without a write (the episode could not be reopened); never fails. */
   readonly release: Effect.Effect<void>
+  /** Ends the lease at once and stops the renewals, leaving the episode to the next takeover; never fails. */
+  readonly handOver: Effect.Effect<void>
 }
 
 const instanceId = () => `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`
@@ -95,7 +100,18 @@ export class EpisodeLeases extends Effect.Service<EpisodeLeases>()("sluice/Episo
           watch,
           release: repo
             .release(fenced.holder)
-            .pipe(Effect.catchAll((error) => Effect.logWarning("cannot release the episode's lease", error)))
+            .pipe(Effect.catchAll((error) => Effect.logWarning("cannot release the episode's lease", error))),
+          handOver: lock
+            .withPermits(1)(
+              Effect.suspend(() => {
+                ended = true
+                return repo.expire(fenced.holder)
+              })
+            )
+            .pipe(
+              Effect.catchAll((error) => Effect.logWarning("cannot hand the episode's lease over; it runs out", error)),
+              Effect.asVoid
+            )
         }
       })
 

@@ -40,8 +40,10 @@ export const serve = Command.make("serve", { port, host, ollama, backend }, (opt
       ...models,
       backend: engine.backend
     })
-    // the agent runtime (AgentRuns) shares the engine and the database with the gateway
-    const server = Server.layer({ port: options.port, host: options.host, drainTimeout }).pipe(
+    // the agent runtime (AgentRuns) shares the engine and the database with the gateway; built above the gateway,
+    // handOverOnShutdown starts the episodes' handover as the drain begins (its finalizer runs first)
+    const server = AgentRuns.handOverOnShutdown.pipe(
+      Layer.provideMerge(Server.layer({ port: options.port, host: options.host, drainTimeout })),
       Layer.provide(AgentRuns.layer)
     )
     // the shared Redis (SLUICE_REDIS_URL) reaches every layer above it; without the setting it provides nothing

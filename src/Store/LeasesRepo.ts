@@ -12,6 +12,8 @@
  *   dead owner; `takeOver` only updates an expired lease of a still running episode, so the scanner can never
  *   revive an episode that ended (its lease deleted) or was interrupted in the meantime.
  * - A takeover adds 1 to `fence` and keeps `cancel_requested`: a cancel asked while the owner was dead holds.
+ * - `expire` (a handover at shutdown) sets `expires_at` to 0, not to the owner's `now`: expired on every instance's
+ *   clock at once, however skewed; owner, fence and cancel flag stay, so the next owner's takeover is the usual one.
  * - Times are the instances' clocks in ms, passed in (`now`, `expiresAt`), so tests drive them with TestClock.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -90,6 +92,13 @@ export class LeasesRepo extends Effect.Service<LeasesRepo>()("sluice/LeasesRepo"
         sql`DELETE FROM episode_leases WHERE episode_id = ${episodeId} AND owner = ${owner} AND fence = ${fence}
           RETURNING *`
     })
+    const expire = Rows.findOne("leases.expire", {
+      Request: Holder,
+      Result: Lease,
+      execute: ({ episodeId, fence, owner }) =>
+        sql`UPDATE episode_leases SET expires_at = 0
+          WHERE episode_id = ${episodeId} AND owner = ${owner} AND fence = ${fence} RETURNING *`
+    })
     const expired = Rows.findAll("leases.expired", {
       Request: Schema.Struct({ now: Schema.Number, limit: Schema.Number }),
       Result: Schema.Struct({ episodeId: Rows.column("episode_id", Schema.String) }),
@@ -110,6 +119,8 @@ export class LeasesRepo extends Effect.Service<LeasesRepo>()("sluice/LeasesRepo"
       renew: (holder: Holder, expiresAt: number) => renew({ ...holder, expiresAt }),
       /** Deletes the lease if `holder` still holds it; false when it does not. */
       release: (holder: Holder) => Effect.map(release(holder), Option.isSome),
+      /** Ends the lease at once but keeps its row (a handover): any instance may take it over; false when lost. */
+      expire: (holder: Holder) => Effect.map(expire(holder), Option.isSome),
       /** Asks the owner to stop the episode; returns the lease, none when no instance holds one. */
       requestCancel: Rows.findOne("leases.requestCancel", {
         Request: Schema.String,

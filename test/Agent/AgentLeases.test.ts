@@ -2,14 +2,17 @@
  * The agent runtime under episode leases, on the simulator: a runner whose lease was taken over stops at once
  * and leaves the episode running for the new owner, which continues after the last committed tick (every tick
  * stored once); a cancel asked through the lease ends the episode "interrupted" before its next tick; resume
- * refuses an episode another instance holds.
+ * refuses an episode another instance holds; a handover (serve's shutdown) lets the tick in flight commit, or,
+ * interrupted at its deadline, drops it, and in both cases leaves the episode running with its lease ended at
+ * once, for a takeover that completes it with every tick once.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Option } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer, Option, Schema } from "effect"
 import { Agent } from "../../src/Agent/Agent.js"
 import * as AgentSpec from "../../src/Agent/AgentSpec.js"
 import { EpisodeLeases } from "../../src/Agent/EpisodeLeases.js"
 import { Episodes } from "../../src/Agent/Episodes.js"
+import * as Tools from "../../src/Agent/Tools.js"
 import { LeasesRepo } from "../../src/Store/LeasesRepo.js"
 import { rows, runtime } from "./agentFixtures.js"
 
@@ -43,7 +46,27 @@ const steal = (id: string, ms: number) =>
   })
 
 /** The runtime, with the leases' SQL at hand to play another instance. */
-const layer = () => LeasesRepo.Default.pipe(Layer.provideMerge(runtime()))
+const layer = (tools: ReadonlyArray<Tools.Tool> = []) => LeasesRepo.Default.pipe(Layer.provideMerge(runtime(tools)))
+
+/** A tool whose first call says it started and waits for `gate`; later calls answer at once. */
+const stall = (started: Deferred.Deferred<void>, gate: Effect.Effect<void>) => {
+  let calls = 0
+  return Tools.make({
+    name: "stall",
+    description: "Wait for a signal.",
+    parameters: Schema.Struct({ what: Schema.String }),
+    run: () => (++calls === 1 ? Effect.zipRight(Deferred.succeed(started, undefined), gate) : Effect.void)
+  })
+}
+
+const staller = AgentSpec.make({
+  name: "staller",
+  model: "llama3.2",
+  tools: ["stall"],
+  maxTicks: 3,
+  maxSteps: 2,
+  memory: { recallK: 0, remember: false }
+})
 
 describe("Agent under episode leases", () => {
   it.scopedLive("a runner that lost its lease stops; a takeover continues after the last committed tick", () =>
@@ -93,5 +116,51 @@ describe("Agent under episode leases", () => {
       const refused = yield* Effect.flip(agent.resume(id))
       assert.deepInclude(refused, { _tag: "LeaseHeld", id, owner: "elsewhere" })
     }).pipe(Effect.provide(layer()))
+  )
+
+  it.scopedLive("a handover lets the tick in flight commit; the episode stays running, its lease ended at once", () =>
+    Effect.gen(function* () {
+      const started = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      const handOver = yield* Deferred.make<void>()
+      yield* Effect.gen(function* () {
+        const agent = yield* Agent
+        const running = yield* Effect.fork(agent.run(staller, "stall for the signal", { handOver }))
+        yield* Deferred.await(started)
+        yield* Deferred.succeed(handOver, undefined)
+        yield* Deferred.succeed(gate, undefined)
+        const left = yield* Fiber.join(running)
+        assert.deepInclude(left, { status: "running", ticks: 1 }, "tick 1 finished and committed, then it stopped")
+        const lease = Option.getOrThrow(yield* (yield* LeasesRepo).get(left.id))
+        assert.deepInclude(lease, { expiresAt: 0, fence: 1 }, "ended at once, kept for the takeover")
+
+        const ended = yield* agent.takeOver(left.id)
+        assert.strictEqual(ended.status, "completed")
+        assert.deepStrictEqual(yield* ticksOf(left.id), [1, 2, 3])
+      }).pipe(Effect.provide(layer([stall(started, Deferred.await(gate))])))
+    })
+  )
+
+  it.scopedLive("interrupted after the handover was asked (its deadline), the tick in flight is run again later", () =>
+    Effect.gen(function* () {
+      const started = yield* Deferred.make<void>()
+      const handOver = yield* Deferred.make<void>()
+      yield* Effect.gen(function* () {
+        const agent = yield* Agent
+        const episodes = yield* Episodes
+        const running = yield* Effect.fork(agent.run(staller, "stall for the signal", { handOver }))
+        yield* Deferred.await(started)
+        yield* Deferred.succeed(handOver, undefined)
+        yield* Fiber.interrupt(running)
+        const [left] = yield* episodes.list({ agent: "staller" })
+        assert.deepInclude(left, { status: "running", ticks: 0 }, "handed over, not marked interrupted")
+        const lease = Option.getOrThrow(yield* (yield* LeasesRepo).get(left!.id))
+        assert.strictEqual(lease.expiresAt, 0)
+
+        const ended = yield* agent.takeOver(left!.id)
+        assert.strictEqual(ended.status, "completed")
+        assert.deepStrictEqual(yield* ticksOf(left!.id), [1, 2, 3], "tick 1 run again by the next owner, once stored")
+      }).pipe(Effect.provide(layer([stall(started, Effect.never)])))
+    })
   )
 })

@@ -2,7 +2,8 @@
  * Episode leases in the runtime (Agent/EpisodeLeases.ts with Episodes' fenced writes), two instances over one
  * database (SQLite and PostgreSQL, test/support/Stores.ts), time driven by TestClock: the owner renews while it
  * ticks, another instance takes over only after the lease expired, and from then on the old owner's writes (a
- * tick, an ending) are refused whole.
+ * tick, an ending) are refused whole; a handover ends the lease at once, so another instance takes over without
+ * waiting for it to run out.
  */
 import { assert } from "@effect/vitest"
 import { Clock, Context, Effect, Fiber, Layer, Option, TestClock } from "effect"
@@ -108,6 +109,22 @@ eachStore("EpisodeLeases", (it) => {
       yield* Fiber.interrupt(watching)
       const again = yield* a.acquire("ep")
       assert.deepStrictEqual(again.fenced.holder, { episodeId: "ep", owner: a.owner, fence: 1 })
+    }).pipe(Effect.provide(database))
+  )
+
+  it.scoped("a handover ends the lease at once and stops the renewals: another instance takes over at once", () =>
+    Effect.gen(function* () {
+      const [a, b] = [yield* instance, yield* instance]
+      const held = yield* start(a, "ep")
+      const watching = yield* Effect.fork(held.watch)
+      yield* held.handOver
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual(Option.getOrThrow(yield* a.get("ep")).expiresAt, 0, "not renewed after the handover")
+      assert.deepStrictEqual(yield* b.expired(), ["ep"])
+      const taken = yield* b.takeOver("ep")
+      assert.deepStrictEqual(taken.fenced.holder, { episodeId: "ep", owner: b.owner, fence: 2 })
+      assert.strictEqual((yield* Effect.flip(held.renew))._tag, "LeaseLost")
+      yield* Fiber.interrupt(watching)
     }).pipe(Effect.provide(database))
   )
 })

@@ -5,6 +5,10 @@
  *   completes; the database holds every tick number exactly once, the ticks committed before the kill unchanged.
  *   The lease is shortened to 3 s here through its setting (SLUICE_AGENT_LEASE), the knob under test.
  * - cancel on the instance that does not run the episode stops it on the one that does (default lease).
+ * - SIGTERM of the instance running an episode (a rolling restart): it hands the episode over (its lease ended at
+ *   once, the episode still running) and exits 0; the other takes it over at its next scan, well before the lease
+ *   (default 15 s) would have run out, and completes it with every tick once.
+ * - SIGTERM then a restart of a single instance: the restarted instance's first scan continues the episode.
  */
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
@@ -82,6 +86,29 @@ const ownedBy = (running: Running) => new RegExp(`:${running.child.pid}:[0-9a-f]
 
 const walker = { name: "walker", model: "llama3.2", tools: ["remember"], maxTicks: 8, memory: { recallK: 0 } }
 
+/** The number of ticks `running` says it committed before handing `id` over (its log line). */
+const handedOverAfter = (running: Running, id: string) => {
+  const found = new RegExp(`episode ${id}: handed over after tick (\\d+)`).exec(running.stdout())
+  assert.isNotNull(found, `the handover is logged: ${running.stdout()}`)
+  return Number(found![1])
+}
+
+/** Every tick of `id` stored once, 1 to `ticks`, and the episode completed. */
+const everyTickOnce = (shared: Shared, id: string, ticks: number) =>
+  Effect.gen(function* () {
+    const sql = yield* shared.sql
+    const counts = yield* sql<{ n: number; copies: number | string }>`SELECT n, COUNT(*) AS copies FROM ticks
+      WHERE episode_id = ${id} GROUP BY n ORDER BY n`.pipe(Effect.orDie)
+    assert.deepStrictEqual(
+      counts.map((row) => [Number(row.n), Number(row.copies)]),
+      Array.from({ length: ticks }, (_, i) => [i + 1, 1]),
+      "every tick once: none run twice, none lost"
+    )
+    const [episode] = yield* sql<{ status: string; ticks: number }>`SELECT status, ticks FROM episodes
+      WHERE id = ${id}`.pipe(Effect.orDie)
+    assert.deepStrictEqual({ status: episode!.status, ticks: Number(episode!.ticks) }, { status: "completed", ticks })
+  })
+
 const takeover = (database: Effect.Effect<Shared, never, Scope.Scope>) =>
   Effect.gen(function* () {
     const shared = yield* database
@@ -95,17 +122,7 @@ const takeover = (database: Effect.Effect<Shared, never, Scope.Scope>) =>
 
     const after = yield* until(show(urlB, id), (e) => e.status !== "running", "the episode ends on B")
     assert.strictEqual(after.status, "completed", JSON.stringify(after))
-    const sql = yield* shared.sql
-    const counts = yield* sql<{ n: number; copies: number | string }>`SELECT n, COUNT(*) AS copies FROM ticks
-      WHERE episode_id = ${id} GROUP BY n ORDER BY n`.pipe(Effect.orDie)
-    assert.deepStrictEqual(
-      counts.map((row) => [Number(row.n), Number(row.copies)]),
-      [1, 2, 3, 4, 5, 6, 7, 8].map((n) => [n, 1]),
-      "every tick once: none run twice, none lost"
-    )
-    const [episode] = yield* sql<{ status: string; ticks: number }>`SELECT status, ticks FROM episodes
-      WHERE id = ${id}`.pipe(Effect.orDie)
-    assert.deepStrictEqual({ ...episode }, { status: "completed", ticks: 8 })
+    yield* everyTickOnce(shared, id, 8)
     const kept = after.ticks.slice(0, before.ticks.length).map((t: { startedAt: number }) => t.startedAt)
     assert.deepStrictEqual(
       kept,
@@ -116,6 +133,58 @@ const takeover = (database: Effect.Effect<Shared, never, Scope.Scope>) =>
     assert.match(metrics, /^sluice_agent_episode_takeovers_total 1$/m)
     assert.isNull(b.child.exitCode)
   })
+
+const handOver = (database: Effect.Effect<Shared, never, Scope.Scope>) =>
+  Effect.gen(function* () {
+    const shared = yield* database
+    const { a, b, urlA, urlB } = yield* instances(shared)
+    const id = yield* start(urlA, { ...walker, tickInterval: "300 millis" }, "remember each tick")
+    const before = yield* until(show(urlB, id), (e) => e.ticks.length >= 2, "two ticks on A, read through B")
+    assert.match(before.lease.owner, ownedBy(a), "A runs it")
+    a.child.kill("SIGTERM")
+    assert.strictEqual(yield* Effect.promise(() => a.exited), 0, "A exits cleanly")
+    const exitedAt = Date.now()
+    const committedByA = handedOverAfter(a, id)
+    assert.isAtLeast(committedByA, 2)
+
+    const after = yield* until(show(urlB, id), (e) => e.status !== "running", "the episode ends on B")
+    assert.strictEqual(after.status, "completed", JSON.stringify(after))
+    yield* everyTickOnce(shared, id, 8)
+    // A renewed its lease before every tick (300 ms apart): run out, it would have lasted until about 15 s after
+    // the exit; B's scan (every 7.5 s) found it ended at once
+    const firstOnB = after.ticks.find((t: { n: number }) => t.n === committedByA + 1)
+    assert.isBelow(firstOnB.startedAt - exitedAt, 12_000, "taken over without waiting for the lease to run out")
+    const metrics = yield* Effect.promise(() => fetch(`${urlB}/metrics`).then((r) => r.text()))
+    assert.match(metrics, /^sluice_agent_episode_takeovers_total 1$/m)
+    assert.isNull(b.child.exitCode)
+  })
+
+const restart = Effect.gen(function* () {
+  const shared = yield* sqlite
+  const sim = yield* sluice(["simulate", "--port", "0"])
+  const backend = yield* waitFor(sim, /simulator on (http:\/\/[\w.:]+)/)
+  const serve = () => sluice(["serve", "--port", "0", "--ollama", backend], shared.env)
+  const first = yield* serve()
+  const url = yield* waitFor(first, listening)
+  const id = yield* start(url, { ...walker, tickInterval: "300 millis" }, "remember each tick")
+  yield* until(show(url, id), (e) => e.ticks.length >= 2, "two ticks")
+  first.child.kill("SIGTERM")
+  assert.strictEqual(yield* Effect.promise(() => first.exited), 0)
+  const committed = handedOverAfter(first, id)
+  const sql = yield* shared.sql
+  const [lease] = yield* sql<{ expires_at: number; fence: number }>`SELECT expires_at, fence FROM episode_leases
+    WHERE episode_id = ${id}`.pipe(Effect.orDie)
+  assert.deepStrictEqual({ ...lease }, { expires_at: 0, fence: 1 }, "handed over: ended at once, kept")
+  const [stopped] = yield* sql<{ status: string; ticks: number }>`SELECT status, ticks FROM episodes
+    WHERE id = ${id}`.pipe(Effect.orDie)
+  assert.deepStrictEqual({ ...stopped }, { status: "running", ticks: committed }, "still running, not interrupted")
+
+  const second = yield* serve()
+  const again = yield* waitFor(second, listening)
+  const after = yield* until(show(again, id), (e) => e.status !== "running", "the restarted instance completes it")
+  assert.strictEqual(after.status, "completed", JSON.stringify(after))
+  yield* everyTickOnce(shared, id, 8)
+})
 
 const cancelElsewhere = (database: Effect.Effect<Shared, never, Scope.Scope>) =>
   Effect.gen(function* () {
@@ -140,6 +209,12 @@ describe("sluice serve instances sharing an SQLite database", () => {
     180_000
   )
   it.scopedLive("cancel on the instance that does not run the episode stops it", () => cancelElsewhere(sqlite), 120_000)
+  it.scopedLive(
+    "SIGTERM of the instance running an episode hands it over: the other continues it at its next scan",
+    () => handOver(sqlite),
+    120_000
+  )
+  it.scopedLive("SIGTERM then a restart of a single instance: the episode continues by itself", () => restart, 120_000)
 })
 
 describe.skipIf(postgresBin === undefined)(postgresTitle("sluice serve instances sharing a database"), () => {
@@ -151,6 +226,11 @@ describe.skipIf(postgresBin === undefined)(postgresTitle("sluice serve instances
   it.scopedLive(
     "cancel on the instance that does not run the episode stops it",
     () => cancelElsewhere(postgres),
+    120_000
+  )
+  it.scopedLive(
+    "SIGTERM of the instance running an episode hands it over: the other continues it at its next scan",
+    () => handOver(postgres),
     120_000
   )
 })

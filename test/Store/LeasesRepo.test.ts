@@ -109,4 +109,23 @@ eachStore("LeasesRepo", (it) => {
       assert.isTrue(Option.isNone(yield* leases.requestCancel("other")))
     }).pipe(Effect.provide(layer))
   )
+
+  it.effect("expire (a handover): only by its holder; expired at once on any clock; the takeover gets fence + 1", () =>
+    Effect.gen(function* () {
+      const leases = yield* LeasesRepo
+      yield* running("ep")
+      yield* leases.insert("ep", "a", 1, 60_000)
+      yield* leases.requestCancel("ep")
+      assert.isFalse(yield* leases.expire({ episodeId: "ep", owner: "b", fence: 1 }), "not b's lease")
+      assert.isFalse(yield* leases.expire({ episodeId: "ep", owner: "a", fence: 2 }), "not this fence")
+      assert.isTrue(yield* leases.expire({ episodeId: "ep", owner: "a", fence: 1 }))
+      assert.deepStrictEqual(
+        yield* leases.get("ep"),
+        Option.some({ episodeId: "ep", owner: "a", expiresAt: 0, fence: 1, cancelRequested: true })
+      )
+      assert.deepStrictEqual(yield* leases.expired(1, 10), ["ep"], "expired for a clock far behind the owner's")
+      const taken = Option.getOrThrow(yield* leases.takeOver(claim("ep", "b", 1)))
+      assert.deepInclude(taken, { owner: "b", fence: 2, cancelRequested: true })
+    }).pipe(Effect.provide(layer))
+  )
 })
