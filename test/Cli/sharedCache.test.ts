@@ -93,6 +93,12 @@ describe.skipIf(redisBinary === undefined)(
         const redis = yield* redisServer
         const sim = yield* Simulator.make({ port: 0, host: "127.0.0.1", config: slow(1500) })
         const [a, b] = yield* twoInstances(sim.url, redis.url)
+        // both connected to Redis (a call made before that is answered locally, as with Redis away)
+        yield* until(
+          () => Promise.all([redisHealth(a), redisHealth(b)]),
+          (hs) => hs.every((h) => h.redis.status === "ok"),
+          "redis ok on both"
+        )
         const answers = yield* Effect.promise(() =>
           Promise.all(Array.from({ length: 50 }, (_, i) => chat(i % 2 === 0 ? a : b, "the same question")))
         )

@@ -13,13 +13,16 @@ import { redisBinary, redisServer, skipReason } from "../support/RedisServer.js"
 let prefixes = 0
 const timeout = "3 seconds"
 
-/** A cache with its own connection to `url` (an instance), under a prefix of its test. */
+/** A cache with its own connection to `url` (an instance), under a prefix of its test, once connected. */
 const instance = (url: string, prefix: string, options: Partial<Options> = {}) =>
-  Effect.map(
+  Effect.gen(function* () {
     // a command timeout for a loaded test machine (250 ms by default): what is asserted here is the protocol
-    Layer.build(ResponseCache.layer(options).pipe(Layer.provide(Redis.layerConnection({ url, prefix, timeout })))),
-    (context) => Context.get(context, ResponseCache)
-  )
+    const redis = yield* Layer.build(Redis.layerConnection({ url, prefix, timeout }))
+    const connection = Context.unsafeGet(redis, Redis.Redis)
+    if (connection._tag === "Some") assert.isTrue(yield* Redis.ready(connection.value, "10 seconds"))
+    const context = yield* Layer.build(ResponseCache.layer(options).pipe(Layer.provide(Layer.succeedContext(redis))))
+    return Context.get(context, ResponseCache)
+  })
 
 const setup = (options: Partial<Options> = {}) =>
   Effect.gen(function* () {
