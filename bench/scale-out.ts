@@ -160,7 +160,7 @@ const paths: ReadonlyArray<Path> = [
 ]
 
 // shared hits: every prompt B will ask is answered on A first (not timed)
-await runPromises(calls + 200, callers, (i) => chat(redisA.url, shared(i)))
+await runPromises(calls + 200 + 1_500, callers, (i) => chat(redisA.url, shared(i)))
 // the paths take turns in rounds, so drift in the machine's load falls on all of them alike
 const rounds = 5
 const perRound = Math.ceil(calls / rounds)
@@ -171,7 +171,10 @@ const outcomes = paths.map(() => ({
   sluiceCpuMs: 0,
   redisCpuMs: 0
 }))
-for (const path of paths) await runPromises(200, callers, (i) => path.call(calls + i)) // warm-up
+// warm-up: the JIT of a fresh process takes a few thousand calls to settle (the first path measured in a cold process
+// cost twice the CPU per call of the same path later), so every path runs `warmup` calls first
+const warmup = 1_500
+for (const path of paths) await runPromises(warmup, callers, (i) => path.call(calls + 200 + i))
 for (let round = 0; round < rounds; round++) {
   process.stderr.write(`[scale-out] round ${round + 1} of ${rounds}\n`)
   for (const [p, path] of paths.entries()) {
@@ -213,7 +216,7 @@ Report.write({
     `Backend: the simulator at zero latency (${describeModel(zero[0]!)}): the ceiling is Sluice's own cost per call.`,
     `Three sluice serve processes over one SQLite file: local (no Redis), redis-a and redis-b (SLUICE_REDIS_URL on a loopback redis-server).`,
     `One API key with rpm 10,000,000, tpm 10^9, concurrency 1,000: every call is checked (rpm, concurrency lease, tpm charge), none refused.`,
-    `${callers} closed-loop callers, ${perRound * rounds} calls per row after 200 warm-up calls, in ${rounds} rounds taking turns; latency is the client's, per call.`
+    `${callers} closed-loop callers, ${perRound * rounds} calls per row after ${warmup} warm-up calls, in ${rounds} rounds taking turns; latency is the client's, per call.`
   ],
   tables: [
     {
