@@ -61,6 +61,8 @@ process.once("exit", () => {
 })
 const redisUrl = `redis://127.0.0.1:${redisPort}`
 const pinger = new IoRedis(redisUrl)
+// redis-server may take a moment to listen: ioredis reconnects until it does; its errors meanwhile are expected
+pinger.on("error", () => undefined)
 await new Promise<void>((resolve) => pinger.once("ready", () => resolve()))
 
 const sim = await simulator({ models: zero })
