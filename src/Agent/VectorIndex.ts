@@ -118,6 +118,11 @@ export class VectorIndex {
     return this.rowOf.has(id)
   }
 
+  /** The ids of every row (a copy). */
+  allIds(): Array<string> {
+    return this.ids.slice()
+  }
+
   /** Adds (or replaces) a row; the vector is normalised on the way in. */
   add(id: string, agent: string, createdAt: number, vector: ArrayLike<number>): void {
     if (vector.length !== this.dim) throw new RangeError(`vector of ${vector.length} in an index of ${this.dim}`)

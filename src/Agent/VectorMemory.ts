@@ -18,10 +18,11 @@
  * - Times come from `Clock`, so TestClock drives expiry in tests.
  * - Several instances on one database: a namespace another instance pinned after this one loaded its indexes is
  *   read from the table the first time this one writes or recalls in it (an agent taken over from a dead
- *   instance keeps its memories). The index of a namespace already loaded is not told of other instances' later
- *   writes: those are recalled here after a restart.
+ *   instance keeps its memories); a namespace already loaded is brought up to the table before each recall and
+ *   write (VectorMemoryIndexer.ts: the other instances' inserts added, their deletes dropped). A memory deleted by
+ *   another instance between that and its use is skipped: a merge into it becomes an insert, a recall leaves it out.
  */
-import { Clock, Duration, Effect, Schedule } from "effect"
+import { Clock, Duration, Effect, Option, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { normalizeName } from "../Domain/ModelName.js"
 import { type Memory, MemoriesRepo, type Metadata, type Pin } from "../Store/MemoriesRepo.js"
@@ -29,6 +30,7 @@ import { indexDefaults, type Mode, VectorIndex } from "./VectorIndex.js"
 import {
   clamp,
   expiresAt,
+  dropped,
   overflow as overflowOf,
   type Space,
   sweep as sweepOf,
@@ -37,7 +39,7 @@ import {
 } from "./VectorMemoryCleanup.js"
 import { Embedder } from "./VectorMemoryEmbedder.js"
 import { DimensionMismatch } from "./VectorMemoryError.js"
-import { builder, load, rebuild } from "./VectorMemoryIndexer.js"
+import { builder, catchUp, fresh, inserted, load, rebuild } from "./VectorMemoryIndexer.js"
 
 export type { Memory, Metadata, SweepResult }
 
@@ -155,10 +157,14 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
       const spaceFor = (namespace: string, actualModel: string, dim: number, now: number) =>
         Effect.gen(function* () {
           const existing = yield* adopt(namespace)
-          if (existing !== undefined) return yield* Effect.as(mismatch(existing.pin, actualModel, dim), existing)
+          if (existing !== undefined) {
+            yield* Effect.zipRight(catchUp(repo, existing), indexes.wake(existing))
+            return yield* Effect.as(mismatch(existing.pin, actualModel, dim), existing)
+          }
           const space: Space = {
             pin: { namespace, model: normalizeName(actualModel), dim },
-            index: new VectorIndex(dim, 0, indexOptions)
+            index: new VectorIndex(dim, 0, indexOptions),
+            seen: { version: 0, removed: 0 }
           }
           yield* repo.pin(space.pin, now)
           spaces.set(namespace, space)
@@ -167,13 +173,17 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
 
       const overflow = overflowOf(repo, capacity)
 
-      const merge = (id: string, importance: number | undefined, now: number) =>
+      /** The memory merged into; none when another instance deleted it meanwhile (dropped from the index). */
+      const merge = (space: Space, id: string, importance: number | undefined, now: number) =>
         Effect.gen(function* () {
           const [current] = yield* repo.byIds([id])
-          if (current === undefined) return yield* Effect.dieMessage(`memory ${id} is indexed but not stored`)
+          if (current === undefined) {
+            space.index.remove(id)
+            return Option.none<Memory>()
+          }
           const merged = used(current, now, ttl, Math.max(current.importance, clamp(importance ?? 0)))
           yield* repo.updateUsage(merged)
-          return merged
+          return Option.some(merged)
         })
 
       const insert = (space: Space, input: RememberVectorInput, now: number) =>
@@ -192,9 +202,12 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
             ...(input.metadata === undefined ? {} : { metadata: input.metadata })
           }
           const write = repo.insert({ ...memory, model: space.pin.model, vector: input.vector })
-          const evicted = yield* repo.transaction(Effect.zipRight(write, overflow(space, input.agent, memory.id, 1)))
+          const [version, evicted] = yield* repo.transaction(
+            Effect.zip(write, overflow(space, input.agent, memory.id, 1))
+          )
           space.index.add(memory.id, memory.agent, now, input.vector)
-          for (const id of evicted) space.index.remove(id)
+          inserted(space, version)
+          dropped(spaces, evicted)
           yield* indexes.wake(space)
           return memory
         })
@@ -206,7 +219,8 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
           const space = yield* spaceFor(input.namespace, input.model, input.vector.length, now)
           const filter = { agent: input.agent, minScore: mergeThreshold }
           const [near] = space.index.search(input.vector, 1, filter)
-          return near === undefined ? yield* insert(space, input, now) : yield* merge(near.id, input.importance, now)
+          const merged = near === undefined ? Option.none() : yield* merge(space, near.id, input.importance, now)
+          return Option.isSome(merged) ? merged.value : yield* insert(space, input, now)
         }).pipe(lock)
 
       const queryVector = (space: Space, q: RecallQuery) =>
@@ -218,14 +232,14 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
           return vector
         })
 
-      /** Marks the hits used and returns them with their rows (a memory deleted meanwhile is left out). */
-      const touch = (hits: ReadonlyArray<{ id: string; score: number }>) =>
+      /** Marks the hits used and returns them with their rows (a memory deleted meanwhile is left out and dropped). */
+      const touch = (space: Space, hits: ReadonlyArray<{ id: string; score: number }>) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
           const rows = new Map((yield* repo.byIds(hits.map((h) => h.id))).map((m) => [m.id, m]))
           const recalled = hits.flatMap(({ id, score }) => {
             const row = rows.get(id)
-            return row === undefined ? [] : [{ memory: used(row, now, ttl), score }]
+            return row === undefined ? (space.index.remove(id), []) : [{ memory: used(row, now, ttl), score }]
           })
           yield* repo.transaction(Effect.forEach(recalled, (r) => repo.updateUsage(r.memory), { discard: true }))
           return recalled
@@ -250,18 +264,18 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
         rememberVector: Effect.fn("VectorMemory.rememberVector")((input: RememberVectorInput) => write(input)),
         /** The k most similar memories passing the filters, best first; they count as used. */
         recall: Effect.fn("VectorMemory.recall")(function* (q: RecallQuery) {
-          const space = spaces.get(q.namespace) ?? (yield* lock(adopt(q.namespace)))
+          const known = spaces.get(q.namespace)
+          const space = known ?? (yield* lock(adopt(q.namespace)))
           if (space === undefined) return [] as ReadonlyArray<Recalled>
           const vector = yield* queryVector(space, q)
+          if (known !== undefined) yield* Effect.flatMap(fresh(repo, space, lock), indexes.wake)
           const { agent, minScore, since, until } = q
           const hits = space.index.search(vector, q.k, { agent, minScore, since, until })
-          return hits.length === 0 ? [] : yield* touch(hits)
+          return hits.length === 0 ? [] : yield* touch(space, hits)
         }),
         /** Deletes one memory; false when there was none. */
         forget: Effect.fn("VectorMemory.forget")(function* (id: string) {
-          const space = [...spaces.values()].find((s) => s.index.has(id))
-          yield* repo.remove([id])
-          return space?.index.remove(id) ?? false
+          return dropped(spaces, yield* repo.remove([id])) > 0
         }, lock),
         /** Runs the cleanup now (what the background sweep runs). */
         sweep,

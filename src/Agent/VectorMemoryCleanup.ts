@@ -10,13 +10,21 @@
  *   the capacity themselves; this catches a lowered capacity after a restart).
  */
 import { Clock, Effect } from "effect"
-import type { Memory, MemoriesRepo, Pin } from "../Store/MemoriesRepo.js"
+import type { Memory, MemoriesRepo, Pin, Removal } from "../Store/MemoriesRepo.js"
 import type { VectorIndex } from "./VectorIndex.js"
 
-/** One namespace: its pin and its index. */
+/** The namespace's counters (MemoriesChanges.ts) an index reflects: every insert up to `version`, every delete
+ * while `removed` had this value. */
+export interface Seen {
+  version: number
+  removed: number
+}
+
+/** One namespace: its pin, its index, and the counters the index reflects. */
 export interface Space {
   readonly pin: Pin
   readonly index: VectorIndex
+  readonly seen: Seen
 }
 
 export interface SweepResult {
@@ -41,28 +49,43 @@ export const used = (memory: Memory, now: number, ttlMs: number, importance = me
 })
 
 /**
+ * Drops deleted rows from their namespace's index (after the delete's commit), and counts the delete as seen when
+ * no other instance deleted in the namespace since the index last looked; returns how many rows were deleted.
+ */
+export const dropped = (spaces: ReadonlyMap<string, Space>, removals: ReadonlyArray<Removal>) => {
+  let n = 0
+  for (const { ids, namespace, removed } of removals) {
+    const space = spaces.get(namespace)
+    n += ids.length
+    if (space === undefined) continue
+    for (const id of ids) space.index.remove(id)
+    if (removed === space.seen.removed + ids.length) space.seen.removed = removed
+  }
+  return n
+}
+
+/**
  * Deletes from the table what overflows the capacity of (agent, namespace) once `adding` more are in, closest to
- * expiry first, sparing `except`; returns the ids, for the caller to drop from the index after its commit.
+ * expiry first, sparing `except`; returns what was deleted, for the caller to drop from the index after its commit.
  */
 export const overflow =
   (repo: MemoriesRepo, capacity: number) => (space: Space, agent: string, except: string, adding: number) => {
     const excess = space.index.count(agent) + adding - capacity
-    if (excess <= 0) return Effect.succeed<ReadonlyArray<string>>([])
-    return repo.evictionOrder(space.pin.namespace, agent, except, excess).pipe(Effect.tap((ids) => repo.remove(ids)))
+    if (excess <= 0) return Effect.succeed<ReadonlyArray<Removal>>([])
+    return Effect.flatMap(repo.evictionOrder(space.pin.namespace, agent, except, excess), repo.remove)
   }
 
 /** Expired memories out, then every (agent, namespace) down to its capacity. */
 export const sweep = (repo: MemoriesRepo, spaces: ReadonlyMap<string, Space>, capacity: number) =>
   Effect.gen(function* () {
     const expired = yield* repo.expired(yield* Clock.currentTimeMillis)
-    yield* repo.remove(expired.map((r) => r.id))
+    dropped(spaces, yield* repo.remove(expired.map((r) => r.id)))
+    // an expired row another instance deleted first is gone from the table as well
     for (const { id, namespace } of expired) spaces.get(namespace)?.index.remove(id)
     let evicted = 0
     for (const space of spaces.values()) {
       for (const agent of space.index.agentsPresent()) {
-        const ids = yield* overflow(repo, capacity)(space, agent, "", 0)
-        for (const id of ids) space.index.remove(id)
-        evicted += ids.length
+        evicted += dropped(spaces, yield* overflow(repo, capacity)(space, agent, "", 0))
       }
     }
     return { expired: expired.length, evicted } satisfies SweepResult

@@ -1,6 +1,6 @@
 /**
- * VectorMemory's indexes, kept in step with the table: loaded from SQLite at start, and their HNSW graphs built in
- * the background.
+ * VectorMemory's indexes, kept in step with the table: loaded from the database at start, brought up to date with
+ * other instances' writes before they are searched, and their HNSW graphs built in the background.
  *
  * Choices:
  * - At start every pinned namespace's rows are read into its VectorIndex (exact rows, ~1.5 s at 100k × 768); the
@@ -12,9 +12,17 @@
  *   (setImmediate, not the Clock: a step is real work, and tests run it under TestClock), so one step blocks the
  *   loop for tens of milliseconds at most. Writes and deletes run between steps; VectorIndex keeps its graph in
  *   step with them.
+ * - Other instances' writes (several instances on one database): a loaded index remembers the namespace's counters
+ *   it reflects (`Space.seen`, Store/MemoriesChanges.ts). Before each recall and write, `fresh` reads them (one
+ *   primary-key read); when they moved, `catchUp` adds the rows inserted since (an index range read of just those
+ *   rows) and, when rows were deleted by someone else, lists the namespace's ids to drop the ones gone. Every
+ *   search, not every N ms: the read costs less than the recall's own reads of its hits, and a search then never
+ *   misses a memory committed before it started. This instance's own writes move `seen` themselves when no one else
+ *   wrote in between, so they cost no catch-up.
  */
-import { Effect, Queue, Stream } from "effect"
+import { Effect, Option, Queue, Stream } from "effect"
 import { availableParallelism } from "node:os"
+import type { Versions } from "../Store/MemoriesChanges.js"
 import { decodeVector, type MemoriesRepo, type Pin } from "../Store/MemoriesRepo.js"
 import { type Options as IndexOptions, VectorIndex } from "./VectorIndex.js"
 import type { Space } from "./VectorMemoryCleanup.js"
@@ -22,15 +30,58 @@ import type { Space } from "./VectorMemoryCleanup.js"
 /** Rows per build step: ~25-50 ms of one step's CPU on this 2-core machine at 768 dimensions. */
 export const stepRows = 128
 
-/** A namespace's index loaded from the table (`size` rows expected, so no regrowth). */
+/** A namespace's index loaded from the table (`size` rows expected, so no regrowth), its counters read first. */
 export const load = (repo: MemoriesRepo, pin: Pin, options: IndexOptions, size = 0) =>
   Effect.gen(function* () {
+    const seen = Option.getOrElse(yield* repo.versions(pin.namespace), () => ({ version: 0, removed: 0 }))
     const index = new VectorIndex(pin.dim, size, options)
     yield* Stream.runForEach(repo.vectors(pin.namespace), (row) =>
       Effect.sync(() => index.add(row.id, row.agent, row.created_at, decodeVector(row.vector)))
     )
-    return { pin, index } satisfies Space
+    return { pin, index, seen: { ...seen } } satisfies Space
   })
+
+/** Whether the namespace's counters moved since the index last looked (none: it is not in the table). */
+const moved = (space: Space, now: Option.Option<Versions>) =>
+  Option.isSome(now) && (now.value.version > space.seen.version || now.value.removed !== space.seen.removed)
+
+/**
+ * Brings the index up to the table (under VectorMemory's permit): the rows inserted since the version it reflects,
+ * and, if rows were deleted by another instance, the removal of those gone.
+ */
+export const catchUp = (repo: MemoriesRepo, space: Space) =>
+  Effect.gen(function* () {
+    const now = yield* repo.versions(space.pin.namespace)
+    if (!moved(space, now)) return
+    const { removed, version } = Option.getOrThrow(now)
+    const { index, pin, seen } = space
+    if (version > seen.version) {
+      yield* Stream.runForEach(repo.added(pin.namespace, seen.version, version), (row) =>
+        Effect.sync(() => index.has(row.id) || index.add(row.id, row.agent, row.created_at, decodeVector(row.vector)))
+      )
+      seen.version = version
+    }
+    if (removed !== seen.removed) {
+      const present = yield* repo.ids(pin.namespace)
+      for (const id of index.allIds()) if (!present.has(id)) index.remove(id)
+      seen.removed = removed
+    }
+  }).pipe(Effect.withSpan("VectorMemory.catchUp"))
+
+/** The space brought up to the table: a read of its counters, and `catchUp` under `lock` only when they moved. */
+export const fresh = (
+  repo: MemoriesRepo,
+  space: Space,
+  lock: <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+) =>
+  Effect.flatMap(repo.versions(space.pin.namespace), (now) =>
+    moved(space, now) ? Effect.as(lock(catchUp(repo, space)), space) : Effect.succeed(space)
+  )
+
+/** Counts this instance's own insert (committed as `version`) as seen when no one else inserted in between. */
+export const inserted = (space: Space, version: number) => {
+  if (version === space.seen.version + 1) space.seen.version = version
+}
 
 /** Every pinned namespace's index, loaded from the table (sized from the counts, so no regrowth). */
 export const rebuild = (repo: MemoriesRepo, options: IndexOptions) =>

@@ -12,15 +12,21 @@
  * - Lists of ids are sent in chunks of 500 (far below SQLite's and PostgreSQL's parameter limits); a namespace's
  *   vectors are read in pages of 1000 along the index (keyset on (agent, expires_at, id), a row-value comparison
  *   that SQLite and PostgreSQL both run as an index range).
+ * - Inserts and deletes keep the namespace's counters (MemoriesChanges.ts) in their own transaction, so other
+ *   instances' indexes can follow them: an insert stamps its rows with the namespace's next version, a delete
+ *   counts what it deleted per namespace and says so (`Removal`).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Array as Arr, Chunk, Effect, Option, Schema, Stream } from "effect"
 import { endianness } from "node:os"
+import * as Changes from "./MemoriesChanges.js"
+import { VectorRow } from "./MemoriesChanges.js"
 import * as Rows from "./Rows.js"
 import type { StorageError } from "./StorageError.js"
 
 export const Metadata = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type Metadata = typeof Metadata.Type
+export { type Removal, VectorRow } from "./MemoriesChanges.js"
 
 /** One memory as stored (the vector aside). Times are epoch milliseconds. */
 export const Memory = Schema.Struct({
@@ -49,16 +55,6 @@ export interface NewMemory extends Memory {
 /** A namespace's pin: the embedding model and dimension of every vector in it. */
 export const Pin = Schema.Struct({ namespace: Schema.String, model: Schema.String, dim: Schema.Number })
 export interface Pin extends Schema.Schema.Type<typeof Pin> {}
-
-/** The index's view of a row: enough to rebuild the in-memory index (the vector still a blob). */
-export const VectorRow = Schema.Struct({
-  id: Schema.String,
-  agent: Schema.String,
-  created_at: Rows.Int64,
-  expires_at: Rows.Int64,
-  vector: Schema.Uint8ArrayFromSelf
-})
-export interface VectorRow extends Schema.Schema.Type<typeof VectorRow> {}
 
 const MemoryRow = Schema.Struct({
   ...Memory.fields,
@@ -132,6 +128,8 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("sluice/Memorie
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const q = queries(sql)
+    const changes = Changes.make(sql)
+    const transaction = Rows.transaction(sql, "memories.transaction")
 
     const pins = Rows.findAll("memories.pins", {
       Request: Schema.Void,
@@ -143,17 +141,26 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("sluice/Memorie
       execute: (row) => sql`INSERT INTO memory_namespaces ${sql.insert(row)}`
     })
 
-    /** Inserts rows, 100 per statement (bulk loads). */
-    const insertMany = Rows.void("memories.insert", {
-      Request: Schema.Array(NewMemoryRow),
-      execute: (rows) =>
+    const insertRows = Rows.void("memories.insert", {
+      Request: Schema.Struct({ seq: Schema.Number, rows: Schema.Array(NewMemoryRow) }),
+      execute: ({ rows, seq }) =>
         Effect.forEach(
           Arr.chunksOf(rows, 100),
           (part) =>
-            sql`INSERT INTO memories ${sql.insert(part.map((row) => ({ ...row, dim: row.vector.byteLength >>> 2 })))}`,
+            sql`INSERT INTO memories ${sql.insert(part.map((row) => ({ ...row, dim: row.vector.byteLength >>> 2, seq })))}`,
           { discard: true }
         )
     })
+
+    /** Inserts rows, 100 per statement, each namespace's under its next version; returns the last version. */
+    const insertMany = (rows: ReadonlyArray<NewMemory>) =>
+      transaction(
+        Effect.reduce(Changes.byNamespace(rows), 0, (_, [namespace, part]) =>
+          Effect.flatMap(changes.count(namespace, 1, 0), ({ version }) =>
+            Effect.as(insertRows({ seq: version, rows: part }), version)
+          )
+        )
+      )
 
     const byIds = Rows.findAll("memories.byIds", {
       Request: Schema.Array(Schema.String),
@@ -174,14 +181,6 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("sluice/Memorie
       execute: (m) =>
         sql`UPDATE memories SET importance = ${m.importance}, last_used_at = ${m.last_used_at}, uses = ${m.uses},
           expires_at = ${m.expires_at} WHERE id = ${m.id}`
-    })
-
-    const remove = Rows.void("memories.remove", {
-      Request: Schema.Array(Schema.String),
-      execute: (ids) =>
-        Effect.forEach(Arr.chunksOf(ids, chunkSize), (part) => sql`DELETE FROM memories WHERE id IN ${sql.in(part)}`, {
-          discard: true
-        })
     })
 
     const evictionOrder = Rows.findAll("memories.evictionOrder", {
@@ -217,11 +216,11 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("sluice/Memorie
     return {
       pins,
       pin: (pin: Pin, now: number) => pinNamespace({ ...pin, createdAt: now }),
+      /** Inserts one memory; returns its `seq`, the namespace's version it was inserted under. */
       insert: (m: NewMemory) => insertMany([m]),
       insertMany,
       byIds,
       updateUsage,
-      remove,
       evictionOrder: (namespace: string, agent: string, except: string, limit: number) =>
         Effect.map(evictionOrder({ namespace, agent, except, limit }), (rows) => rows.map((r) => r.id)),
       vectors,
@@ -235,7 +234,13 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("sluice/Memorie
         Result: Schema.Struct({ namespace: Schema.String, agent: Schema.String, n: Rows.Int64 }),
         execute: q.counts
       })(undefined),
-      transaction: Rows.transaction(sql, "memories.transaction")
+      /** Deletes rows; per namespace, what it deleted and its `removed` counter after it. */
+      remove: (ids: ReadonlyArray<string>) => transaction(changes.remove(ids)),
+      /** The namespace's counters now; the rows inserted since a version; its ids (MemoriesChanges.ts). */
+      versions: changes.state,
+      added: changes.added,
+      ids: changes.ids,
+      transaction
     } as const
   })
 }) {}

@@ -12,6 +12,7 @@ import * as Engine from "../../src/Llm/Engine.js"
 import { embedding } from "../../src/Simulator/Embedding.js"
 import { Simulator } from "../../src/Simulator/Simulator.js"
 import { fast } from "../../src/Simulator/SimulatorConfig.js"
+import * as Changes from "../../src/Store/MemoriesChanges.js"
 import { decodeVector, MemoriesRepo, queries } from "../../src/Store/MemoriesRepo.js"
 import * as Store from "../../src/Store/Store.js"
 import { eachStore, freshStore } from "../support/Stores.js"
@@ -297,6 +298,21 @@ describe("VectorMemory: storage", () => {
       assert.notInclude(eviction, "TEMP B-TREE")
       assert.match(yield* plan(q.expired(0)), /SEARCH memories USING INDEX memories_by_expiry \(expires_at<\?\)/)
       assert.match(yield* plan(q.counts()), /SCAN memories USING COVERING INDEX memories_by_namespace/)
+
+      const changes = Changes.queries(sql)
+      const added = yield* plan(changes.added("n", 3, 7, 10))
+      assert.match(added, /SEARCH memories USING INDEX memories_by_seq \(namespace=\? AND seq>\? AND seq<\?\)/)
+      assert.notInclude(added, "TEMP B-TREE")
+      const addedNext = yield* plan(changes.added("n", 3, 7, 10, { seq: 4, id: "x" }))
+      assert.match(
+        addedNext,
+        /SEARCH memories USING INDEX memories_by_seq \(namespace=\? AND \(seq,id\)>\(\?,\?\) AND seq<\?\)/
+      )
+      assert.notInclude(addedNext, "TEMP B-TREE")
+      assert.match(
+        yield* plan(changes.ids("n")),
+        /SEARCH memories USING COVERING INDEX memories_by_\w+ \(namespace=\?\)/
+      )
     }).pipe(Effect.provide(Store.layerMemory))
   )
 })
