@@ -3,7 +3,8 @@
  * A redis-server (from the system's packages) on loopback, the simulator at zero latency (so the added cost is not
  * hidden under model time), one API key with rpm/tpm/concurrency limits set far above the load (every call is
  * checked, none refused), and three `sluice serve` processes over one SQLite file: `local` (no Redis), `redis-a`
- * and `redis-b` (both on the Redis). 8 closed-loop callers per measurement:
+ * and `redis-b` (both on the Redis). Each measurement with 1 caller (the added latency itself) and 8 (the cores
+ * saturated):
  * - miss: distinct prompts. Local limits + local cache vs Redis limits + the shared cache's claim and store.
  * - local hit: one prompt repeated on one instance (answered by its in-process cache level on both kinds): the
  *   difference is the Redis limit alone.
@@ -12,7 +13,7 @@
  * Ceiling: the simulator's zero-latency answer; the client, the simulator, Redis and Sluice share 2 cores, so the
  * figures are read next to each other, not as absolutes.
  *
- *   npm run bench -- scale-out [--calls 2000]
+ *   npm run bench -- scale-out [--calls 2000] [--callers 1,8]
  */
 import { execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -21,17 +22,18 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis as IoRedis } from "ioredis"
 import { defaultModels } from "../src/Simulator/SimulatorConfig.js"
-import { type Outcome, failureText, runPromises } from "./support/Load.js"
+import { failureText, runPromises } from "./support/Load.js"
 import { positiveNumber, unknownFlags } from "./support/Options.js"
 import * as Report from "./support/Report.js"
 import { describeModel, model, simulator, sluiceServe } from "./support/Server.js"
 import { fmt, summarize } from "./support/Stats.js"
 
 const argv = process.argv.slice(2)
-const unknown = unknownFlags(argv, ["calls"])
-if (unknown.length > 0) throw new Error(`unknown flag(s): ${unknown.join(" ")}; known: --calls`)
+const unknown = unknownFlags(argv, ["calls", "callers"])
+if (unknown.length > 0) throw new Error(`unknown flag(s): ${unknown.join(" ")}; known: --calls --callers`)
 const calls = positiveNumber(argv, "calls", 2_000)
-const callers = 8
+const callersFlag = argv.indexOf("--callers")
+const callerCounts = (callersFlag === -1 ? "1,8" : argv[callersFlag + 1]!).split(",").map(Number)
 const zero = defaultModels.map((m) =>
   model(m, { numParallel: 16, loadMs: 0, promptTokenMs: 0, outputTokenMs: 0, jitter: 0 })
 )
@@ -135,81 +137,83 @@ const cpuOfPid = (pid: number) => (): number => {
   }
 }
 const redisCpu = cpuOfPid(redis.pid!)
-interface Row {
-  readonly name: string
-  readonly outcome: Outcome
-}
-
 let run = 0
 const fresh = (tag: string) => {
   const r = run++
   return (i: number) => `${tag} ${r} ${i}`
 }
-const missLocal = fresh("miss-local")
-const missRedis = fresh("miss-redis")
-const shared = fresh("shared")
-const paths: ReadonlyArray<Path> = [
-  { name: "miss, local limits and cache", call: (i) => chat(local.url, missLocal(i)), server: local },
-  { name: "miss, Redis limits and shared cache", call: (i) => chat(redisA.url, missRedis(i)), server: redisA },
-  { name: "local hit, local limits", call: () => chat(local.url, "the same prompt"), server: local },
-  { name: "local hit, Redis limits", call: () => chat(redisA.url, "the same prompt"), server: redisA },
-  {
-    name: "shared hit (another instance's answer), Redis limits",
-    call: (i) => chat(redisB.url, shared(i)),
-    server: redisB
-  },
-  { name: "Redis round trip (PING)", call: () => pinger.ping() }
-]
-
-// shared hits: every prompt B will ask is answered on A first (not timed)
-await runPromises(calls + 200 + 1_500, callers, (i) => chat(redisA.url, shared(i)))
-// the paths take turns in rounds, so drift in the machine's load falls on all of them alike
-const rounds = 5
-const perRound = Math.ceil(calls / rounds)
-const outcomes = paths.map(() => ({
-  latencies: [] as Array<number>,
-  failures: new Map<string, number>(),
-  elapsedMs: 0,
-  sluiceCpuMs: 0,
-  redisCpuMs: 0
-}))
+const us = (x: number) => (Number.isNaN(x) ? "-" : `${x.toFixed(0)} µs`)
 // warm-up: the JIT of a fresh process takes a few thousand calls to settle (the first path measured in a cold process
 // cost twice the CPU per call of the same path later), so every path runs `warmup` calls first
 const warmup = 1_500
-for (const path of paths) await runPromises(warmup, callers, (i) => path.call(calls + 200 + i))
-for (let round = 0; round < rounds; round++) {
-  process.stderr.write(`[scale-out] round ${round + 1} of ${rounds}\n`)
-  for (const [p, path] of paths.entries()) {
-    const offset = round * perRound
-    const cpu0 = path.server?.cpuMs() ?? 0
-    const redis0 = redisCpu()
-    const outcome = await runPromises(perRound, callers, (i) => path.call(offset + i))
-    const into = outcomes[p]!
-    into.sluiceCpuMs += (path.server?.cpuMs() ?? 0) - cpu0
-    into.redisCpuMs += redisCpu() - redis0
-    into.latencies.push(...outcome.latencies)
-    into.elapsedMs += outcome.elapsedMs
-    for (const [k, v] of outcome.failures) into.failures.set(k, (into.failures.get(k) ?? 0) + v)
+const rounds = 5
+const perRound = Math.ceil(calls / rounds)
+
+/** Every path measured with `callers` closed-loop callers, the paths taking turns in rounds. */
+const measureWith = async (callers: number) => {
+  const missLocal = fresh("miss-local")
+  const missRedis = fresh("miss-redis")
+  const shared = fresh("shared")
+  const paths: ReadonlyArray<Path> = [
+    { name: "miss, local limits and cache", call: (i) => chat(local.url, missLocal(i)), server: local },
+    { name: "miss, Redis limits and shared cache", call: (i) => chat(redisA.url, missRedis(i)), server: redisA },
+    { name: "local hit, local limits", call: () => chat(local.url, "the same prompt"), server: local },
+    { name: "local hit, Redis limits", call: () => chat(redisA.url, "the same prompt"), server: redisA },
+    {
+      name: "shared hit (another instance's answer), Redis limits",
+      call: (i) => chat(redisB.url, shared(i)),
+      server: redisB
+    },
+    { name: "Redis round trip (PING)", call: () => pinger.ping() }
+  ]
+  // shared hits: every prompt B will ask is answered on A first (not timed)
+  await runPromises(calls + warmup, 8, (i) => chat(redisA.url, shared(i)))
+  const outcomes = paths.map(() => ({
+    latencies: [] as Array<number>,
+    failures: new Map<string, number>(),
+    elapsedMs: 0,
+    sluiceCpuMs: 0,
+    redisCpuMs: 0
+  }))
+  for (const path of paths) await runPromises(warmup, Math.max(callers, 8), (i) => path.call(calls + i))
+  for (let round = 0; round < rounds; round++) {
+    process.stderr.write(`[scale-out] ${callers} caller(s), round ${round + 1} of ${rounds}\n`)
+    for (const [p, path] of paths.entries()) {
+      const offset = round * perRound
+      const cpu0 = path.server?.cpuMs() ?? 0
+      const redis0 = redisCpu()
+      const outcome = await runPromises(perRound, callers, (i) => path.call(offset + i))
+      const into = outcomes[p]!
+      into.sluiceCpuMs += (path.server?.cpuMs() ?? 0) - cpu0
+      into.redisCpuMs += redisCpu() - redis0
+      into.latencies.push(...outcome.latencies)
+      into.elapsedMs += outcome.elapsedMs
+      for (const [k, v] of outcome.failures) into.failures.set(k, (into.failures.get(k) ?? 0) + v)
+    }
+  }
+  const summaries = paths.map((path, p) => ({
+    name: path.name,
+    s: summarize(outcomes[p]!.latencies, perRound * rounds, outcomes[p]!.elapsedMs),
+    failures: outcomes[p]!.failures,
+    sluiceUs: path.server === undefined ? NaN : (outcomes[p]!.sluiceCpuMs * 1000) / (perRound * rounds),
+    redisUs: (outcomes[p]!.redisCpuMs * 1000) / (perRound * rounds)
+  }))
+  const byName = (prefix: string) => summaries.find((x) => x.name.startsWith(prefix))!.s
+  const added = (a: string, b: string) => ({
+    p50: byName(a).p50 - byName(b).p50,
+    p99: byName(a).p99 - byName(b).p99
+  })
+  return {
+    callers,
+    summaries,
+    limit: added("local hit, Redis", "local hit, local"),
+    miss: added("miss, Redis", "miss, local"),
+    sharedVsMiss: added("shared hit", "miss, local")
   }
 }
-const rows: ReadonlyArray<Row> = paths.map((path, p) => ({ name: path.name, outcome: { ...outcomes[p]!, cpuMs: 0 } }))
 
-const summaries = rows.map((r, p) => ({
-  name: r.name,
-  s: summarize(r.outcome.latencies, perRound * rounds, r.outcome.elapsedMs),
-  failures: r.outcome.failures,
-  sluiceUs: paths[p]!.server === undefined ? NaN : (outcomes[p]!.sluiceCpuMs * 1000) / (perRound * rounds),
-  redisUs: (outcomes[p]!.redisCpuMs * 1000) / (perRound * rounds)
-}))
-const us = (x: number) => (Number.isNaN(x) ? "-" : `${x.toFixed(0)} µs`)
-const byName = (prefix: string) => summaries.find((x) => x.name.startsWith(prefix))!.s
-const added = (a: string, b: string) => ({
-  p50: byName(a).p50 - byName(b).p50,
-  p99: byName(a).p99 - byName(b).p99
-})
-const limit = added("local hit, Redis", "local hit, local")
-const miss = added("miss, Redis", "miss, local")
-const sharedVsMiss = added("shared hit", "miss, local")
+const runs = []
+for (const c of callerCounts) runs.push(await measureWith(c))
 
 Report.write({
   scenario: "scale-out",
@@ -218,12 +222,14 @@ Report.write({
     `Backend: the simulator at zero latency (${describeModel(zero[0]!)}): the ceiling is Sluice's own cost per call.`,
     `Three sluice serve processes over one SQLite file: local (no Redis), redis-a and redis-b (SLUICE_REDIS_URL on a loopback redis-server).`,
     `One API key with rpm 10,000,000, tpm 10^9, concurrency 1,000: every call is checked (rpm, concurrency lease, tpm charge), none refused.`,
-    `${callers} closed-loop callers, ${perRound * rounds} calls per row after ${warmup} warm-up calls, in ${rounds} rounds taking turns; latency is the client's, per call.`
+    `${perRound * rounds} calls per row after ${warmup} warm-up calls, in ${rounds} rounds taking turns; latency is the client's, per call.`,
+    `1 caller: the added latency itself (nothing queues); 8 callers: the 2 cores saturated, where added CPU turns into latency.`
   ],
-  tables: [
+  tables: runs.flatMap((run) => [
     {
+      title: `${run.callers} closed-loop caller(s)`,
       headers: ["path", "ok", "req/s", "p50", "p99", "Sluice CPU/call", "Redis CPU/call", "failures"],
-      rows: summaries.map(({ name, s, failures, sluiceUs, redisUs }) => [
+      rows: run.summaries.map(({ name, s, failures, sluiceUs, redisUs }) => [
         name,
         String(s.ok),
         fmt.rps(s.rps),
@@ -235,29 +241,30 @@ Report.write({
       ])
     },
     {
-      title: "Added per call (differences of the rows above, same run)",
+      title: `Added per call with ${run.callers} caller(s) (differences of the rows above, same run)`,
       headers: ["what", "p50", "p99"],
       rows: [
-        ["Redis limits (local hit, Redis vs local limits)", fmt.ms(limit.p50), fmt.ms(limit.p99)],
-        ["Redis limits + shared cache on a miss (vs local)", fmt.ms(miss.p50), fmt.ms(miss.p99)],
+        ["Redis limits (local hit, Redis vs local limits)", fmt.ms(run.limit.p50), fmt.ms(run.limit.p99)],
+        ["Redis limits + shared cache on a miss (vs local)", fmt.ms(run.miss.p50), fmt.ms(run.miss.p99)],
         [
           "shared hit vs a local miss (what a shared hit saves, negative is faster)",
-          fmt.ms(sharedVsMiss.p50),
-          fmt.ms(sharedVsMiss.p99)
+          fmt.ms(run.sharedVsMiss.p50),
+          fmt.ms(run.sharedVsMiss.p99)
         ]
       ]
     }
-  ],
+  ]),
   notes: [
     "A Redis decision is one round trip (a Lua script); the PING row is that floor with the same callers.",
     "With a real model the shared hit saves the model's whole latency; here the model costs nothing, so it shows only Sluice's cost."
   ],
-  data: {
-    rows: summaries.map(({ name, s, sluiceUs, redisUs }) => ({ name, ...s, sluiceUs, redisUs })),
-    limit,
-    miss,
-    sharedVsMiss
-  }
+  data: runs.map((run) => ({
+    callers: run.callers,
+    rows: run.summaries.map(({ name, s, sluiceUs, redisUs }) => ({ name, ...s, sluiceUs, redisUs })),
+    limit: run.limit,
+    miss: run.miss,
+    sharedVsMiss: run.sharedVsMiss
+  }))
 })
 
 pinger.disconnect()
