@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, TestClock } from "effect"
+import { Context, Effect, Layer, Schedule, TestClock, TestServices } from "effect"
 import { VectorMemory, type Options } from "../../src/Agent/VectorMemory.js"
 import { Embedder, layerLlm } from "../../src/Agent/VectorMemoryEmbedder.js"
 import * as Engine from "../../src/Llm/Engine.js"
@@ -38,6 +38,25 @@ const axis = (dim: number, i: number, j = i, t = 0) => {
 const count = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.map(sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM memories`, ([row]) => Number(row?.n))
 )
+
+/**
+ * Until `memories` has `n` rows: waits on the live clock for the sweep's queries (PostgreSQL answers over a socket,
+ * after `TestClock.adjust` has returned), then moves the TestClock one sweep period (10 minutes), at most `steps`
+ * times. A sweep woken by an adjust whose queries end after it sleeps from then on, so without a further step no
+ * sweep would run at the time the test moved to.
+ */
+const sweptTo = (n: number, steps: number) =>
+  Effect.gen(function* () {
+    for (let step = 0; step < steps; step++) {
+      yield* count.pipe(
+        Effect.repeat({ until: (rows) => rows === n, schedule: Schedule.spaced("25 millis"), times: 10 }),
+        TestServices.provideLive
+      )
+      if ((yield* count) === n) return
+      yield* TestClock.adjust("10 minutes")
+    }
+    assert.strictEqual(yield* count, n)
+  })
 
 eachStore("VectorMemory", (it, kind) => {
   describe("namespaces and dimensions", () => {
@@ -216,26 +235,25 @@ eachStore("VectorMemory", (it, kind) => {
       }).pipe(withMemory({ capacity: 10 }))
     )
 
-    // SQLite only: TestClock.adjust wakes the sweep but does not wait for its queries; SQLite answers within the
-    // step, PostgreSQL over a socket after it (the sweep's deletes are the repository's, run on both elsewhere)
-    it.scoped.skipIf(kind === "postgres")(
-      "the scheduled sweep deletes expired memories: ttl × (1 + importance) after the last use",
-      () =>
-        Effect.gen(function* () {
-          const memory = yield* VectorMemory
-          const plain = yield* memory.remember({ agent: "a", namespace: "n", text: "plain", importance: 0 })
-          const vital = yield* memory.remember({ agent: "a", namespace: "n", text: "vital", importance: 1 })
-          assert.deepStrictEqual([plain.expiresAt, vital.expiresAt], [3_600_000, 7_200_000])
-          yield* TestClock.adjust("70 minutes")
-          const left = yield* memory.recall({ namespace: "n", query: "plain vital", k: 5 })
-          assert.deepStrictEqual(
-            left.map((h) => h.memory.text),
-            ["vital"]
-          )
-          yield* TestClock.adjust("150 minutes") // vital was used at 70 min: it expires at 70 + 120
-          assert.strictEqual(yield* count, 0)
-          assert.strictEqual((yield* memory.stats)[0]?.memories, 0)
-        }).pipe(withMemory({ ttl: "1 hour", sweepEvery: "10 minutes" }))
+    // TestClock.adjust wakes the sweep but does not wait for its queries: SQLite answers within the step, PostgreSQL
+    // over a socket after it (`sweptTo`)
+    it.scoped("the scheduled sweep deletes expired memories: ttl × (1 + importance) after the last use", () =>
+      Effect.gen(function* () {
+        const memory = yield* VectorMemory
+        const plain = yield* memory.remember({ agent: "a", namespace: "n", text: "plain", importance: 0 })
+        const vital = yield* memory.remember({ agent: "a", namespace: "n", text: "vital", importance: 1 })
+        assert.deepStrictEqual([plain.expiresAt, vital.expiresAt], [3_600_000, 7_200_000])
+        yield* TestClock.adjust("70 minutes")
+        yield* sweptTo(1, 4) // plain expired at 60 min; vital lives until 120 min at least
+        const left = yield* memory.recall({ namespace: "n", query: "plain vital", k: 5 })
+        assert.deepStrictEqual(
+          left.map((h) => h.memory.text),
+          ["vital"]
+        )
+        yield* TestClock.adjust("150 minutes") // vital was used by the recall: it expires 120 min after it
+        yield* sweptTo(0, 6)
+        assert.strictEqual((yield* memory.stats)[0]?.memories, 0)
+      }).pipe(withMemory({ ttl: "1 hour", sweepEvery: "10 minutes" }))
     )
 
     it.scoped("merges near-duplicates: the same text twice is one memory used twice", () =>
