@@ -58,6 +58,9 @@ const breakerOn = (context: Context.Context<never>, options: CircuitBreaker.Opti
 const gossip = (direction: "sent" | "received") =>
   Effect.map(Metric.value(Metric.tagged(Metrics.breakerGossip, "direction", direction)), (s) => s.count)
 
+// The knobs under test: gossip shares exactly a dead trip (`consecutiveFailures` in a row) and its open period
+// (`openFor`, the key's expiry); the ratio knobs make a flaky trip reachable, which must stay local. Smaller than the
+// defaults (20 in a row, 5 s open) only so that each case reaches its trip and its recovery in a few calls and seconds.
 const options = { consecutiveFailures: 3, openFor: "2 seconds", minimumVolume: 4, failureRatio: 0.5 } as const
 
 describe.skipIf(redisBinary === undefined)(
@@ -153,6 +156,7 @@ describe.skipIf(redisBinary === undefined)(
           const engine = (context: Context.Context<never>) =>
             Layer.build(
               Engine.layer({
+                // the open period is the knob under test (the shared close comes after it); the trip keeps its default
                 backends: [{ url: sim.url, breaker: { openFor: "3 seconds" } }],
                 retry: { ...quickRetry, maxRetries: 3 },
                 defaultFallbacks: []
