@@ -14,6 +14,7 @@
  */
 import { Clock, Effect, Exit, Ref, Stream } from "effect"
 import { CircuitOpen, everyBackend, type LlmError, type OllamaError } from "../Domain/LlmError.js"
+import * as Deadline from "../Ollama/Deadline.js"
 import type { OllamaClient } from "../Ollama/OllamaClient.js"
 import type { Backend, Backends } from "./Backends.js"
 import type { Turn } from "./CircuitBreaker.js"
@@ -128,7 +129,7 @@ const onBackend = <A>(
     Hedge.start(mark),
     Effect.suspend(() => run(backend.client))
   ).pipe(
-    Timeouts.attemptWithin(where, settings.timeouts, until),
+    Timeouts.attemptWithin(where, settings.timeouts, until, Deadline.enforces(backend.client)),
     // No span of its own: the client's `OllamaClient.<method>` span (backend, model) is the attempt's span.
     Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method })
   )

@@ -15,6 +15,7 @@
  */
 import { Chunk, Duration, Effect, Fiber, Option, Stream } from "effect"
 import { TimeoutError } from "../Domain/LlmError.js"
+import * as Deadline from "../Ollama/Deadline.js"
 import * as Watch from "./Watch.js"
 
 /** The bounds of a call; an absent field means no bound of that kind. */
@@ -80,26 +81,33 @@ export const deadlineError = (where: Where, deadline: Duration.DurationInput | u
  * Bounds one attempt of a call by the tighter of the attempt bound and what is left of the call's deadline
  * (`until`, Clock ms; see `deadlineAt`), naming the phase that bound it. The engine bounds the rest of a call by
  * the same instant (the slot wait, the retry policy), so a call costs one timer per attempt, not a second race
- * around the whole call (each race forks two fibers: ~0.13 ms of CPU per call at zero latency, bench/overhead); the
- * timer is Watch.ts's (one child fiber, no race).
+ * around the whole call (each race forks two fibers: ~0.13 ms of CPU per call at zero latency, bench/overhead).
+ * When the attempt is one exchange of a client that enforces deadlines itself (`enforced`: OllamaClient's pooled
+ * client, Ollama/Deadline.ts) and time is Effect's live Clock, the instant is handed down to the exchange (one
+ * `setTimeout` beside the request, no fiber); otherwise the timer is Watch.ts's (one child fiber, no race).
  */
 export const attemptWithin =
   (
     where: { readonly attempt: Where; readonly deadline: Where },
     timeouts: Pick<Options, "attempt" | "deadline">,
-    until: number
+    until: number,
+    enforced = false
   ) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
     Effect.clockWith((clock) =>
       Effect.suspend(() => {
         const own = bound(timeouts.attempt)
-        const left = until - clock.unsafeCurrentTimeMillis()
+        const now = clock.unsafeCurrentTimeMillis()
+        const left = until - now
         if (left <= 0) return Effect.fail(deadlineError(where.deadline, timeouts.deadline))
-        if (own !== undefined && Duration.toMillis(own) <= left) {
-          return failAfter(effect, Duration.toMillis(own), () => timeoutError(where.attempt, "attempt", own))
-        }
-        if (!Number.isFinite(left)) return effect
-        return failAfter(effect, left, () => deadlineError(where.deadline, timeouts.deadline))
+        const attempt = own !== undefined && Duration.toMillis(own) <= left
+        if (!attempt && !Number.isFinite(left)) return effect
+        const ms = attempt ? Duration.toMillis(own) : left
+        const error = attempt
+          ? () => timeoutError(where.attempt, "attempt", own)
+          : () => deadlineError(where.deadline, timeouts.deadline)
+        if (enforced && clock === Watch.liveClock) return Deadline.within({ atMs: now + ms, error })(effect)
+        return failAfter(effect, ms, error)
       })
     )
 

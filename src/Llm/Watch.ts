@@ -14,8 +14,8 @@ import { Clock, Context, Effect, Exit, Fiber } from "effect"
 /** At a check: how long until the next one (ms; `Infinity`: none, wait for the effect), or what to do instead. */
 export type Check<A, E, R> = (fiber: Fiber.RuntimeFiber<A, E>) => number | Effect.Effect<A, E, R>
 
-/** Effect's built-in Clock, whose `sleep` is a `setTimeout`. */
-const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
+/** Effect's built-in Clock, whose `sleep` is a `setTimeout` and whose time is `Date.now()`. */
+export const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
 
 /**
  * The fiber's result; if the waiter is interrupted (the loser of a later race, a caller gone) the fiber is

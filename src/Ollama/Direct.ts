@@ -10,11 +10,15 @@
  * sent. Choice: while a tracer exports spans (Observability/Spans.ts), calls go through the HttpClient path,
  * whose client span and `traceparent` tie Ollama's work into the trace; otherwise the current span's ids (if any)
  * are still sent as `traceparent` and `b3`.
+ * - A deadline handed down with the call (Deadline.ts, the engine's attempt timeout) is one `setTimeout` beside the
+ *   request: at the instant the request is aborted and the call fails with the deadline's error. On the traced
+ *   path it is `Effect.timeoutFail` (a traced call pays for its span anyway).
  */
 import type * as Undici from "@effect/platform-node/Undici"
 import { Clock, Effect } from "effect"
 import type { OllamaError } from "../Domain/LlmError.js"
 import * as Spans from "../Observability/Spans.js"
+import * as Deadline from "./Deadline.js"
 import type { Decode } from "./Decode.js"
 import { type CallContext, fromStatus, fromUndiciError } from "./ErrorMapping.js"
 import type * as Pool from "./Pool.js"
@@ -63,6 +67,7 @@ export const make = (target: Target, traced: Transport): Transport => {
     ctx: CallContext,
     request: Request,
     fiberHeaders: Record<string, string> | undefined,
+    deadline: Deadline.Deadline | undefined,
     then: (answer: Answer) => Effect.Effect<A, OllamaError>
   ): Effect.Effect<A, OllamaError> =>
     Effect.async<A, OllamaError>((resume) => {
@@ -71,7 +76,18 @@ export const make = (target: Target, traced: Transport): Transport => {
       let raw: ReadonlyArray<Buffer> = []
       let abort: ((reason?: Error) => void) | undefined
       let finished = false
+      let timer: ReturnType<typeof setTimeout> | undefined
       const headers = request.body === undefined ? plain : withBody
+      if (deadline !== undefined) {
+        const left = deadline.atMs - Date.now()
+        if (left <= 0) return resume(Effect.fail(deadline.error()))
+        timer = setTimeout(() => {
+          if (finished) return
+          finished = true
+          abort?.()
+          resume(Effect.fail(deadline.error()))
+        }, left)
+      }
       const handler: Undici.Dispatcher.DispatchHandler = {
         onConnect: (abortRequest) => {
           if (finished) abortRequest()
@@ -89,12 +105,14 @@ export const make = (target: Target, traced: Transport): Transport => {
         onComplete: () => {
           if (finished) return
           finished = true
+          if (timer !== undefined) clearTimeout(timer)
           const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
           resume(then({ status, headers: raw, text }))
         },
         onError: (error) => {
           if (finished) return
           finished = true
+          if (timer !== undefined) clearTimeout(timer)
           resume(Effect.fail(fromUndiciError(ctx, target.deadlines)(error)))
         }
       }
@@ -113,23 +131,35 @@ export const make = (target: Target, traced: Transport): Transport => {
       return Effect.sync(() => {
         if (finished) return
         finished = true
+        if (timer !== undefined) clearTimeout(timer)
         abort?.()
       })
     })
 
   const routed = <A>(
     viaHttp: () => Effect.Effect<A, OllamaError>,
-    direct: (headers: Record<string, string> | undefined) => Effect.Effect<A, OllamaError>
+    direct: (
+      headers: Record<string, string> | undefined,
+      deadline: Deadline.Deadline | undefined
+    ) => Effect.Effect<A, OllamaError>
   ): Effect.Effect<A, OllamaError> =>
-    Effect.withFiberRuntime((fiber) => (Spans.exported(fiber) ? viaHttp() : direct(Spans.propagation(fiber))))
+    Effect.withFiberRuntime((fiber) => {
+      const deadline = Deadline.take(fiber)
+      if (!Spans.exported(fiber)) return direct(Spans.propagation(fiber), deadline)
+      if (deadline === undefined) return viaHttp()
+      return Effect.timeoutFail(viaHttp(), {
+        duration: Math.max(0, deadline.atMs - Date.now()),
+        onTimeout: deadline.error
+      })
+    })
 
   return {
     json: <A>(call: Call, request: Request, decode: Decode<A>) => {
       const ctx = contextOf(target.backend, call)
       return routed(
         () => traced.json(call, request, decode),
-        (headers) =>
-          exchange(ctx, request, headers, (answer) =>
+        (headers, deadline) =>
+          exchange(ctx, request, headers, deadline, (answer) =>
             isOk(answer.status) ? decodeBody(ctx, answer.text, decode) : statusError(ctx, answer)
           )
       )
@@ -138,8 +168,10 @@ export const make = (target: Target, traced: Transport): Transport => {
       const ctx = contextOf(target.backend, call)
       return routed(
         () => traced.unit(call, request),
-        (headers) =>
-          exchange(ctx, request, headers, (answer) => (isOk(answer.status) ? Effect.void : statusError(ctx, answer)))
+        (headers, deadline) =>
+          exchange(ctx, request, headers, deadline, (answer) =>
+            isOk(answer.status) ? Effect.void : statusError(ctx, answer)
+          )
       )
     },
     stream: traced.stream

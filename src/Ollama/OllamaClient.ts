@@ -32,6 +32,7 @@ import {
   VersionResponse
 } from "../Domain/Models.js"
 import * as Decode from "./Decode.js"
+import * as Deadline from "./Deadline.js"
 import * as Direct from "./Direct.js"
 import * as Host from "./Host.js"
 import { isDone, isSuccess } from "./Ndjson.js"
@@ -133,7 +134,8 @@ export const makePooled = (options: Options): Effect.Effect<OllamaClient.Service
     const dispatcher = yield* Pool.makeDispatcher(options)
     const traced = httpTransport(NodeHttpClient.makeUndici(dispatcher), url, headers, options)
     const deadlines = Pool.resolve(options)
-    return service(Direct.make({ dispatcher, backend: url, headers, deadlines }, traced), url)
+    // its unary exchanges enforce a deadline handed down with the call (Deadline.ts)
+    return Deadline.enforced(service(Direct.make({ dispatcher, backend: url, headers, deadlines }, traced), url))
   })
 
 /** The method table: each method is one exchange of `Transport`. */
