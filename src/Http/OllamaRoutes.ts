@@ -17,12 +17,12 @@ import { ChatRequest } from "../Domain/Chat.js"
 import { GenerateRequest } from "../Domain/Generate.js"
 import { EmbeddingsRequest, EmbedRequest } from "../Domain/Embed.js"
 import { ShowRequest } from "../Domain/Models.js"
-import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Catalog } from "../Llm/Catalog.js"
 import { type CallOptions, Llm, type Served } from "../Llm/Llm.js"
 import * as Auth from "./Auth.js"
 import { type BadRequest, decodeBody } from "./Body.js"
 import * as BodyErrors from "./BodyErrors.js"
+import * as Deadline from "./Deadline.js"
 import * as Respond from "./Respond.js"
 
 const running = HttpServerResponse.text("Ollama is running", { contentType: "text/plain; charset=utf-8" })
@@ -60,7 +60,7 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
       const options = yield* Auth.callOptions
       // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
       return req.stream === false
-        ? served(yield* Shutdown.untilDeadline(once(llm, req, options)))
+        ? served(yield* Deadline.untilDeadline(once(llm, req, options)))
         : yield* Respond.ndjson(stream(llm, req, options))
     })
   )

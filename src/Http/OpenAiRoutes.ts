@@ -12,11 +12,11 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
-import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Catalog } from "../Llm/Catalog.js"
 import { Llm, type Served } from "../Llm/Llm.js"
 import { decodeBody } from "./Body.js"
 import * as BodyErrors from "./BodyErrors.js"
+import * as Deadline from "./Deadline.js"
 import type { BadRequest } from "./Guard.js"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiApi.js"
 import * as OpenAiRequest from "./OpenAiRequest.js"
@@ -53,7 +53,7 @@ const chat = handle(
       return yield* OpenAiReply.sse(OpenAiResponse.chatChunks(meta, includeUsage)(llm.chatStream(req, options)))
     }
     // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
-    const answer = yield* Shutdown.untilDeadline(llm.chatServed(req, options))
+    const answer = yield* Deadline.untilDeadline(llm.chatServed(req, options))
     return served(OpenAiResponse.chatCompletion(meta, answer.value), answer)
   })
 )
@@ -71,7 +71,7 @@ const completions = handle(
         OpenAiResponse.completionChunks(meta, includeUsage)(llm.generateStream(req, options))
       )
     }
-    const answer = yield* Shutdown.untilDeadline(llm.generateServed(req, options))
+    const answer = yield* Deadline.untilDeadline(llm.generateServed(req, options))
     return served(OpenAiResponse.completion(meta, answer.value), answer)
   })
 )
@@ -84,7 +84,7 @@ const embeddings = handle(
       decodeBody(EmbeddingRequest, BodyErrors.openAi),
       OpenAiRequest.embedding
     )
-    const answer = yield* Shutdown.untilDeadline(llm.embedServed(req, options))
+    const answer = yield* Deadline.untilDeadline(llm.embedServed(req, options))
     return served(OpenAiResponse.embeddings(answer.value, encoding), answer)
   })
 )

@@ -23,6 +23,7 @@ import * as AgentRoutes from "./AgentRoutes.js"
 import * as Auth from "./Auth.js"
 import { BatchJobs } from "./BatchJobs.js"
 import * as BatchRoutes from "./BatchRoutes.js"
+import * as Deadline from "./Deadline.js"
 import * as DrainMiddleware from "./DrainMiddleware.js"
 import * as Guard from "./Guard.js"
 import * as HealthRoutes from "./HealthRoutes.js"
@@ -113,6 +114,7 @@ export const layer = (options: Options) => {
   return Shutdown.onClose.pipe(
     Layer.provideMerge(flushed),
     Layer.provideMerge(served),
+    Layer.provideMerge(Deadline.layer),
     Layer.provideMerge(Auth.layer({ host: options.host })),
     Layer.provideMerge(HealthRoutes.layer()),
     Layer.provideMerge(BatchJobs.Default),

@@ -1,0 +1,70 @@
+/**
+ * The gateway's drain deadline for unary handlers (Http/Deadline.ts): the call's own result before the deadline,
+ * `ShuttingDown` (and the call interrupted) at it, the same as `Shutdown.untilDeadline` where no watcher runs.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Layer, Ref } from "effect"
+import * as Shutdown from "../../src/Lifecycle/Shutdown.js"
+import * as Deadline from "../../src/Http/Deadline.js"
+
+const watched = Deadline.layer.pipe(Layer.provideMerge(Shutdown.layer()))
+
+/** An effect that never ends by itself and records its interruption. */
+const hanging = (interrupted: Ref.Ref<boolean>) => Effect.onInterrupt(Effect.never, () => Ref.set(interrupted, true))
+
+const passDeadline = Effect.flatMap(Shutdown.Drain, (drain) => Deferred.succeed(drain.deadline, undefined))
+
+describe("Deadline.untilDeadline", () => {
+  it.scoped("a call that ends before the deadline keeps its value and its failure", () =>
+    Effect.gen(function* () {
+      assert.strictEqual(yield* Deadline.untilDeadline(Effect.succeed(42)), 42)
+      const failed = yield* Effect.exit(Deadline.untilDeadline(Effect.fail("boom")))
+      assert.deepStrictEqual(failed, Exit.fail("boom"))
+    }).pipe(Effect.provide(watched))
+  )
+
+  it.scoped("a call still running at the deadline is interrupted and fails with ShuttingDown", () =>
+    Effect.gen(function* () {
+      const interrupted = yield* Ref.make(false)
+      const call = yield* Effect.fork(Deadline.untilDeadline(hanging(interrupted)))
+      yield* Effect.yieldNow()
+      yield* passDeadline
+      const exit = yield* Fiber.await(call)
+      assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "ShuttingDown")
+      assert.isTrue(yield* Ref.get(interrupted))
+    }).pipe(Effect.provide(watched))
+  )
+
+  it.scoped("after the deadline a new call fails at once, without starting", () =>
+    Effect.gen(function* () {
+      yield* passDeadline
+      yield* Effect.yieldNow()
+      const started = yield* Ref.make(false)
+      const error = yield* Effect.flip(Deadline.untilDeadline(Effect.zipRight(Ref.set(started, true), Effect.never)))
+      assert.strictEqual(error._tag, "ShuttingDown")
+      assert.isFalse(yield* Ref.get(started))
+    }).pipe(Effect.provide(watched))
+  )
+
+  it.scoped("interrupting the caller interrupts the call", () =>
+    Effect.gen(function* () {
+      const interrupted = yield* Ref.make(false)
+      const call = yield* Effect.fork(Deadline.untilDeadline(hanging(interrupted)))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(call)
+      assert.isTrue(yield* Ref.get(interrupted))
+    }).pipe(Effect.provide(watched))
+  )
+
+  it.scoped("without the watcher it is Shutdown.untilDeadline; without a Drain the effect unchanged", () =>
+    Effect.gen(function* () {
+      assert.strictEqual(yield* Deadline.untilDeadline(Effect.succeed(1)), 1)
+      const interrupted = yield* Ref.make(false)
+      const call = yield* Effect.fork(Deadline.untilDeadline(hanging(interrupted)))
+      yield* Effect.yieldNow()
+      yield* passDeadline
+      const error = yield* Effect.flip(Fiber.join(call))
+      assert.strictEqual(error._tag, "ShuttingDown")
+    }).pipe(Effect.provide(Shutdown.layer()), Effect.zipRight(Deadline.untilDeadline(Effect.succeed(2))))
+  )
+})
