@@ -52,7 +52,7 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
   once: (llm: Llm, req: Req, options: CallOptions) => Effect.Effect<Served<A>, LlmError>,
   stream: (llm: Llm, req: Req, options: CallOptions) => Stream.Stream<A, LlmError>
 ) => {
-  const decode = decodeBody(schema)
+  const decode = decodeBody(schema, BodyErrors.ollama(), { plain: true })
   return handle(
     Effect.gen(function* () {
       const llm = yield* Llm

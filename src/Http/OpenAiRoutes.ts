@@ -41,11 +41,16 @@ const served = <A>(body: unknown, answer: Served<A>) =>
     HttpServerResponse.setHeader("x-sluice-served", answer.served)
   )
 
+// the body decoders are built once (each call of decodeBody compiles its schema's parser)
+const decodeChatCompletionRequest = decodeBody(ChatCompletionRequest, BodyErrors.openAi, { plain: true })
+const decodeCompletionRequest = decodeBody(CompletionRequest, BodyErrors.openAi, { plain: true })
+const decodeEmbeddingRequest = decodeBody(EmbeddingRequest, BodyErrors.openAi)
+
 const chat = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
     const options = yield* Auth.callOptions
-    const body = yield* decodeBody(ChatCompletionRequest, BodyErrors.openAi)
+    const body = yield* decodeChatCompletionRequest
     const req = yield* OpenAiRequest.chat(body)
     const meta = yield* OpenAiResponse.meta("chatcmpl")
     if (body.stream === true) {
@@ -62,7 +67,7 @@ const completions = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
     const options = yield* Auth.callOptions
-    const body = yield* decodeBody(CompletionRequest, BodyErrors.openAi)
+    const body = yield* decodeCompletionRequest
     const req = OpenAiRequest.completion(body)
     const meta = yield* OpenAiResponse.meta("cmpl")
     if (body.stream === true) {
@@ -80,10 +85,7 @@ const embeddings = handle(
   Effect.gen(function* () {
     const llm = yield* Llm
     const options = yield* Auth.callOptions
-    const { encoding, req } = yield* Effect.flatMap(
-      decodeBody(EmbeddingRequest, BodyErrors.openAi),
-      OpenAiRequest.embedding
-    )
+    const { encoding, req } = yield* Effect.flatMap(decodeEmbeddingRequest, OpenAiRequest.embedding)
     const answer = yield* Deadline.untilDeadline(llm.embedServed(req, options))
     return served(OpenAiResponse.embeddings(answer.value, encoding), answer)
   })
