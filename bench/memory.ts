@@ -19,6 +19,8 @@ import * as Report from "./support/Report.js"
 import { describeModel, model, simulator } from "./support/Server.js"
 
 const count = Number(process.env.SLUICE_BENCH_QUEUED ?? 10_000)
+/** Only the rows whose name contains one of these (comma-separated), when set: `SLUICE_BENCH_ROWS=open,drained`. */
+const only = process.env.SLUICE_BENCH_ROWS?.split(",").filter((s) => s !== "")
 const slots = 4
 const slow = model(defaultModels[0]!, {
   numParallel: slots,
@@ -64,6 +66,7 @@ const measure = async <R>(
   call: (i: number) => Effect.Effect<unknown, unknown, R>,
   warm: (i: number) => Effect.Effect<unknown, unknown, R>
 ) => {
+  if (only !== undefined && !only.some((s) => client.includes(s))) return
   process.stderr.write(`[memory] ${client}\n`)
   await runtime.runPromise(
     Effect.forEach(
@@ -104,6 +107,21 @@ try {
     (i) => Effect.flatMap(Llm, (llm) => Stream.runDrain(llm.chatStream(request("warm", i, "qwen3"))))
   )
   await streaming.dispose()
+  // the gateway's way: the call waits for its slot and first chunk as an Effect, then the rest is drained
+  const opened = ManagedRuntime.make(Engine.layer({ backends: [{ url: sim.url, slots }] }))
+  await measure(
+    `Sluice engine (llm.chatStreamOpen, then drained, slots ${slots})`,
+    opened,
+    (i) =>
+      Effect.scoped(
+        Effect.flatMap(Llm, (llm) => Effect.flatMap(llm.chatStreamOpen(request("open", i)), Stream.runDrain))
+      ),
+    (i) =>
+      Effect.scoped(
+        Effect.flatMap(Llm, (llm) => Effect.flatMap(llm.chatStreamOpen(request("warm", i, "qwen3")), Stream.runDrain))
+      )
+  )
+  await opened.dispose()
   const bare = ManagedRuntime.make(OllamaClient.layer({ host: sim.url, connections: slots }))
   await measure(
     `Sluice bare OllamaClient (pool of ${slots} sockets)`,

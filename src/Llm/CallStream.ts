@@ -11,8 +11,12 @@
  *   Stream layer around a waiting stream costs memory (bench/memory).
  * - The budget reserves a call when the stream starts and charges its tokens from its last chunk; a per-call
  *   budget (`CallOptions.budget`) applies to unary calls only.
+ * - `open` waits in the line as a plain Effect and builds the Stream only once admitted, then pulls up to the
+ *   first chunk: a queued open costs like a queued unary call, where even Effect's own `Stream.runDrain` of a
+ *   waiting stream costs ~20 KB (bench/memory). The stream it returns is the rest of the same run, so the stages,
+ *   metrics and span are those of `make`'s stream.
  */
-import { Channel, Clock, Effect, type Exit, Stream } from "effect"
+import { Channel, type Chunk, Clock, Effect, Either, Exit, Option, type Scope, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import * as Recorders from "../Observability/Recorders.js"
 import * as Track from "../Observability/Track.js"
@@ -114,38 +118,98 @@ interface Pending {
   admitted: Admission.Admitted | undefined
 }
 
-/** A streamed call of `spec`: every stage, outermost first. */
-export const make =
-  (engine: Engine) =>
-  <Req extends Model, A>(spec: CallSpecs.StreamSpec<Req, A>) =>
-  (req: Req, call: CallOptions = {}): Stream.Stream<A, LlmError> => {
-    const key = spec.key(req)
-    const labels = { model: req.model, endpoint: spec.method, priority: CallPolicy.priority(call) }
-    const run = (admitted: Admission.Admitted) =>
-      Stream.toChannel(
-        served(engine, spec, req, call, { key, admitted }, true).pipe(started(engine, spec.method, req.model, admitted))
-      )
-    const admit = (pending: Pending) =>
+/** The stream of `spec` once admitted (`admitted`), and what its run records when it ends. */
+const prepare = <Req extends Model, A>(
+  engine: Engine,
+  spec: CallSpecs.StreamSpec<Req, A>,
+  req: Req,
+  call: CallOptions
+) => {
+  const key = spec.key(req)
+  const labels = { model: req.model, endpoint: spec.method, priority: CallPolicy.priority(call) }
+  return {
+    run: (admitted: Admission.Admitted) =>
+      served(engine, spec, req, call, { key, admitted }, true).pipe(started(engine, spec.method, req.model, admitted)),
+    admit: (pending: Pending) =>
       Effect.flatMap(Admission.skipsLine(engine.cache, key, call.cache, "stream"), (skip) =>
         skip
           ? Effect.succeed(Admission.direct)
           : Admission.admitStream(engine.backends, engine.policy.line(req.model, call), (admitted) => {
               pending.admitted = admitted
             })
+      ),
+    end: (pending: Pending) => (exit: Exit.Exit<unknown, unknown>) =>
+      Effect.zipRight(
+        pending.admitted?.reservation?.release ?? Effect.void,
+        Track.finishRequest(labels, pending.start, exit, undefined)
       )
+  }
+}
+
+/** A streamed call of `spec`: every stage, outermost first. */
+export const make =
+  (engine: Engine) =>
+  <Req extends Model, A>(spec: CallSpecs.StreamSpec<Req, A>) =>
+  (req: Req, call: CallOptions = {}): Stream.Stream<A, LlmError> => {
+    const { admit, end, run } = prepare(engine, spec, req, call)
     return Stream.fromChannel(
       Channel.suspend(() => {
         const pending: Pending = { start: 0, admitted: undefined }
         const begin = Effect.flatMap(Clock.currentTimeMillis, (start) => {
           pending.start = start
-          return Effect.map(admit(pending), run)
+          return Effect.map(admit(pending), (admitted) => Stream.toChannel(run(admitted)))
         })
-        const end = (exit: Exit.Exit<unknown, unknown>) =>
-          Effect.zipRight(
-            pending.admitted?.reservation?.release ?? Effect.void,
-            Track.finishRequest(labels, pending.start, exit, undefined)
-          )
-        return Channel.ensuringWith(Channel.unwrap(begin), end)
+        return Channel.ensuringWith(Channel.unwrap(begin), end(pending))
       })
     )
+  }
+
+/** What an opened run records at its end: `end` runs once, at the stream's end or its Scope's close. */
+interface Opened extends Pending {
+  ended: boolean
+}
+
+/** The rest of a run after its first pull (`first`): nothing more once it ended. */
+const rest = <A>(
+  first: Either.Either<Chunk.Chunk<A>, Option.Option<LlmError>>,
+  pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<LlmError>>
+): Effect.Effect<Stream.Stream<A, LlmError>, LlmError> =>
+  Either.isRight(first)
+    ? Effect.succeed(Stream.concat(Stream.fromChunk(first.right), Stream.repeatEffectChunkOption(pull)))
+    : Option.isSome(first.left)
+      ? Effect.fail(first.left.value)
+      : Effect.succeed(Stream.empty)
+
+/**
+ * A streamed call of `spec`, opened: waits in the line (cache lookup, budget, admission) as a plain Effect, then
+ * runs the stream up to its first chunk (the request sent, retries and fallbacks before the first chunk) and
+ * returns the chunks still to come. A failure before the first chunk fails the Effect. The run belongs to the
+ * Scope: its slot is released when the stream ends or the Scope closes; an interrupt while queued leaves the line.
+ */
+export const open =
+  (engine: Engine) =>
+  <Req extends Model, A>(spec: CallSpecs.StreamSpec<Req, A>) =>
+  (req: Req, call: CallOptions = {}): Effect.Effect<Stream.Stream<A, LlmError>, LlmError, Scope.Scope> => {
+    const { end, run } = prepare(engine, spec, req, call)
+    const key = spec.key(req)
+    return Effect.flatMap(Clock.currentTimeMillis, (start) => {
+      // no reservation here: Admission.admit gives back one the first attempt did not claim when `first` returns
+      const opened: Opened = { start, admitted: undefined, ended: false }
+      const endOnce = (exit: Exit.Exit<unknown, unknown>) => {
+        if (opened.ended) return Effect.void
+        opened.ended = true
+        return end(opened)(exit)
+      }
+      // the Scope's finalizer covers an interrupt while queued and one before the run's own `ensuring` is set
+      const first = (admitted: Admission.Admitted) =>
+        Effect.flatMap(Stream.toPull(Stream.ensuringWith(run(admitted), endOnce)), (pull) =>
+          Effect.flatMap(Effect.either(pull), (head) => rest(head, pull))
+        )
+      return Effect.zipRight(
+        Effect.addFinalizer(endOnce),
+        Effect.flatMap(Admission.skipsLine(engine.cache, key, call.cache, "stream"), (skip) =>
+          skip ? first(Admission.direct) : Admission.admit(engine.backends, engine.policy.line(req.model, call), first)
+        )
+      )
+    })
   }

@@ -56,6 +56,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
       )
       const unary = CallUnary.make({ ...upstream, cache, batcher })
       const stream = CallStream.make({ ...upstream, cache })
+      const open = CallStream.open({ ...upstream, cache })
 
       const valueOf =
         <Req, A>(f: (req: Req, call?: CallOptions) => Effect.Effect<Served<A>, LlmError>): Unary<Req, A> =>
@@ -94,9 +95,13 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         chatServed,
         chatBatch,
         chatStream: stream(CallSpecs.chat),
+        /** `chatStream` opened: waits for its slot and first chunk as an Effect, then gives the rest (CallStream.open). */
+        chatStreamOpen: open(CallSpecs.chat),
         generate: valueOf<GenerateRequest, GenerateResponse>(generateServed),
         generateServed,
         generateStream: stream(CallSpecs.generate),
+        /** `generateStream` opened, as `chatStreamOpen`. */
+        generateStreamOpen: open(CallSpecs.generate),
         embed,
         embedServed,
         embedMany,

@@ -81,6 +81,7 @@ export const wrap = (table: Table, llm: Service): Service => {
     chat: withModel(llm.chat),
     chatServed: withModel(llm.chatServed),
     chatStream: withModel(llm.chatStream),
+    chatStreamOpen: withModel(llm.chatStreamOpen),
     chatBatch: (reqs, call) =>
       llm.chatBatch(
         Array.from(reqs, (req) => ({ ...req, model: table.resolve(req.model) })),
@@ -89,6 +90,7 @@ export const wrap = (table: Table, llm: Service): Service => {
     generate: withModel(llm.generate),
     generateServed: withModel(llm.generateServed),
     generateStream: withModel(llm.generateStream),
+    generateStreamOpen: withModel(llm.generateStreamOpen),
     embed: withModel(llm.embed),
     embedServed: withModel(llm.embedServed),
     embedMany: (model, texts, call) => {
