@@ -5,7 +5,8 @@
  * `x-sluice-overhead-ms`, and the CPU each process spent per call: on a 2-core machine the load generator, the
  * simulator and the gateway compete for the cores, so a latency figure is only read next to them.
  *
- * Choices: the client is node:http with a keep-alive agent (cheaper per call than global fetch, so the load
+ * Choices: both paths are warmed once (closed loop) before the first rate: a cold process's first calls cost several
+ * times the CPU of warm ones, which the first (slowest) rate would otherwise carry. The client is node:http with a keep-alive agent (cheaper per call than global fetch, so the load
  * generator takes less of the cores it shares with the gateway); the simulator and the gateway each run in their
  * own process. The ceiling is stated from the gateway's CPU per call (one core, CPU-bound), not driven to failure.
  *
@@ -14,7 +15,7 @@
  */
 import { Agent, request } from "node:http"
 import { defaultModels } from "../src/Simulator/SimulatorConfig.js"
-import { runOpenLoop } from "./support/Load.js"
+import { runOpenLoop, runPromises } from "./support/Load.js"
 import * as Machine from "./support/Machine.js"
 import { positiveNumber, unknownFlags } from "./support/Options.js"
 import * as Report from "./support/Report.js"
@@ -97,6 +98,10 @@ const gw = await sluiceServe(
   { ...process.env, SLUICE_BACKEND_SLOTS: String(slots) },
   profile ? ["--cpu-prof", "--cpu-prof-dir=bench/results/profiles"] : []
 )
+// a cold process runs its first calls at several times the CPU of a warm one (JIT): both paths are warmed once,
+// closed loop, before the first rate, so the first rate measured is not the one that pays for the warm-up
+const warmUp = 2_000
+for (const target of [sim, gw]) await runPromises(warmUp, 16, call(new URL(target.url), `warm-up-${target.url}`, []))
 const runs: Array<{ rate: number; direct: Measured; gateway: Measured }> = []
 for (const rate of rates) {
   const direct = await measure(rate, sim, sim, undefined, `direct-${rate}`)
@@ -129,7 +134,8 @@ Report.write({
     `simulator (own process): ${describeModel(llama)}; num_predict 10 (~20 ms per call); ${slots} slots ` +
       `(sluice: SLUICE_BACKEND_SLOTS=${slots}), so no queueing at ${rates.join(", ")} req/s`,
     `open loop at ${rates.join(", ")} req/s, ${seconds} s each way per rate, node:http keep-alive client, ` +
-      `every call a cache miss${profile ? "; sluice serve under --cpu-prof (slower)" : ""}`
+      `every call a cache miss; both paths warmed with ${warmUp} calls (16 at a time) before the first rate, and ` +
+      `with 200 at each rate${profile ? "; sluice serve under --cpu-prof (slower)" : ""}`
   ],
   tables: [
     {
