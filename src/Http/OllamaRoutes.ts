@@ -11,7 +11,7 @@
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import type { Schema, Stream } from "effect"
+import type { Schema, Scope, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import { ChatRequest } from "../Domain/Chat.js"
 import { GenerateRequest } from "../Domain/Generate.js"
@@ -50,7 +50,7 @@ const served = <A>(answer: Served<A>) =>
 const inference = <Req extends { readonly stream?: boolean }, I, A>(
   schema: Schema.Schema<Req, I>,
   once: (llm: Llm, req: Req, options: CallOptions) => Effect.Effect<Served<A>, LlmError>,
-  stream: (llm: Llm, req: Req, options: CallOptions) => Stream.Stream<A, LlmError>
+  open: (llm: Llm, req: Req, options: CallOptions) => Effect.Effect<Stream.Stream<A, LlmError>, LlmError, Scope.Scope>
 ) => {
   const decode = decodeBody(schema, BodyErrors.ollama(), { plain: true })
   return handle(
@@ -58,10 +58,11 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
       const llm = yield* Llm
       const req = yield* decode
       const options = yield* Auth.callOptions
-      // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
+      // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain.
+      // A stream is opened first (it waits in the line as an Effect, like a unary call), then answered.
       return req.stream === false
         ? served(yield* Deadline.untilDeadline(once(llm, req, options)))
-        : yield* Respond.ndjson(stream(llm, req, options))
+        : Respond.ndjson(yield* open(llm, req, options))
     })
   )
 }
@@ -112,7 +113,7 @@ export const routes = HttpRouter.empty.pipe(
     inference(
       ChatRequest,
       (llm, req, options) => llm.chatServed(req, options),
-      (llm, req, options) => llm.chatStream(req, options)
+      (llm, req, options) => llm.chatStreamOpen(req, options)
     )
   ),
   HttpRouter.post(
@@ -120,7 +121,7 @@ export const routes = HttpRouter.empty.pipe(
     inference(
       GenerateRequest,
       (llm, req, options) => llm.generateServed(req, options),
-      (llm, req, options) => llm.generateStream(req, options)
+      (llm, req, options) => llm.generateStreamOpen(req, options)
     )
   ),
   HttpRouter.post("/api/embed", embed),

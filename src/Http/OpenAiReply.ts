@@ -6,14 +6,13 @@
  * route). `param` and `code` are null except for a body the wire Schema refuses (the field, and OpenAI's
  * `invalid_type`, `invalid_value` or `missing_required_parameter`).
  *
- * A stream pulls its first event before the response starts, so a failure before it (an unknown model, a full
- * queue) is a proper status with the envelope. After it, a failure becomes one `data: {"error":{...}}` event and the
+ * A stream is opened before the response starts (`Llm.chatStreamOpen`: its first chunk at hand), so a failure
+ * before it (an unknown model, a full queue) is a proper status with the envelope. After it, a failure becomes one `data: {"error":{...}}` event and the
  * stream ends without `data: [DONE]`: OpenAI's SDKs raise an APIError on that event, and a client that only watches
  * for `[DONE]` sees it missing. A complete stream ends with `data: [DONE]`.
  */
 import { HttpServerResponse } from "@effect/platform"
-import { Chunk, Effect, Either, Option, Stream } from "effect"
-import type { Scope } from "effect"
+import { Stream } from "effect"
 import { isLlmError, type LlmError } from "../Domain/LlmError.js"
 import { type OpenAiError, openAiType } from "../Domain/LlmErrorFamily.js"
 import type { BadRequest } from "./Guard.js"
@@ -40,26 +39,13 @@ const done = encoder.encode("data: [DONE]\n\n")
 /** The `data: {"error": ...}` event that ends an SSE stream failing after its first event. */
 export const errorEvent = (e: LlmError): Uint8Array => event(envelope(e.openAi))
 
-/** Streams `events` as SSE (see the module comment for failures). Needs the request's Scope. */
-export const sse = <A>(
-  events: Stream.Stream<A, LlmError>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    // Stream.toPull, as in Respond.ndjson: a peeled stream turns a later failure into a defect
-    const pull = yield* Stream.toPull(events)
-    const first = yield* Effect.either(pull)
-    if (Either.isLeft(first) && Option.isSome(first.left)) return fromFailure(first.left.value)
-    const head = Either.getOrElse(first, () => Chunk.empty<A>())
-    const body = Stream.concat(
-      Stream.fromChunk(head),
-      Either.isLeft(first) ? Stream.empty : Stream.repeatEffectChunkOption(pull)
-    ).pipe(
+/** Streams the events of an opened stream as SSE (see the module comment for failures). */
+export const sse = <A>(events: Stream.Stream<A, LlmError>): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.stream(
+    events.pipe(
       Stream.map(event),
       Stream.concat(Stream.succeed(done)),
       Stream.catchAll((e) => Stream.succeed(errorEvent(e)))
-    )
-    return HttpServerResponse.stream(body, {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache" }
-    })
-  })
+    ),
+    { contentType: "text/event-stream", headers: { "cache-control": "no-cache" } }
+  )

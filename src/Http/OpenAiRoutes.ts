@@ -55,7 +55,8 @@ const chat = handle(
     const meta = yield* OpenAiResponse.meta("chatcmpl")
     if (body.stream === true) {
       const includeUsage = body.stream_options?.include_usage === true
-      return yield* OpenAiReply.sse(OpenAiResponse.chatChunks(meta, includeUsage)(llm.chatStream(req, options)))
+      // opened first (it waits in the line as an Effect, like a unary call), then answered
+      return OpenAiReply.sse(OpenAiResponse.chatChunks(meta, includeUsage)(yield* llm.chatStreamOpen(req, options)))
     }
     // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain
     const answer = yield* Deadline.untilDeadline(llm.chatServed(req, options))
@@ -72,8 +73,8 @@ const completions = handle(
     const meta = yield* OpenAiResponse.meta("cmpl")
     if (body.stream === true) {
       const includeUsage = body.stream_options?.include_usage === true
-      return yield* OpenAiReply.sse(
-        OpenAiResponse.completionChunks(meta, includeUsage)(llm.generateStream(req, options))
+      return OpenAiReply.sse(
+        OpenAiResponse.completionChunks(meta, includeUsage)(yield* llm.generateStreamOpen(req, options))
       )
     }
     const answer = yield* Deadline.untilDeadline(llm.generateServed(req, options))

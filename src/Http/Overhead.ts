@@ -61,14 +61,22 @@ const timeStream = <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E
     )
   )
 
+/** An opened stream (`Llm.chatStreamOpen`): the open timed, then each pull of the rest. */
+const timeOpen = <A, E, R>(open: Effect.Effect<Stream.Stream<A, E>, E, R>): Effect.Effect<Stream.Stream<A, E>, E, R> =>
+  Effect.flatMap(FiberRef.get(currentTimer), (timer) =>
+    timer === undefined ? open : Effect.map(timed(timer)(open), timedStream(timer))
+  )
+
 /** The engine with every call the gateway makes timed into the current request's timer. */
 export const timedLlm = (llm: Llm): Llm =>
   Llm.make({
     ...llm,
     chatServed: (req, call) => time(llm.chatServed(req, call)),
     chatStream: (req, call) => timeStream(llm.chatStream(req, call)),
+    chatStreamOpen: (req, call) => timeOpen(llm.chatStreamOpen(req, call)),
     generateServed: (req, call) => time(llm.generateServed(req, call)),
     generateStream: (req, call) => timeStream(llm.generateStream(req, call)),
+    generateStreamOpen: (req, call) => timeOpen(llm.generateStreamOpen(req, call)),
     embedServed: (req, call) => time(llm.embedServed(req, call))
   })
 

@@ -2,11 +2,11 @@
  * How the gateway answers in Ollama's own shapes: JSON bodies with `application/json; charset=utf-8`,
  * errors as `{"error": msg}` with the status Ollama would use, and NDJSON streams that send nothing
  * (not even the status) until the first chunk exists, exactly like Ollama, so an error that happens
- * before the first chunk still gets its real status code.
+ * before the first chunk still gets its real status code: a route opens its stream first (`Llm.chatStreamOpen`,
+ * which waits in the line as a plain Effect and fails before the first chunk) and only then builds the response.
  */
 import { HttpServerResponse } from "@effect/platform"
-import { Chunk, Effect, Either, Option, Stream } from "effect"
-import type { Scope } from "effect"
+import { Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 
 const jsonContentType = "application/json; charset=utf-8"
@@ -39,26 +39,14 @@ const line = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value
 export const errorLine = (e: LlmError): Uint8Array => line({ error: e.message })
 
 /**
- * Streams `chunks` as NDJSON. The first chunk is pulled before the response starts, so a failure before it
- * becomes a proper status; a failure after it becomes one `{"error"}` line and the stream ends without
- * `done`, as Ollama does. Needs the request's Scope (the server keeps it open while the body is written).
+ * Streams the chunks of an opened stream (their first one already at hand, `Llm.chatStreamOpen`) as NDJSON. A
+ * failure becomes one `{"error"}` line and the stream ends without `done`, as Ollama does.
  */
-export const ndjson = <A>(
-  chunks: Stream.Stream<A, LlmError>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    // Stream.toPull rather than Stream.peel: in effect 3.22.4 the rest of a peeled stream turns a failure
-    // into a ChannelException defect, which would skip the error line below.
-    const pull = yield* Stream.toPull(chunks)
-    const first = yield* Effect.either(pull)
-    if (Either.isLeft(first) && Option.isSome(first.left)) return fromError(first.left.value)
-    const head = Either.getOrElse(first, () => Chunk.empty<A>())
-    const body = Stream.concat(
-      Stream.fromChunk(head),
-      Either.isLeft(first) ? Stream.empty : Stream.repeatEffectChunkOption(pull)
-    ).pipe(
+export const ndjson = <A>(rest: Stream.Stream<A, LlmError>): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.stream(
+    rest.pipe(
       Stream.map(line),
       Stream.catchAll((e) => Stream.succeed(errorLine(e)))
-    )
-    return HttpServerResponse.stream(body, { contentType: "application/x-ndjson" })
-  })
+    ),
+    { contentType: "application/x-ndjson" }
+  )
