@@ -14,7 +14,13 @@
  *   half, only samples of calls that started with at most that many in flight count, and their median replaces
  *   the baseline (so it follows a backend that became slower or faster, e.g. another model now shares the GPU).
  *   The first probe follows the first window, and a probe that finds the baseline far lower than believed (the
- *   backend was already queueing: the limit started too high) halves the limit and probes again.
+ *   backend was already queueing: the limit started too high) halves the limit and probes again, deeper.
+ * - A deeper probe only tells whether the level above it queued, so it takes half a window: it runs at the lowest
+ *   level, where each sample costs the most throughput (a backend of 2 slots, probed at 1 from the default start
+ *   of 4, runs at half speed meanwhile: a fixed cost the first embedMany of bench/embeddings paid). When it finds
+ *   that level was not queueing, the two medians give the backend's slots, S ~ round(level above x its median /
+ *   this median) (latency grows as inFlight / S past S), and the limit goes straight to tolerance x S, where it
+ *   would settle, instead of climbing back one window at a time; never above the limit found queueing.
  *
  * The decision, once per full window (AIMD, as TCP):
  * - median > tolerance x baseline: the backend queues; shrink the limit multiplicatively (x `backoff`).
@@ -101,6 +107,8 @@ export interface State {
   readonly windows: number
   /** This window re-measures the baseline. */
   readonly probing: boolean
+  /** During a deeper probe: the level (calls in flight) of the probe before it, whose median is `baseline`. */
+  readonly above: number | undefined
 }
 
 const clamp = (options: Resolved, limit: number) => Math.min(options.max, Math.max(options.min, limit))
@@ -112,7 +120,8 @@ export const initial = (options: Resolved): State => ({
   peak: 0,
   cooldown: 0,
   windows: options.probeEvery > 0 ? options.probeEvery - 1 : 0,
-  probing: false
+  probing: false,
+  above: undefined
 })
 
 /** The number of calls allowed in flight now. */
@@ -136,18 +145,35 @@ const overload = (options: Resolved, state: State): State =>
         samples: [],
         peak: 0,
         cooldown: Math.ceil(state.limit),
-        probing: false
+        probing: false,
+        above: undefined
       }
 
 /**
+ * A deeper probe found its level not queueing, while the level above it (median `baseline`) was: the backend has
+ * about S = above x baseline-ratio slots; the limit goes to tolerance x S, between the current limit and the one
+ * found queueing (twice it).
+ */
+const knee = (options: Resolved, state: State, above: number, value: number): number => {
+  const slots = Math.max(1, Math.round((above * value) / state.baseline!))
+  return clamp(options, Math.min(2 * state.limit, Math.max(state.limit, options.tolerance * slots)))
+}
+
+/**
  * A probe window ended: its median is the new baseline. If it is far below the old one, the old baseline was
- * measured while the backend queued (the limit started too high): halve the limit and probe again.
+ * measured while the backend queued (the limit started too high): halve the limit and probe again. A deeper
+ * probe that finds no such gap places the limit at the knee it measured (`knee`).
  */
 const probed = (options: Resolved, state: State, value: number): State => {
   const hidden = state.baseline !== undefined && value * options.tolerance < state.baseline
-  const deeper = hidden && limitOf(options, state) > options.min
-  const limit = deeper ? clamp(options, state.limit / 2) : state.limit
-  return { ...state, baseline: value, limit, probing: deeper, windows: 0 }
+  const level = limitOf(options, state)
+  const deeper = hidden && level > options.min
+  const limit = deeper
+    ? clamp(options, state.limit / 2)
+    : !hidden && state.above !== undefined
+      ? knee(options, state, state.above, value)
+      : state.limit
+  return { ...state, baseline: value, limit, probing: deeper, windows: 0, above: deeper ? level : undefined }
 }
 
 const decide = (options: Resolved, state: State): State => {
@@ -176,7 +202,8 @@ export const update = (options: Resolved, state: State, sample: Sample): State =
     samples: [...state.samples, perWork],
     peak: Math.max(state.peak, sample.inFlight)
   }
-  return next.samples.length >= options.window ? decide(options, next) : next
+  const window = state.probing && state.above !== undefined ? Math.ceil(options.window / 2) : options.window
+  return next.samples.length >= window ? decide(options, next) : next
 }
 
 /** A standalone adaptive limit (for a caller that does its own admission). */

@@ -130,6 +130,27 @@ describe("AdaptiveLimit", () => {
     assert.isTrue(m.limit() >= 4 && m.limit() <= 8, String(m.limit()))
   })
 
+  it("a deeper probe takes half a window and puts the limit at tolerance x the slots it measured", () => {
+    const m = machine({ initial: 4, window: 10 })
+    const feed = (n: number, latencyMs: number, inFlight: number) =>
+      m.feed(...Array.from({ length: n }, () => ok(latencyMs, inFlight)))
+    assert.strictEqual(feed(10, 200, 4), 2) // 4 in flight on 2 slots: twice the real latency; the probe runs at 2
+    assert.strictEqual(feed(10, 100, 2), 1) // half the latency at 2: a hidden queue, so probe deeper, at 1
+    assert.strictEqual(feed(4, 100, 1), 1)
+    assert.strictEqual(feed(1, 100, 1), 3) // no faster at 1: 2 x 100 / 100 = 2 slots, so 1.5 x 2
+    assert.isFalse(m.state().probing)
+    assert.strictEqual(m.state().baseline, 100)
+  })
+
+  it("a deeper probe that finds one slot leaves the limit at the level above it, then shrinks from there", () => {
+    const m = machine({ initial: 4, window: 10 })
+    m.feed(...Array.from({ length: 10 }, () => ok(400, 4)))
+    m.feed(...Array.from({ length: 10 }, () => ok(200, 2)))
+    assert.strictEqual(m.feed(...Array.from({ length: 5 }, () => ok(100, 1))), 2)
+    assert.strictEqual(m.state().baseline, 100)
+    assert.strictEqual(m.used(3, 200), 1) // 2 in flight on 1 slot: twice the baseline, x0.9 a window from 2.5
+  })
+
   it("re-measures the baseline, so a backend that became slower is not starved", () => {
     const m = machine({ initial: 4, probeEvery: 5 })
     const limits = simulate(m, 600, 4, (round) => (round < 200 ? 100 : 300))
