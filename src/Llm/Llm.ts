@@ -74,7 +74,11 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
         })
       /**
        * One vector per text, in order. The texts go out in array calls of the batcher's maximum batch (one engine
-       * call each: cached, retried, budgeted as one), which costs far less than a call per text (bench/embeddings).
+       * call each: retried, budgeted as one), which costs far less than a call per text (bench/embeddings).
+       * The calls bypass the response cache unless `call.cache` says otherwise: an answer of 64 vectors is ~0.5 MB
+       * of JSON, so 10,000 texts would push every other entry out of the default 64 MiB cache, and sizing each
+       * entry (its JSON) cost about a third of the client's CPU per call; a chunk's key (its exact 64 texts) is
+       * hit only by the same call repeated. Single-text `embed` calls stay cached per text.
        */
       const embedMany = (model: string, texts: Iterable<string>, call: CallOptions = {}) => {
         const all = Array.from(texts)
@@ -83,7 +87,7 @@ export class Llm extends Effect.Service<Llm>()("sluice/Llm", {
           all.slice(i * size, (i + 1) * size)
         )
         return Effect.map(
-          Effect.forEach(chunks, (input) => embed({ model, input }, { priority: "batch", ...call }), {
+          Effect.forEach(chunks, (input) => embed({ model, input }, { priority: "batch", cache: "bypass", ...call }), {
             concurrency: "unbounded"
           }),
           (answers) => answers.flatMap((r) => r.embeddings)
