@@ -8,8 +8,10 @@
  *   below `approximateFrom` memories, an HNSW graph from there on), loaded from the table when the service starts
  *   (its graph built in the background, VectorMemoryIndexer.ts) and updated after every committed write or delete.
  * - Embeddings come from the Embedder port; `layerLlm` sends them through the engine (batching, cache, retries).
- * - Writes, deletes, sweeps and the usage updates of a recall are serialised by one permit, so the duplicate check,
+ * - Writes, deletes, sweeps and the usage marks of a recall are serialised by one permit, so the duplicate check,
  *   the insert and the eviction it causes are atomic; searching the index needs no permit (it is synchronous).
+ * - A recall's usage marks (uses, last use, expiry) are written behind, every `usageFlushEvery` in a few
+ *   transactions (VectorMemoryUsage.ts): written in the recall, they made its p99 the WAL checkpoints' fsyncs.
  * - Cleanup (VectorMemoryCleanup.ts): a lifetime of `ttl × (1 + importance)` after the last use, a capacity per
  *   (agent, namespace) enforced on write (closest to expiry evicted first), and a scoped sweep every `sweepEvery`.
  * - Near-duplicates: a write whose cosine with one of the same agent's memories in the namespace is at least
@@ -38,6 +40,7 @@ import {
   used
 } from "./VectorMemoryCleanup.js"
 import { Embedder } from "./VectorMemoryEmbedder.js"
+import * as Usage from "./VectorMemoryUsage.js"
 import { DimensionMismatch } from "./VectorMemoryError.js"
 import { builder, catchUp, fresh, inserted, load, rebuild } from "./VectorMemoryIndexer.js"
 
@@ -56,6 +59,8 @@ export interface Options {
   readonly sweepEvery?: Duration.DurationInput
   /** Memories in a namespace from which recall goes through an HNSW graph (default 5000; below, exact scans). */
   readonly approximateFrom?: number
+  /** Interval at which recalls' usage marks are written (default 1 second). */
+  readonly usageFlushEvery?: Duration.DurationInput
 }
 
 export const defaults = {
@@ -64,6 +69,7 @@ export const defaults = {
   ttl: "30 days",
   mergeThreshold: 0.95,
   sweepEvery: "1 minute",
+  usageFlushEvery: "1 second",
   approximateFrom: indexDefaults.approximateFrom,
   importance: 0.5
 } as const
@@ -127,6 +133,7 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
       const indexOptions = { approximateFrom: options.approximateFrom ?? defaults.approximateFrom }
       const spaces = yield* rebuild(repo, indexOptions)
       const indexes = yield* builder(spaces)
+      const usage = yield* Usage.make(repo, lock, options.usageFlushEvery ?? defaults.usageFlushEvery)
 
       const mismatch = (pin: Pin, actualModel: string, actual: number) =>
         normalizeName(actualModel) === pin.model && actual === pin.dim
@@ -181,8 +188,10 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
             space.index.remove(id)
             return Option.none<Memory>()
           }
-          const merged = used(current, now, ttl, Math.max(current.importance, clamp(importance ?? 0)))
+          const latest = usage.latest(current)
+          const merged = used(latest, now, ttl, Math.max(latest.importance, clamp(importance ?? 0)))
           yield* repo.updateUsage(merged)
+          usage.written(id)
           return Option.some(merged)
         })
 
@@ -202,6 +211,7 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
             ...(input.metadata === undefined ? {} : { metadata: input.metadata })
           }
           const write = repo.insert({ ...memory, model: space.pin.model, vector: input.vector })
+          yield* usage.flushAgent(input.namespace, input.agent)
           const [version, evicted] = yield* repo.transaction(
             Effect.zip(write, overflow(space, input.agent, memory.id, 1))
           )
@@ -237,15 +247,19 @@ export class VectorMemory extends Effect.Service<VectorMemory>()("sluice/VectorM
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
           const rows = new Map((yield* repo.byIds(hits.map((h) => h.id))).map((m) => [m.id, m]))
-          const recalled = hits.flatMap(({ id, score }) => {
+          return hits.flatMap(({ id, score }) => {
             const row = rows.get(id)
-            return row === undefined ? (space.index.remove(id), []) : [{ memory: used(row, now, ttl), score }]
+            if (row === undefined) return (space.index.remove(id), [])
+            const memory = used(usage.latest(row), now, ttl)
+            usage.mark(memory)
+            return [{ memory, score }]
           })
-          yield* repo.transaction(Effect.forEach(recalled, (r) => repo.updateUsage(r.memory), { discard: true }))
-          return recalled
         }).pipe(lock)
 
-      const sweep = sweepOf(repo, spaces, capacity).pipe(lock, Effect.withSpan("VectorMemory.sweep"))
+      const sweep = Effect.zipRight(usage.flush(), sweepOf(repo, spaces, capacity)).pipe(
+        lock,
+        Effect.withSpan("VectorMemory.sweep")
+      )
 
       yield* sweep.pipe(
         Effect.catchAll((error) => Effect.logWarning("vector memory sweep failed", error)),

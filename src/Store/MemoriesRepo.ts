@@ -101,6 +101,9 @@ const NewMemoryRow = Schema.Struct({ ...MemoryRow.fields, model: Schema.String, 
 
 const NamespaceRow = Schema.Struct({ ...Pin.fields, createdAt: Rows.column("created_at", Rows.Int64) })
 
+/** A memory's columns, the vector aside (a recall reads k rows: no need for their 3 KB vectors). */
+const memoryColumns = "id, agent, namespace, text, importance, created_at, last_used_at, uses, expires_at, metadata"
+
 const chunkSize = 500
 const pageSize = 1000
 
@@ -169,7 +172,7 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("sluice/Memorie
         Effect.map(
           Effect.forEach(
             Arr.chunksOf(ids, chunkSize),
-            (part) => sql`SELECT * FROM memories WHERE id IN ${sql.in(part)}`
+            (part) => sql`SELECT ${sql.literal(memoryColumns)} FROM memories WHERE id IN ${sql.in(part)}`
           ),
           (parts) => parts.flat()
         )
