@@ -166,11 +166,22 @@ export interface HttpSample {
   readonly durationMs: number
 }
 
+/** One gateway request ended: one less in flight (`recordHttpStart`), counted and timed. */
 export const recordHttp = (s: HttpSample): Effect.Effect<void> =>
-  Effect.zipRight(
-    Metric.increment(Labels.tag(Metrics.httpRequests, { route: s.route, method: s.method, status: String(s.status) })),
-    Metric.update(Labels.tag(Metrics.httpDuration, { route: s.route, method: s.method }), Duration.millis(s.durationMs))
-  )
+  updating((extra) => {
+    Metrics.httpInFlight.unsafeModify(-1, extra)
+    Labels.tag(Metrics.httpRequests, { route: s.route, method: s.method, status: String(s.status) }).unsafeUpdate(
+      1,
+      extra
+    )
+    Labels.tag(Metrics.httpDuration, { route: s.route, method: s.method }).unsafeUpdate(
+      Duration.millis(s.durationMs),
+      extra
+    )
+  })
+
+/** A gateway request began: one more in flight, until its `recordHttp`. */
+export const recordHttpStart: Effect.Effect<void> = updating((extra) => Metrics.httpInFlight.unsafeModify(1, extra))
 
 /** A request refused by authentication: "missing", "invalid", "forbidden", ... */
 export const recordAuthFailure = (reason: string): Effect.Effect<void> =>
