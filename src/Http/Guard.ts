@@ -103,23 +103,25 @@ const readNode = (source: IncomingMessage, max: number) =>
     return Effect.sync(cleanup)
   })
 
-/** The raw body bytes, at most `maxBodyBytes` of them. */
-export const readBytes: Effect.Effect<Uint8Array, BadRequest, HttpServerRequest.HttpServerRequest> = Effect.gen(
-  function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const { maxBodyBytes } = yield* GuardLimits
+/**
+ * The raw body bytes, at most `maxBodyBytes` of them. Read from the request's fiber directly (one step before the
+ * read itself): it runs for every request with a body.
+ */
+export const readBytes: Effect.Effect<Uint8Array, BadRequest, HttpServerRequest.HttpServerRequest> =
+  Effect.withFiberRuntime((fiber) => {
+    const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+    const { maxBodyBytes } = Context.get(fiber.currentContext, GuardLimits)
     const declared = Number(request.headers["content-length"])
-    if (Number.isFinite(declared) && declared > maxBodyBytes) return yield* refuse(tooLarge(maxBodyBytes), 413)
+    if (Number.isFinite(declared) && declared > maxBodyBytes) return refuse(tooLarge(maxBodyBytes), 413)
     const source = NodeHttpServerRequest.toIncomingMessage(request) as IncomingMessage | undefined
-    if (source !== undefined && typeof source.on === "function") return yield* readNode(source, maxBodyBytes)
+    if (source !== undefined && typeof source.on === "function") return readNode(source, maxBodyBytes)
     // not a Node request (tests with other servers): the platform's own capped read
-    return yield* request.arrayBuffer.pipe(
+    return request.arrayBuffer.pipe(
       Effect.map((buffer) => new Uint8Array(buffer)),
       HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
       Effect.catchAll(() => refuse(tooLarge(maxBodyBytes), 413))
     )
-  }
-)
+  })
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
@@ -140,24 +142,28 @@ export const nestsDeeperThan = (text: string, max: number): boolean => {
   return false
 }
 
-const parse = (text: string): Effect.Effect<unknown, BadRequest> =>
-  Effect.try({
-    try: () => JSON.parse(text) as unknown,
-    catch: (e) => new BadRequest({ reason: `invalid JSON: ${e instanceof Error ? e.message : String(e)}`, status: 400 })
-  }).pipe(Effect.tapError((e) => Effect.logDebug(`request refused (400): ${e.reason}`)))
+/** The checks of `readJson` on the bytes read, in one synchronous step. */
+const parseJson = (bytes: Uint8Array, maxJsonDepth: number): Effect.Effect<unknown, BadRequest> => {
+  let text: string
+  try {
+    text = utf8.decode(bytes)
+  } catch {
+    return refuse("invalid UTF-8 in the request body")
+  }
+  if (text.trim().length === 0) return refuse("missing request body")
+  if (nestsDeeperThan(text, maxJsonDepth)) return refuse(`JSON nested deeper than ${maxJsonDepth} levels`)
+  try {
+    return Effect.succeed(JSON.parse(text) as unknown)
+  } catch (e) {
+    return refuse(`invalid JSON: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
 
 /** The request body as JSON: capped, valid UTF-8, not too deep, parsed. An empty body is `missing request body`. */
-export const readJson: Effect.Effect<unknown, BadRequest, HttpServerRequest.HttpServerRequest> = Effect.gen(
-  function* () {
-    const bytes = yield* readBytes
-    const { maxJsonDepth } = yield* GuardLimits
-    const text = yield* Effect.try({ try: () => utf8.decode(bytes), catch: () => "invalid UTF-8" }).pipe(
-      Effect.catchAll(() => refuse("invalid UTF-8 in the request body"))
-    )
-    if (text.trim().length === 0) return yield* refuse("missing request body")
-    if (nestsDeeperThan(text, maxJsonDepth)) return yield* refuse(`JSON nested deeper than ${maxJsonDepth} levels`)
-    return yield* parse(text)
-  }
+export const readJson: Effect.Effect<unknown, BadRequest, HttpServerRequest.HttpServerRequest> = Effect.flatMap(
+  readBytes,
+  (bytes) =>
+    Effect.withFiberRuntime((fiber) => parseJson(bytes, Context.get(fiber.currentContext, GuardLimits).maxJsonDepth))
 )
 
 export interface Timeouts {
