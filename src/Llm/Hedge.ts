@@ -26,6 +26,7 @@
  */
 import { Chunk, Clock, Duration, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
 import * as Recorders from "../Observability/Recorders.js"
+import * as HedgeInPlace from "./HedgeInPlace.js"
 import * as Watch from "./Watch.js"
 
 export interface Options {
@@ -106,7 +107,11 @@ export interface Hedger {
    * starts another `attempt` beside it, and a third once that one is overdue too. The first to end wins, well or
    * badly, and the others are interrupted: an error is the result as usual (the retry policy goes on).
    */
-  readonly run: <A, E, R>(key: string, attempt: (mark: Mark) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly run: <A, E, R>(
+    key: string,
+    attempt: (mark: Mark) => Effect.Effect<A, E, R>,
+    cuttable?: boolean
+  ) => Effect.Effect<A, E, R>
   /** The same for a stream: the race is for the first chunk; the winner's stream continues. */
   readonly stream: <A, E, R>(key: string, attempt: (mark: Mark) => Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
   /** Hedges started so far. */
@@ -161,10 +166,20 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
     }
 
     /**
-     * At a check of the attempt marked `mark` (Watch.ts): the wait until the next check while it is not overdue
-     * (at most a second), none once the budget is spent, else the hedge: its slot given back, counted, and the next
-     * attempt raced with it.
+     * At a check of the attempt marked `mark` (at `now`, Clock ms): the wait until the next check while it is not
+     * overdue (at most a second), none once the budget is spent, else the hedge's start: its slot given back, and
+     * counted.
      */
+    const overdue = (key: string, mark: Mark, now: number): number | Effect.Effect<void> => {
+      const left = mark.at === undefined ? recheckMs : mark.at + delayOf(key) - now
+      if (left > 0) return Math.min(left, recheckMs)
+      if (tokens < 1) return Infinity
+      tokens -= 1
+      hedges++
+      return mark.release === undefined ? Recorders.recordHedge : Effect.zipRight(mark.release, Recorders.recordHedge)
+    }
+
+    /** A check of Watch.ts: `overdue`, then the next attempt raced with this one. */
     const due =
       <A, E, R>(
         clock: Clock.Clock,
@@ -173,14 +188,8 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
         hedge: (fiber: Fiber.RuntimeFiber<A, E>) => Effect.Effect<A, E, R>
       ): Watch.Check<A, E, R> =>
       (fiber) => {
-        const left = mark.at === undefined ? recheckMs : mark.at + delayOf(key) - clock.unsafeCurrentTimeMillis()
-        if (left > 0) return Math.min(left, recheckMs)
-        if (tokens < 1) return Infinity
-        tokens -= 1
-        hedges++
-        const started =
-          mark.release === undefined ? Recorders.recordHedge : Effect.zipRight(mark.release, Recorders.recordHedge)
-        return Effect.zipRight(started, hedge(fiber))
+        const next = overdue(key, mark, clock.unsafeCurrentTimeMillis())
+        return typeof next === "number" ? next : Effect.zipRight(next, hedge(fiber))
       }
 
     /** One attempt, its latency on the backend recorded when it succeeds. */
@@ -231,19 +240,42 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
       )
     }
 
+    /**
+     * The first attempt on the caller's own fiber, no child fiber (HedgeInPlace.ts): for a unary attempt whose exchange
+     * can be cut (Ollama/Cut.ts), on the live clock, while no span is exported. The hedge, if one is due, and any
+     * later one are forked as in `arms`.
+     */
+    const inPlace = <A, E, R>(key: string, attempt: (mark: Mark) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      HedgeInPlace.run<A, E, R>(
+        (mark) => timed(key, attempt, mark),
+        (mark) => {
+          // the live clock's time (HedgeInPlace runs only on it)
+          const next = overdue(key, mark, Date.now())
+          return typeof next === "number"
+            ? next
+            : Effect.zipRight(
+                next,
+                arms(key, attempt, () => Effect.void, 2)
+              )
+        },
+        arms(key, attempt, () => Effect.void, 1)
+      )
+
     /** The race itself (see `Hedger.run`). */
     const race = <A, E, R>(
       key: string,
       attempt: (mark: Mark) => Effect.Effect<A, E, R>,
-      discard: (loser: A) => Effect.Effect<void> = () => Effect.void
+      discard: (loser: A) => Effect.Effect<void> = () => Effect.void,
+      cuttable = false
     ): Effect.Effect<A, E, R> =>
       Effect.suspend(() => {
         tokens = Math.min(burst, tokens + budget)
-        return budget === 0 ? timed(key, attempt, { at: undefined }) : arms(key, attempt, discard, 1)
+        if (budget === 0) return timed(key, attempt, { at: undefined })
+        return cuttable ? inPlace(key, attempt) : arms(key, attempt, discard, 1)
       })
 
     return {
-      run: (key, attempt) => race(key, attempt),
+      run: (key, attempt, cuttable) => race(key, attempt, undefined, cuttable),
       stream: <A, E, R>(key: string, attempt: (mark: Mark) => Stream.Stream<A, E, R>) =>
         Stream.unwrapScoped(
           Effect.map(

@@ -43,7 +43,7 @@ export const enforced = <C extends object>(client: C): C => {
   return client
 }
 
-/** Whether `client`'s unary exchanges enforce `current`. */
+/** Whether `client`'s unary exchanges enforce a deadline handed down here, and can be cut (Cut.ts). */
 export const enforces = (client: object): boolean => enforcing.has(client)
 
 /** Runs `effect` (one unary exchange of an enforcing client) with `deadline`. */

@@ -13,11 +13,13 @@
  * - A deadline handed down with the call (Deadline.ts, the engine's attempt timeout) is one `setTimeout` beside the
  *   request: at the instant the request is aborted and the call fails with the deadline's error. On the traced
  *   path it is `Effect.timeoutFail` (a traced call pays for its span anyway).
+ * - A `Cut` attached to the fiber (Cut.ts, a hedge that won) ends the exchange the same way, as an interruption.
  */
 import type * as Undici from "@effect/platform-node/Undici"
 import { Clock, Effect } from "effect"
 import type { OllamaError } from "../Domain/LlmError.js"
 import * as Spans from "../Observability/Spans.js"
+import * as Cut from "./Cut.js"
 import * as Deadline from "./Deadline.js"
 import type { Decode } from "./Decode.js"
 import { type CallContext, fromStatus, fromUndiciError } from "./ErrorMapping.js"
@@ -68,9 +70,11 @@ export const make = (target: Target, traced: Transport): Transport => {
     request: Request,
     fiberHeaders: Record<string, string> | undefined,
     deadline: Deadline.Deadline | undefined,
+    cut: Cut.Cut | undefined,
     then: (answer: Answer) => Effect.Effect<A, OllamaError>
   ): Effect.Effect<A, OllamaError> =>
     Effect.async<A, OllamaError>((resume) => {
+      if (cut?.cut === true) return resume(Effect.interrupt)
       const chunks: Array<Buffer> = []
       let status = 0
       let raw: ReadonlyArray<Buffer> = []
@@ -87,6 +91,16 @@ export const make = (target: Target, traced: Transport): Transport => {
           abort?.()
           resume(Effect.fail(deadline.error()))
         }, left)
+      }
+      if (cut !== undefined) {
+        const end = () => {
+          if (finished) return
+          finished = true
+          if (timer !== undefined) clearTimeout(timer)
+          abort?.()
+          resume(Effect.interrupt)
+        }
+        cut.end = end
       }
       const handler: Undici.Dispatcher.DispatchHandler = {
         onConnect: (abortRequest) => {
@@ -106,6 +120,7 @@ export const make = (target: Target, traced: Transport): Transport => {
           if (finished) return
           finished = true
           if (timer !== undefined) clearTimeout(timer)
+          if (cut !== undefined) cut.end = undefined
           const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
           resume(then({ status, headers: raw, text }))
         },
@@ -113,6 +128,7 @@ export const make = (target: Target, traced: Transport): Transport => {
           if (finished) return
           finished = true
           if (timer !== undefined) clearTimeout(timer)
+          if (cut !== undefined) cut.end = undefined
           resume(Effect.fail(fromUndiciError(ctx, target.deadlines)(error)))
         }
       }
@@ -132,6 +148,7 @@ export const make = (target: Target, traced: Transport): Transport => {
         if (finished) return
         finished = true
         if (timer !== undefined) clearTimeout(timer)
+        if (cut !== undefined) cut.end = undefined
         abort?.()
       })
     })
@@ -140,12 +157,13 @@ export const make = (target: Target, traced: Transport): Transport => {
     viaHttp: () => Effect.Effect<A, OllamaError>,
     direct: (
       headers: Record<string, string> | undefined,
-      deadline: Deadline.Deadline | undefined
+      deadline: Deadline.Deadline | undefined,
+      cut: Cut.Cut | undefined
     ) => Effect.Effect<A, OllamaError>
   ): Effect.Effect<A, OllamaError> =>
     Effect.withFiberRuntime((fiber) => {
       const deadline = Deadline.take(fiber)
-      if (!Spans.exported(fiber)) return direct(Spans.propagation(fiber), deadline)
+      if (!Spans.exported(fiber)) return direct(Spans.propagation(fiber), deadline, Cut.of(fiber))
       if (deadline === undefined) return viaHttp()
       return Effect.timeoutFail(viaHttp(), {
         duration: Math.max(0, deadline.atMs - Date.now()),
@@ -158,8 +176,8 @@ export const make = (target: Target, traced: Transport): Transport => {
       const ctx = contextOf(target.backend, call)
       return routed(
         () => traced.json(call, request, decode),
-        (headers, deadline) =>
-          exchange(ctx, request, headers, deadline, (answer) =>
+        (headers, deadline, cut) =>
+          exchange(ctx, request, headers, deadline, cut, (answer) =>
             isOk(answer.status) ? decodeBody(ctx, answer.text, decode) : statusError(ctx, answer)
           )
       )
@@ -168,8 +186,8 @@ export const make = (target: Target, traced: Transport): Transport => {
       const ctx = contextOf(target.backend, call)
       return routed(
         () => traced.unit(call, request),
-        (headers, deadline) =>
-          exchange(ctx, request, headers, deadline, (answer) =>
+        (headers, deadline, cut) =>
+          exchange(ctx, request, headers, deadline, cut, (answer) =>
             isOk(answer.status) ? Effect.void : statusError(ctx, answer)
           )
       )
