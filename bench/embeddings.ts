@@ -1,7 +1,7 @@
 /**
  * Embeddings bench: 10,000 distinct texts embedded (a) one `/api/embed` call per text through the bare
- * OllamaClient, 32 at once; (b) `llm.embedMany(model, texts)` through the engine (its batcher, once integrated,
- * collects them into array calls); (c) array calls of 100 texts made by hand with the bare client, the reference
+ * OllamaClient, 32 at once; (b) `llm.embedMany(model, texts)` through the engine (array calls of the batcher's
+ * maximum batch), with the default adaptive limit and with a fixed one above the backend's slots; (c) array calls of 100 texts made by hand with the bare client, the reference
  * for what batching can reach. The simulator charges a fixed `requestMs` per request plus `promptTokenMs` per
  * input token, holding one of its slots, so batching has something to win and its ceiling can be stated:
  *
@@ -13,6 +13,7 @@
 import { Effect, ManagedRuntime } from "effect"
 import { performance } from "node:perf_hooks"
 import * as Backends from "../src/Llm/Backends.js"
+import type { Slots } from "../src/Llm/Scheduler/Slots.js"
 import * as Engine from "../src/Llm/Engine.js"
 import { Llm } from "../src/Llm/Llm.js"
 import { OllamaClient } from "../src/Ollama/OllamaClient.js"
@@ -71,6 +72,8 @@ interface Row {
   readonly ceiling: number
   readonly ceilingText: string
   readonly failures: string
+  /** The engine's limit on the backend over the run (sampled every 5 ms): time-weighted mean, and at the end. */
+  readonly limit?: { readonly mean: number; readonly end: number; readonly inFlight: number } | undefined
 }
 
 const progress = (text: string) => process.stderr.write(`[embeddings] ${text}\n`)
@@ -80,18 +83,22 @@ const measure = async (
   shape: string,
   ceiling: number,
   ceilingText: string,
-  run: () => Promise<{ embedded: number; p50: number; p99: number; failures: string }>
+  run: () => Promise<{ embedded: number; p50: number; p99: number; failures: string }>,
+  slots?: Slots
 ): Promise<Row> => {
   progress(label)
   await sim.resetStats()
+  const watch = slots === undefined ? undefined : watchLimit(slots)
   const simCpu = sim.cpuMs()
   const cpu = process.cpuUsage()
   const t0 = performance.now()
   const result = await run()
   const seconds = (performance.now() - t0) / 1000
   const c = process.cpuUsage(cpu)
+  const limit = watch?.stop()
   const stats = await sim.stats()
   return {
+    limit,
     name: label,
     shape,
     seconds,
@@ -106,6 +113,28 @@ const measure = async (
 
 const chunks = <A>(xs: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(xs.length / size) }, (_, i) => xs.slice(i * size, (i + 1) * size))
+
+/** Samples the limit and the calls in flight of `slots` every 5 ms until `stop` (what the adaptive limit settles at). */
+const watchLimit = (slots: Slots) => {
+  let limits = 0
+  let inFlight = 0
+  let n = 0
+  let last = 0
+  const timer = setInterval(() => {
+    const s = Effect.runSync(slots.snapshot)
+    limits += s.limit
+    inFlight += s.inFlight
+    last = s.limit
+    n++
+  }, 5)
+  return {
+    stop: () => {
+      clearInterval(timer)
+      return { mean: limits / Math.max(1, n), end: last, inFlight: inFlight / Math.max(1, n) }
+    }
+  }
+}
+const slotsOf = (runtime: typeof engine) => runtime.runPromise(Effect.map(Backends.Backends, (b) => b.all[0]!.slots))
 
 // Warm-up: sockets, JIT, the model load, on texts the measured runs do not use.
 const warmTexts = Array.from({ length: 300 }, (_, i) => `warm-up text ${i}`)
@@ -132,36 +161,23 @@ rows.push(
     }
   )
 )
-rows.push(
-  await measure(
-    "llm.embedMany(model, texts), slots adaptive (default)",
+/** One `embedMany` of every text through `runtime`'s engine, with the limit it ran under. */
+const embedManyRow = async (label: string, runtime: typeof engine) =>
+  measure(
+    label,
     `one call, ${count.toLocaleString("en")} texts`,
     ceilingBatch(engineBatch),
     `S·B / (requestMs + B·t), B = ${engineBatch}`,
     async () => {
-      const result = await engine.runPromise(Effect.either(Effect.flatMap(Llm, (llm) => llm.embedMany(name, texts))))
+      const result = await runtime.runPromise(Effect.either(Effect.flatMap(Llm, (llm) => llm.embedMany(name, texts))))
       if (result._tag === "Left") return { embedded: 0, p50: NaN, p99: NaN, failures: `failed: ${result.left.message}` }
       const good = result.right.filter((v) => v.length === minilm.embeddingLength).length
       return { embedded: good, p50: NaN, p99: NaN, failures: good === count ? "none" : `${count - good} bad vectors` }
-    }
+    },
+    await slotsOf(runtime)
   )
-)
-rows.push(
-  await measure(
-    `llm.embedMany(model, texts), slots ${slots + 1}`,
-    `one call, ${count.toLocaleString("en")} texts`,
-    ceilingBatch(engineBatch),
-    `S·B / (requestMs + B·t), B = ${engineBatch}`,
-    async () => {
-      const result = await engineAbove.runPromise(
-        Effect.either(Effect.flatMap(Llm, (llm) => llm.embedMany(name, texts)))
-      )
-      if (result._tag === "Left") return { embedded: 0, p50: NaN, p99: NaN, failures: `failed: ${result.left.message}` }
-      const good = result.right.filter((v) => v.length === minilm.embeddingLength).length
-      return { embedded: good, p50: NaN, p99: NaN, failures: good === count ? "none" : `${count - good} bad vectors` }
-    }
-  )
-)
+rows.push(await embedManyRow("llm.embedMany(model, texts), slots adaptive (default)", engine))
+rows.push(await embedManyRow(`llm.embedMany(model, texts), slots ${slots + 1}`, engineAbove))
 rows.push(
   await measure(
     `bare OllamaClient, ${batch} texts per call (by hand)`,
@@ -208,6 +224,7 @@ Report.write({
         "p50 / call",
         "p99 / call",
         "upstream calls",
+        "engine limit: mean / end (mean in flight)",
         "sim CPU / text",
         "client CPU / text",
         "failures"
@@ -225,6 +242,7 @@ Report.write({
           fmt.ms(r.p50),
           fmt.ms(r.p99),
           String(r.upstream),
+          r.limit === undefined ? "-" : `${r.limit.mean.toFixed(2)} / ${r.limit.end} (${r.limit.inFlight.toFixed(2)})`,
           `${((r.simCpuMs / r.embedded) * 1000).toFixed(0)} µs`,
           `${((r.clientCpuMs / r.embedded) * 1000).toFixed(0)} µs`,
           r.failures
@@ -233,7 +251,8 @@ Report.write({
     }
   ],
   notes: [
-    `\`embedMany\` cuts the texts into array calls of ${engineBatch} (the batcher's maximum batch), one engine call each (cache, budget, retry as one), all at once through the backend's slots: the upstream call count shows how many. It is held to the ceiling of that batch size.`,
+    `\`embedMany\` cuts the texts into array calls of ${engineBatch} (the batcher's maximum batch), one engine call each (budget, retry as one; the response cache only when asked), all at once through the backend's slots: the upstream call count shows how many. It is held to the ceiling of that batch size.`,
+    "engine limit: the engine's limit on the backend, sampled every 5 ms over the row (adaptive: what it settled at; the warm-up before the rows does not get it past its first window), and the calls it had in flight.",
     "sim CPU / text is the simulator process's CPU time (from /proc) over the texts: when it nears the wall time per text × slots, the simulator is the limit, not the latency model."
   ],
   data: {
