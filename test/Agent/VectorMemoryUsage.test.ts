@@ -4,7 +4,7 @@
  * SQLite and PostgreSQL, TestClock.
  */
 import { SqlClient } from "@effect/sql"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect, Layer, Schedule, TestClock, TestServices } from "effect"
 import { VectorMemory, type Options } from "../../src/Agent/VectorMemory.js"
 import { Embedder } from "../../src/Agent/VectorMemoryEmbedder.js"
