@@ -82,13 +82,16 @@ const known = Effect.gen(function* () {
 })
 
 /**
- * The gateway served with its middleware: measured, stamped (request id, overhead), and drained at shutdown. Its
+ * The gateway served with its middleware: traced (its server span), measured, stamped (request id, overhead), and
+ * drained at shutdown. Its
  * routes see the timed engine and catalog (`Overhead.layer`), built once.
  */
 const served = Layer.unwrapEffect(
   Effect.map(Effect.zip(Shutdown.Drain, Auth.Auth), ([drain, auth]) =>
     HttpServer.serve(app, (inner) =>
-      Track.http(route)(RequestId.middleware(DrainMiddleware.middleware(drain)(Auth.middleware(auth)(inner))))
+      Telemetry.serverSpan(
+        Track.http(route)(RequestId.middleware(DrainMiddleware.middleware(drain)(Auth.middleware(auth)(inner))))
+      )
     )
   )
 ).pipe(Layer.provide(Guard.layerConfig), Layer.provide(Overhead.layer))

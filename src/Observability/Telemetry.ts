@@ -7,10 +7,10 @@
  *   closes (shutdown). `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`) adds headers, `OTEL_SERVICE_NAME` overrides
  *   the service name "sluice", `OTEL_SDK_DISABLED=true` turns export off. Otherwise nothing is exported: Effect's
  *   built-in tracer still makes spans (cheap, in memory), so trace ids still reach logs and Ollama.
- * - Incoming: `HttpServer.serve` wraps every request in @effect/platform's `HttpMiddleware.tracer`, which reads
- *   W3C `traceparent` (then b3, x-b3-*) with `HttpTraceContext.fromHeaders` and makes it the parent of the
- *   request's server span; nothing to add in the gateway. `serverTracing` names those spans by route and leaves
- *   `/metrics` and the health probes untraced.
+ * - Incoming: the gateway reads W3C `traceparent` (then b3, x-b3-*) with
+ *   `HttpTraceContext.fromHeaders` and makes it the parent of the request's server span, named by route
+ *   (`serverTracing`); `/metrics` and the health probes are untraced. While spans are exported that span is
+ *   @effect/platform's `HttpMiddleware.tracer` (URL, header and status attributes); otherwise a bare one.
  * - Outgoing: @effect/platform's `HttpClient` makes a client span per request and sends `traceparent` and `b3`
  *   headers with it (FiberRef `currentTracerPropagation`, on by default), so every call to Ollama carries the
  *   trace of the gateway request that caused it. The OTLP exporter's own requests run with the tracer off.
@@ -18,10 +18,10 @@
  */
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
-import { FetchHttpClient, HttpMiddleware, type HttpServerRequest, HttpTraceContext } from "@effect/platform"
+import { FetchHttpClient, type HttpApp, HttpMiddleware, HttpServerRequest, HttpTraceContext } from "@effect/platform"
 import type { Headers } from "@effect/platform"
-import { Config, Duration, Effect, Layer, Option } from "effect"
-import type { Tracer } from "effect"
+import { Config, Context, Duration, Effect, FiberRef, FiberRefs, Layer, Option, Tracer } from "effect"
+import * as Spans from "./Spans.js"
 import { routeOf } from "./Track.js"
 
 export interface Options {
@@ -97,19 +97,56 @@ export const layer = (serviceVersion?: string): Layer.Layer<never> =>
 /** Paths that get no server span (scrapes and probes would drown the traces). */
 export const untracedPaths: ReadonlyArray<string> = ["/metrics", "/health/live", "/health/ready"]
 
+const untraced = (req: HttpServerRequest.HttpServerRequest): boolean =>
+  untracedPaths.includes(req.url.split("?")[0] ?? req.url)
+
 /**
  * For the gateway's server layer: server spans named `http <METHOD> <route>` (bounded: unknown paths are
- * "other") and no spans for `untracedPaths`. `Server.layer(...).pipe(Telemetry.serverTracing)`.
+ * "other") and no spans for `untracedPaths`. `Server.layer(...).pipe(Telemetry.serverTracing)`. While spans are
+ * exported (Spans.ts, seen as the layer is built) they are @effect/platform's `HttpMiddleware.tracer`, with its
+ * attributes (URL, headers, status); otherwise the platform's tracer is off and `serverSpan` makes them.
  */
-export const serverTracing = <A, E, R>(server: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> => {
-  const route = routeOf()
-  return server.pipe(
-    HttpMiddleware.withSpanNameGenerator(
-      (req: HttpServerRequest.HttpServerRequest) => `http ${req.method} ${route(req.url)}`
-    ),
-    HttpMiddleware.withTracerDisabledWhen((req) => untracedPaths.includes(req.url.split("?")[0] ?? req.url))
+export const serverTracing = <A, E, R>(server: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.unwrapEffect(
+    Effect.withFiberRuntime((fiber) => {
+      const exported = Spans.exported(fiber)
+      return Effect.succeed(
+        server.pipe(
+          HttpMiddleware.withSpanNameGenerator(spanName),
+          HttpMiddleware.withTracerDisabledWhen((req) => !exported || untraced(req))
+        )
+      )
+    })
   )
-}
+
+const route = routeOf()
+const spanName = (req: HttpServerRequest.HttpServerRequest) => `http ${req.method} ${route(req.url)}`
+
+/**
+ * The gateway's outermost middleware: the server span of a request whose platform tracer is off (`serverTracing`,
+ * while nothing is exported) and whose path is traced. Nobody reads such a span but for its ids (logs,
+ * `traceparent` to Ollama), so it is made bare, child of the caller's `traceparent` (or b3), and set as the
+ * request fiber's parent span in one step: the platform's tracer cost ~40 Effect steps and a URL parse per
+ * request (bench/gateway).
+ */
+export const serverSpan = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.withFiberRuntime((fiber) => {
+    const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+    if (untraced(request) || !fiber.getFiberRef(HttpMiddleware.currentTracerDisabledWhen)(request)) return app
+    const parent = Option.getOrUndefined(HttpTraceContext.fromHeaders(request.headers))
+    return Effect.useSpan(spanName(request), { parent, kind: "server", captureStackTrace: false }, (span) =>
+      Effect.zipRight(
+        Effect.updateFiberRefs((fiberId, refs) =>
+          FiberRefs.updateAs(refs, {
+            fiberId,
+            fiberRef: FiberRef.currentContext,
+            value: Context.add(FiberRefs.getOrDefault(refs, FiberRef.currentContext), Tracer.ParentSpan, span)
+          })
+        ),
+        app
+      )
+    )
+  })
 
 /** The parent span a caller sent (W3C `traceparent`, else b3), for entry points outside `HttpServer.serve`. */
 export const parentFrom = (headers: Headers.Headers): Option.Option<Tracer.ExternalSpan> =>
