@@ -14,7 +14,7 @@
  * the limit is learned from latency and 503s; see Scheduler/AdaptiveLimit.ts). Either way Sluice never sends a
  * backend more than that; calls beyond it wait in the backend's priority queue (Scheduler/Slots.ts).
  */
-import { Context, Duration, Effect, Either, Layer, Ref, Schedule } from "effect"
+import { Context, Duration, Effect, Either, Layer, Schedule } from "effect"
 import * as Host from "../Ollama/Host.js"
 import { OllamaClient } from "../Ollama/OllamaClient.js"
 import { normalizeName } from "../Domain/ModelName.js"
@@ -50,10 +50,14 @@ export interface Backend {
   readonly breaker: CircuitBreaker.Breaker
   readonly bucket: RateLimiter.Bucket
   readonly slots: Slots.Slots
-  /** Calls in flight on this backend right now. */
-  readonly outstanding: Ref.Ref<number>
-  /** Normalised names of the models the backend listed last time, or undefined before the first answer. */
-  readonly models: Ref.Ref<ReadonlySet<string> | undefined>
+  /**
+   * Calls in flight on this backend right now, and the models it listed last time (normalised names; undefined
+   * before its first answer). Plain fields, changed in one synchronous step each: the backend choice reads them on
+   * every call (`candidates`), where an Effect per read showed (bench/overhead).
+   */
+  readonly state: { inFlight: number; models: ReadonlySet<string> | undefined }
+  /** `state.inFlight`, for the sampler. */
+  readonly outstanding: Effect.Effect<number>
   /** `Authorization: Basic` from `user:pw@` in the configured URL (for requests not made by `client`), if any. */
   readonly authorization: string | undefined
   /** The configured priority (higher first) and the models it was configured to serve, if any. */
@@ -77,6 +81,7 @@ const makeBackend = (config: BackendConfig) =>
   Effect.gen(function* () {
     // the pool must not be narrower than the configured slots, or undici would queue what the scheduler admitted
     const slots = config.slots ?? defaults.slots
+    const state: Backend["state"] = { inFlight: 0, models: undefined }
     const connections = config.connections ?? (typeof slots === "number" ? Math.max(32, slots) : undefined)
     const layer = OllamaClient.layer({
       host: config.url,
@@ -99,8 +104,8 @@ const makeBackend = (config: BackendConfig) =>
         limit: config.slots ?? defaults.slots,
         ...(config.queueCapacity === undefined ? {} : { capacity: config.queueCapacity })
       }),
-      outstanding: yield* Ref.make(0),
-      models: yield* Ref.make<ReadonlySet<string> | undefined>(undefined),
+      state,
+      outstanding: Effect.sync(() => state.inFlight),
       authorization: Either.match(Host.decodeHost(config.url), {
         onLeft: () => undefined,
         onRight: (url) => Host.splitCredentials(url).authorization
@@ -113,7 +118,11 @@ const makeBackend = (config: BackendConfig) =>
 /** Reads a backend's model list; a failure leaves the last known list in place. */
 const refreshOne = (backend: Backend) =>
   backend.client.list.pipe(
-    Effect.flatMap((list) => Ref.set(backend.models, new Set(list.models.map((m) => normalizeName(m.name))))),
+    Effect.flatMap((list) =>
+      Effect.sync(() => {
+        backend.state.models = new Set(list.models.map((m) => normalizeName(m.name)))
+      })
+    ),
     Effect.zipRight(Recorders.setBackendUp(backend.url, true)),
     Effect.catchAll((e) =>
       Effect.zipRight(
@@ -123,14 +132,24 @@ const refreshOne = (backend: Backend) =>
     )
   )
 
-const rank = (model: string) => (backend: Backend) =>
-  Effect.gen(function* () {
-    const permitted = yield* backend.breaker.isCallPermitted
-    const models = yield* Ref.get(backend.models)
-    const load = yield* Ref.get(backend.outstanding)
-    const serves = models === undefined ? 1 : models.has(model) ? 0 : 2
-    return { backend, permitted, serves, load }
-  })
+interface Ranked {
+  readonly backend: Backend
+  readonly permitted: boolean
+  readonly serves: number
+  readonly load: number
+}
+
+const ranked = (backend: Backend, model: string, permitted: boolean): Ranked => {
+  const models = backend.state.models
+  const serves = models === undefined ? 1 : models.has(model) ? 0 : 2
+  return { backend, permitted, serves, load: backend.state.inFlight }
+}
+
+const best = (list: ReadonlyArray<Ranked>): Array<Backend> =>
+  list
+    .filter((r) => r.permitted)
+    .sort((a, b) => a.serves - b.serves || b.backend.priority - a.backend.priority || a.load - b.load)
+    .map((r) => r.backend)
 
 export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
   scoped: (options: Options) =>
@@ -148,11 +167,13 @@ export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
       const candidates = (model: string) => {
         const name = normalizeName(model)
         const eligible = all.filter((b) => b.declared === undefined || b.declared.has(name))
-        return Effect.map(Effect.forEach(eligible.length > 0 ? eligible : all, rank(name)), (ranked) =>
-          ranked
-            .filter((r) => r.permitted)
-            .sort((a, b) => a.serves - b.serves || b.backend.priority - a.backend.priority || a.load - b.load)
-            .map((r) => r.backend)
+        const list = eligible.length > 0 ? eligible : all
+        // every breaker closed (the usual case): one synchronous step; else each breaker decides (it may half-open)
+        if (list.every((b) => b.breaker.closedNow()))
+          return Effect.sync(() => best(list.map((b) => ranked(b, name, true))))
+        return Effect.map(
+          Effect.forEach(list, (b) => Effect.map(b.breaker.isCallPermitted, (permitted) => ranked(b, name, permitted))),
+          best
         )
       }
 
@@ -161,9 +182,14 @@ export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
         (backend: Backend) =>
         <A, E, R>(effect: Effect.Effect<A, E, R>) =>
           Effect.acquireUseRelease(
-            Ref.update(backend.outstanding, (n) => n + 1),
+            Effect.sync(() => {
+              backend.state.inFlight++
+            }),
             () => effect,
-            () => Ref.update(backend.outstanding, (n) => n - 1)
+            () =>
+              Effect.sync(() => {
+                backend.state.inFlight--
+              })
           )
 
       return { all, candidates, refresh, track } as const

@@ -83,6 +83,11 @@ export interface Breaker {
   /** Whether a call would be admitted now; false while open. For the choice of a backend. */
   readonly isCallPermitted: Effect.Effect<boolean>
   /**
+   * True while the breaker is closed, read without an Effect (a closed breaker admits every call, and only a call's
+   * outcome, not time, changes that); false otherwise, when `isCallPermitted` decides (Backends.candidates).
+   */
+  readonly closedNow: () => boolean
+  /**
    * For a call that no backend admits: resolves once this breaker may admit it ("changed": its open period passed
    * or a probe ended), at once with "dead" when it is open and dead (the call should fail fast), or with "expired"
    * when `until` (Clock ms) comes first.
@@ -197,6 +202,7 @@ export const make = (name: string, options?: Options): Effect.Effect<Breaker> =>
       protectStream: (stream) => Stream.unwrapScoped(Effect.as(Effect.acquireRelease(acquire, release), stream)),
       state: Effect.map(current, (m) => m.state),
       isCallPermitted: Effect.map(current, (m) => permits(m, s)),
+      closedNow: () => cell.machine.state === "closed",
       awaitTurn: (until) => awaitTurn(cell, s, until),
       stats: Effect.map(current, (m) => statsOf(m, s))
     }

@@ -12,7 +12,7 @@
  *   per-attempt timeout starts when the slot is held (queueing time is not the backend's fault).
  * Streams follow the same order; they are retried only before their first chunk reached the caller.
  */
-import { Clock, Effect, Exit, Ref, Stream } from "effect"
+import { Clock, Effect, Exit, Stream } from "effect"
 import { CircuitOpen, everyBackend, type LlmError, type OllamaError } from "../Domain/LlmError.js"
 import * as Deadline from "../Ollama/Deadline.js"
 import type { OllamaClient } from "../Ollama/OllamaClient.js"
@@ -87,21 +87,18 @@ const everyDead = (backends: Backends): Effect.Effect<void> =>
 const pick = (
   backends: Backends,
   model: string,
-  tried: Ref.Ref<ReadonlySet<string>>,
+  tried: Set<string>,
   until: number,
   reservedOn?: string
 ): Effect.Effect<Backend, CircuitOpen> =>
-  Effect.gen(function* () {
-    const candidates = yield* backends.candidates(model)
-    const seen = yield* Ref.get(tried)
-    const untried = candidates.filter((b) => !seen.has(b.url))
+  Effect.flatMap(backends.candidates(model), (candidates) => {
+    const untried = candidates.filter((b) => !tried.has(b.url))
     const backend = untried.find((b) => b.url === reservedOn) ?? untried[0] ?? candidates[0]
     if (backend === undefined) {
-      yield* awaitBreakers(backends, until)
-      return yield* pick(backends, model, tried, until, reservedOn)
+      return Effect.zipRight(awaitBreakers(backends, until), pick(backends, model, tried, until, reservedOn))
     }
-    yield* Ref.set(tried, new Set(seen).add(backend.url))
-    return backend
+    tried.add(backend.url)
+    return Effect.succeed(backend)
   })
 
 /** Output tokens: the adaptive limit measures latency per token, so long answers do not look like overload. */
@@ -162,7 +159,9 @@ export const unary = <A>(
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const until = Timeouts.deadlineAt(now - (call.admitted?.waitedMs ?? 0), settings.timeouts.deadline)
     if (until <= now) return Effect.fail(Timeouts.deadlineError(engineWhere(call), settings.timeouts.deadline))
-    return Effect.flatMap(Ref.make<ReadonlySet<string>>(new Set()), (tried) => {
+    return Effect.suspend(() => {
+      // the backends this call tried, so a retry goes elsewhere first
+      const tried = new Set<string>()
       // `rerouted`: the backend's breaker opened between the choice and the call; the choice skips it now
       const attempt = (mark: Hedge.Mark): Effect.Effect<A, LlmError> =>
         Effect.flatMap(pick(backends, call.model, tried, until, call.admitted?.backend), (backend) =>
@@ -211,8 +210,13 @@ const streamOnBackend = <A>(
   const counted = Stream.unwrapScoped(
     Effect.as(
       Effect.acquireRelease(
-        Ref.update(backend.outstanding, (n) => n + 1),
-        () => Ref.update(backend.outstanding, (n) => n - 1)
+        Effect.sync(() => {
+          backend.state.inFlight++
+        }),
+        () =>
+          Effect.sync(() => {
+            backend.state.inFlight--
+          })
       ),
       // 503 busy comes before the first chunk: re-queued like a unary call's (Retry.requeue)
       backend.breaker.protectStream(Stream.retry(slotted, Retry.requeue(Infinity)))
@@ -233,7 +237,8 @@ export const stream = <A>(
   onRetry: OnRetry
 ): Stream.Stream<A, LlmError> =>
   Stream.unwrap(
-    Effect.map(Ref.make<ReadonlySet<string>>(new Set()), (tried) => {
+    Effect.sync(() => {
+      const tried = new Set<string>()
       const attempt = (mark: Hedge.Mark): Stream.Stream<A, LlmError> =>
         Stream.unwrap(
           Effect.map(pick(backends, call.model, tried, Infinity, call.admitted?.backend), (backend) =>

@@ -1,6 +1,6 @@
 /** Backend choice: model-aware, health-aware, least outstanding first; used alone through its Layer. */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Ref } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { Backends } from "../../src/Llm/Backends.js"
 import { InvalidRequest, TransportError } from "../../src/Domain/LlmError.js"
 import * as Simulator from "../../src/Simulator/Simulator.js"
@@ -32,9 +32,9 @@ describe("Backends", () => {
       assert.deepStrictEqual(yield* urls("llama3.2"), [chatOnly.url, both.url])
 
       const [first] = backends.all
-      yield* Ref.set(first!.outstanding, 3)
+      first!.state.inFlight = 3
       assert.deepStrictEqual(yield* urls("LLAMA3.2:latest"), [both.url, chatOnly.url])
-      yield* Ref.set(first!.outstanding, 0)
+      first!.state.inFlight = 0
 
       // a client's 4xx never opens a breaker; two transport failures do
       yield* Effect.exit(
