@@ -11,12 +11,18 @@
  * Rows are bulk-inserted through MemoriesRepo (chunks of 5000 per transaction), not through `rememberVector`. The
  * service is then started, which loads its index from the table (timed), and its HNSW graph is built in the
  * background (timed until `indexed`); then:
- * - recall: whole namespace, k = 10 (graph search + exact re-scoring + fetching the 10 rows + marking them used);
+ * - recall: whole namespace, k = 10 (graph search + exact re-scoring + fetching the 10 rows + marking them used,
+ *   the marks written behind by VectorMemory once a second);
  * - recall by agent: the same with an agent filter (1 % of the rows: an exact scan of that agent's rows);
  * - exact scan: `VectorIndex.searchExact` over the same rows (the reference for recall@10, and the old path).
  *
+ *
+ * Then the index alone (VectorIndex, no SQLite) at 1M: rows added, graph built on every core (timed, wall and CPU),
+ * 200 searches, recall@10 on 20 of them against the exact scan (~1 s each at 1M). No database: bulk-inserting 1M
+ * rows (3 GB of vectors) into SQLite would take minutes more and measure nothing the 100k row does not.
+ *
  *   node --import tsx bench/memory-search.ts            (SLUICE_BENCH_MEMORIES=10000,100000 to choose sizes)
- *   SLUICE_BENCH_MEMORIES_INDEX=1000000 ...              adds a row for the index alone at that size (minutes)
+ *   SLUICE_BENCH_MEMORIES_INDEX=1000000                 sizes of the index-alone rows ("" for none; ~4 minutes at 1M)
  */
 import { Context, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -24,6 +30,7 @@ import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { VectorIndex } from "../src/Agent/VectorIndex.js"
+import { hnswDefaults } from "../src/Agent/VectorIndexHnsw.js"
 import { VectorMemory } from "../src/Agent/VectorMemory.js"
 import { Embedder } from "../src/Agent/VectorMemoryEmbedder.js"
 import { MemoriesRepo } from "../src/Store/MemoriesRepo.js"
@@ -31,8 +38,8 @@ import * as Store from "../src/Store/Store.js"
 import * as Report from "./support/Report.js"
 import { fmt, percentile } from "./support/Stats.js"
 
-const sizes = (process.env.SLUICE_BENCH_MEMORIES ?? "10000,100000").split(",").map(Number)
-const indexOnlySizes = (process.env.SLUICE_BENCH_MEMORIES_INDEX ?? "").split(",").filter(Boolean).map(Number)
+const sizes = (process.env.SLUICE_BENCH_MEMORIES ?? "10000,100000").split(",").filter(Boolean).map(Number)
+const indexOnlySizes = (process.env.SLUICE_BENCH_MEMORIES_INDEX ?? "1000000").split(",").filter(Boolean).map(Number)
 const dim = 768
 const latent = 32
 const noise = 0.3
@@ -138,11 +145,16 @@ const overlap = (got: ReadonlyArray<ReadonlyArray<string>>, exact: ReadonlyArray
   return found / wanted
 }
 
-/** Exact top k (the reference) and the exact scan's own latency (wall and this process's CPU). */
-const exactScan = (n: number, qs: ReadonlyArray<ArrayLike<number>>, agent?: (i: number) => string) => {
+/** The bench's first n rows in an index without a graph (the exact reference). */
+const exactIndex = (n: number) => {
   const index = new VectorIndex(dim, n, { approximateFrom: Infinity })
   const vector = generator(1)
   for (let i = 0; i < n; i++) index.add(`m${i}`, `agent${i % agents}`, 0, vector())
+  return index
+}
+
+/** Exact top k (the reference) and the exact scan's own latency (wall and this process's CPU). */
+const exactScan = (index: VectorIndex, qs: ReadonlyArray<ArrayLike<number>>, agent?: (i: number) => string) => {
   const wall: Array<number> = []
   const cpu: Array<number> = []
   const ids = qs.map((q, i) => {
@@ -189,8 +201,9 @@ const runSize = (n: number) =>
         vector: Array.from(fresh())
       })
     )
-    const exact = exactScan(n, qs)
-    const exactByAgent = exactScan(n, qs, (i) => `agent${i}`)
+    const reference = exactIndex(n)
+    const exact = exactScan(reference, qs)
+    const exactByAgent = exactScan(reference, qs, (i) => `agent${i}`)
     return {
       ...{ memories: n, mode: stats?.index, insertMs, rebuildMs, graphMs, rss, recall, byAgent, write },
       recallAt10: overlap(found, exact.ids),
@@ -213,7 +226,13 @@ const indexAlone = (n: number) => {
   const rssBefore = process.memoryUsage().rss
   const index = new VectorIndex(dim, n)
   const vector = generator(1)
-  for (let i = 0; i < n; i++) index.add(`m${i}`, `agent${i % agents}`, 0, vector())
+  let loadMs = 0
+  for (let i = 0; i < n; i++) {
+    const v = vector() // generating a row is the bench's cost, not the index's
+    const start = performance.now()
+    index.add(`m${i}`, `agent${i % agents}`, 0, v)
+    loadMs += performance.now() - start
+  }
   const buildStart = performance.now()
   const cpuBefore = process.cpuUsage()
   while (index.buildStep(1024, availableParallelism())) {}
@@ -232,6 +251,7 @@ const indexAlone = (n: number) => {
   const exact = sample.map((q) => index.searchExact(q, k).map((h) => h.id))
   return {
     memories: n,
+    loadMs,
     buildMs,
     buildCpuMs: (cpu.user + cpu.system) / 1000,
     rss,
@@ -258,7 +278,8 @@ Report.write({
   setup: [
     `${queries} sequential queries per row, k = ${k}, ${agents} agents in one namespace; embedding-like vectors ` +
       `(a ${latent}-dimensional latent point mapped to ${dim} dimensions, plus noise), queries from the same law.`,
-    "From 5,000 memories a namespace is searched through an HNSW graph (usearch, int8, M 16, ef 176) whose " +
+    "From 5,000 memories a namespace is searched through an HNSW graph (usearch, int8, " +
+      `M ${hnswDefaults.connectivity}, ef construction ${hnswDefaults.expansionAdd}, ef ${hnswDefaults.expansionSearch}) whose ` +
       "candidates (4 per result) are scored exactly on the float32 rows; below that, and for filters leaving " +
       "fewer rows, an exact scan.",
     "Rows bulk-inserted through MemoriesRepo (5000 per transaction); file-backed SQLite (WAL, synchronous NORMAL) " +
@@ -304,9 +325,19 @@ Report.write({
       : [
           {
             title: "The index alone (VectorIndex: float32 rows + int8 graph), no SQLite",
-            headers: ["memories", "graph build", "build CPU", "RSS added", "search p50", "search p99", "recall@10"],
+            headers: [
+              "memories",
+              "rows added",
+              "graph build",
+              "build CPU",
+              "RSS added",
+              "search p50",
+              "search p99",
+              "recall@10 (20 queries)"
+            ],
             rows: alone.map((r) => [
               count(r.memories),
+              `${(r.loadMs / 1000).toFixed(1)} s`,
               `${(r.buildMs / 1000).toFixed(0)} s`,
               `${(r.buildCpuMs / 1000).toFixed(0)} s`,
               mb(r.rss),
@@ -317,7 +348,8 @@ Report.write({
         ])
   ],
   notes: [
-    "recall = graph search + exact re-scoring + SELECT of the k rows + UPDATE of their usage in one transaction.",
+    "recall = graph search + exact re-scoring + SELECT of the k rows; their usage marks are written behind (one " +
+      "transaction a second, VectorMemoryUsage.ts), so a flush may fall inside a timed recall.",
     "by agent = an agent holds 1 % of the rows (under the 5,000 threshold): an exact scan of its rows.",
     "graph build = from the end of the load until `indexed` (every core; recall is answered by exact scans meanwhile).",
     "exact scan = the whole-namespace scan the graph replaces; CPU = this process's CPU time during one search.",
