@@ -12,7 +12,7 @@
  * - Without the watcher (routes served outside `Server.layer`, or no Drain) it falls back to
  *   `Shutdown.untilDeadline`, so behaviour never depends on which path ran.
  */
-import { Deferred, Effect, Fiber, Layer, Option } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Option } from "effect"
 import { ShuttingDown } from "../Domain/LlmError.js"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
 
@@ -66,7 +66,8 @@ const race = <A, E, R>(watch: Watch, effect: Effect.Effect<A, E, R>): Effect.Eff
  * interruptible (the server runs handlers' surroundings uninterruptibly); interrupting it interrupts the call.
  */
 export const untilDeadline = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | ShuttingDown, R> =>
-  Effect.flatMap(Effect.serviceOption(Shutdown.Drain), (drain) => {
+  Effect.withFiberRuntime((fiber) => {
+    const drain = Context.getOption(fiber.currentContext, Shutdown.Drain)
     if (Option.isNone(drain)) return effect
     const watch = watches.get(drain.value)
     if (watch === undefined) return Shutdown.untilDeadline(effect)

@@ -47,9 +47,23 @@ export const timedStream =
   <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
     Stream.unwrapScoped(Effect.map(Stream.toPull(stream), (pull) => Stream.repeatEffectChunkOption(timed(timer)(pull))))
 
-/** `effect` timed into the current request's timer, if there is one. */
+/**
+ * `effect` timed into the current request's timer, if there is one: `timed`, with the timer and the clock read from
+ * the fiber in one step (every unary engine call of the gateway passes here).
+ */
 const time = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(FiberRef.get(currentTimer), (timer) => (timer === undefined ? effect : timed(timer)(effect)))
+  Effect.withFiberRuntime((fiber) => {
+    const timer = fiber.getFiberRef(currentTimer)
+    if (timer === undefined) return effect
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const start = clock.unsafeCurrentTimeNanos()
+    return Effect.ensuring(
+      effect,
+      Effect.sync(() => {
+        timer.upstreamNanos += clock.unsafeCurrentTimeNanos() - start
+      })
+    )
+  })
 
 /** `stream` with each pull timed into the timer of the request that pulls it first, if there is one. */
 const timeStream = <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
