@@ -48,27 +48,52 @@ export const kind = (error: unknown): string =>
 /** How a fallback answered, without the alternate model's name: "stale", "default" or "alternate". */
 export const strategy = (served: string): string => (served.startsWith("alternate") ? "alternate" : served)
 
-const tagged = new WeakMap<object, Map<string, unknown>>()
+/** Per metric: a tree keyed by label name, then value, at each level in the call's order; `made` at its leaves. */
+interface Node {
+  readonly next: Map<string, Map<string, Node>>
+  made?: unknown
+}
 
-/** `metric` with these labels (data-first tagging: reference pitfall 8), made once per distinct label set. */
+const tagged = new WeakMap<object, { readonly root: Node; size: number }>()
+
+/**
+ * `metric` with these labels (data-first tagging: reference pitfall 8), made once per distinct label set. The
+ * lookup walks a tree of Maps by the label names and values themselves (this runs for every metric update on the
+ * hot path; the names are constants and the values come from the bounded sources above, so every lookup hits a
+ * string whose hash V8 already holds), with no string built per update.
+ */
 export const tag = <Type, In, Out>(
   metric: Metric.Metric<Type, In, Out>,
   labels: Readonly<Record<string, string>>
 ): Metric.Metric<Type, In, Out> => {
-  // one string concatenation per update (this runs for every metric update on the hot path)
-  let id = ""
-  for (const k in labels) id += `${k}\u0000${labels[k]}\u0001`
-  let byId = tagged.get(metric)
-  if (byId === undefined) {
-    byId = new Map()
-    tagged.set(metric, byId)
+  let tree = tagged.get(metric)
+  if (tree === undefined) {
+    tree = { root: { next: new Map() }, size: 0 }
+    tagged.set(metric, tree)
   }
-  const known = byId.get(id) as Metric.Metric<Type, In, Out> | undefined
-  if (known !== undefined) return known
+  let node = tree.root
+  for (const k in labels) {
+    const v = labels[k]!
+    let byValue = node.next.get(k)
+    if (byValue === undefined) {
+      byValue = new Map()
+      node.next.set(k, byValue)
+    }
+    let child = byValue.get(v)
+    if (child === undefined) {
+      child = { next: new Map() }
+      if (tree.size < maxTaggedPerMetric) byValue.set(v, child)
+    }
+    node = child
+  }
+  if (node.made !== undefined) return node.made as Metric.Metric<Type, In, Out>
   const made = Metric.taggedWithLabels(
     metric,
     Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v.slice(0, maxLength)))
   )
-  if (byId.size < maxTaggedPerMetric) byId.set(id, made)
+  if (tree.size < maxTaggedPerMetric) {
+    node.made = made
+    tree.size++
+  }
   return made
 }
