@@ -14,7 +14,7 @@
  * of past messages, and absent-equivalent values (null, `format: ""`, empty images, tool_calls, tools, options).
  * Object key order never matters: the JSON is written with sorted keys.
  */
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import type { ChatRequest, Message } from "../Domain/Chat.js"
 import type { Options } from "../Domain/Common.js"
 import type { EmbedRequest } from "../Domain/Embed.js"
@@ -135,6 +135,5 @@ const sortKeys = (value: unknown): unknown => {
 
 /** The cache key of a request: `<kind>:<base64url SHA-256 of the canonical normalised request>`. */
 export const keyOf = <K extends CacheKind>(kind: K, request: RequestOf[K]): string =>
-  `${kind}:${createHash("sha256")
-    .update(canonicalJson(normalise(kind, request)))
-    .digest("base64url")}`
+  // `crypto.hash`: one call, no Hash object per key (Node 20.12+)
+  `${kind}:${hash("sha256", canonicalJson(normalise(kind, request)), "base64url")}`
