@@ -7,9 +7,9 @@
  * app is attached (the rest of the gateway builds in between): until then, and again once it is detached at shutdown,
  * every request is answered 503 with Retry-After by `Provisional.untilServed`, never left hanging.
  */
-import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Chunk, type Duration, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, type Duration, Effect, Layer, Ref } from "effect"
 import type { Server as NodeServer } from "node:http"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
 import { Backends } from "../Llm/Backends.js"
@@ -52,8 +52,41 @@ const router = HttpRouter.concatAll(
   AgentRoutes.routes
 )
 
-/** The gateway as an HttpApp (routes plus a 404 for anything else). */
-export const app = router.pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound)))
+/** The router's answer: its route's, or a 404 for anything else. */
+const routed = router.pipe(Effect.catchTag("RouteNotFound", () => Effect.succeed(notFound)))
+
+/** The inference routes: static paths whose handlers read no route parameters (see `app`). */
+const hotPaths: ReadonlyArray<string> = [
+  "/api/chat",
+  "/api/generate",
+  "/api/embed",
+  "/v1/chat/completions",
+  "/v1/completions",
+  "/v1/embeddings"
+]
+
+type Routed = Effect.Effect<HttpServerResponse.HttpServerResponse, never, Effect.Effect.Context<typeof routed>>
+
+const hotRoutes = new Map<string, { readonly path: string; readonly handler: Routed }>()
+for (const route of Chunk.toReadonlyArray(router.routes))
+  if (route.method === "POST" && hotPaths.includes(route.path))
+    // the route's handler type asks for the router's RouteContext, which these handlers never read
+    hotRoutes.set(route.path, { path: route.path, handler: route.handler as unknown as Routed })
+
+/**
+ * The gateway as an HttpApp (routes plus a 404 for anything else). A POST to an inference route (exact path, no
+ * query) goes straight to its handler, interruptible as the router runs it and with the same `http.route` span
+ * attribute: the router copies the whole request context (every service of the gateway) and looks the path up on
+ * every request, for handlers that need neither route parameters nor the parsed query.
+ */
+export const app: Routed = Effect.withFiberRuntime((fiber) => {
+  const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+  const route = request.method === "POST" ? hotRoutes.get(request.url) : undefined
+  if (route === undefined) return routed
+  const span = fiber.currentSpan
+  if (span?._tag === "Span") span.attribute("http.route", route.path)
+  return Effect.interruptible(route.handler)
+})
 
 export interface Options {
   readonly port: number
