@@ -22,8 +22,8 @@
 import { type Duration, Effect, Queue } from "effect"
 import type { Memory, MemoriesRepo } from "../Store/MemoriesRepo.js"
 
-/** Rows per flush transaction. */
-export const chunkRows = 500
+/** Rows per flush transaction: ~70 µs a row on SQLite at 100k memories (10 in 0.7 ms), so ~7 ms a chunk. */
+export const chunkRows = 100
 
 /** One turn of the event loop. */
 const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))

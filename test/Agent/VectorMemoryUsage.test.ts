@@ -8,6 +8,7 @@ import { assert, describe } from "@effect/vitest"
 import { Effect, Layer, Schedule, TestClock, TestServices } from "effect"
 import { VectorMemory, type Options } from "../../src/Agent/VectorMemory.js"
 import { Embedder } from "../../src/Agent/VectorMemoryEmbedder.js"
+import { chunkRows } from "../../src/Agent/VectorMemoryUsage.js"
 import { embedding } from "../../src/Simulator/Embedding.js"
 import { eachStore, freshStore } from "../support/Stores.js"
 
@@ -50,6 +51,26 @@ eachStore("VectorMemory usage marks", (it) => {
         yield* storedUses(stored.id, 3)
         assert.strictEqual(yield* usesOf(stored.id), 3)
       }).pipe(withMemory({}))
+    )
+
+    it.scoped("a backlog larger than one flush transaction is written in full", () =>
+      Effect.gen(function* () {
+        const memory = yield* VectorMemory
+        const vector = (i: number) => Array.from({ length: 32 }, (_, d) => Math.sin(i * 7.1 + d * 1.3))
+        for (let i = 0; i < chunkRows + 20; i++)
+          yield* memory.rememberVector({ agent: "a", namespace: "v", text: `t${i}`, model: "m", vector: vector(i) })
+        const hits = yield* memory.recall({ namespace: "v", query: vector(0), k: chunkRows + 20 })
+        assert.lengthOf(hits, chunkRows + 20)
+        yield* TestClock.adjust("1 second")
+        const sql = yield* SqlClient.SqlClient
+        const used = sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM memories WHERE uses = 2`
+        const n = yield* Effect.map(used, ([row]) => Number(row?.n)).pipe(
+          Effect.repeat({ until: (n) => n === chunkRows + 20, schedule: Schedule.spaced("25 millis"), times: 20 }),
+          Effect.zipRight(Effect.map(used, ([row]) => Number(row?.n))),
+          TestServices.provideLive
+        )
+        assert.strictEqual(n, chunkRows + 20)
+      }).pipe(withMemory({ mergeThreshold: 1.01 }))
     )
 
     it.scoped("a sweep writes the marks first: a memory recalled since is not expired on its old expiry", () =>
