@@ -3,11 +3,15 @@
  * (60 s per call) on 4 slots; the engine's backend has 4 slots, so 4 calls are on the wire and the other 9,996
  * wait in Sluice. RSS and heap are read after a forced GC before the calls and once they are all queued; then
  * every call is interrupted (which also aborts the 4 upstream requests) and memory is read again. The same for
- * streamed calls (`llm.chatStream`, drained, as the gateway's default /api/chat is), and for the bare
- * OllamaClient, whose undici pool (4 sockets) queues the requests itself; and, for reference, Effect's own floor (a
- * parked fiber, a drained stream that waits). Needs `--expose-gc`.
+ * streamed calls: `llm.chatStream` drained, and `llm.chatStreamOpen` (which waits for its slot as an Effect, as the
+ * gateway's streaming routes do) then drained; for `sluice serve` (the built bundle, `npm run build`, in its own
+ * process, its memory read after GCs there: support/GatewayMemory.ts), streamed and unary /api/chat requests held
+ * on their own connections; for the bare OllamaClient, whose undici pool (4 sockets) queues the requests itself;
+ * and, for reference, Effect's own floor (a parked fiber, a drained stream that waits). Needs `--expose-gc`.
+ * `SLUICE_BENCH_QUEUED` sets the count; `SLUICE_BENCH_ROWS=open,serve` runs only the rows whose name has one of these.
  *
  *   npm run bench -- memory        or   node --expose-gc --import tsx bench/memory.ts
+ *   npm run bench -- memory --serve     with the `sluice serve` rows (minutes; build the bundle first)
  */
 import { Effect, Fiber, Layer, ManagedRuntime, Stream } from "effect"
 import type { ChatRequest } from "../src/Domain/Chat.js"
@@ -15,12 +19,15 @@ import * as Engine from "../src/Llm/Engine.js"
 import { Llm } from "../src/Llm/Llm.js"
 import { OllamaClient } from "../src/Ollama/OllamaClient.js"
 import { defaultModels } from "../src/Simulator/SimulatorConfig.js"
+import { measureGateway } from "./support/GatewayMemory.js"
 import * as Report from "./support/Report.js"
 import { describeModel, model, simulator } from "./support/Server.js"
 
 const count = Number(process.env.SLUICE_BENCH_QUEUED ?? 10_000)
 /** Only the rows whose name contains one of these (comma-separated), when set: `SLUICE_BENCH_ROWS=open,drained`. */
 const only = process.env.SLUICE_BENCH_ROWS?.split(",").filter((s) => s !== "")
+/** The `sluice serve` rows take minutes (20,000 connections each): only with `--serve` or when SLUICE_BENCH_ROWS names them. */
+const serve = process.argv.includes("--serve") || (only ?? []).some((s) => "sluice serve".includes(s))
 const slots = 4
 const slow = model(defaultModels[0]!, {
   numParallel: slots,
@@ -55,6 +62,8 @@ interface Row {
   readonly queued: Awaited<ReturnType<typeof snapshot>>
   readonly released: Awaited<ReturnType<typeof snapshot>>
   readonly inFlight: number
+  /** The calls that waited, when not all `count` (a gateway row: connections the server never accepted). */
+  readonly calls?: number
 }
 
 const sim = await simulator({ models: [slow, fast] })
@@ -122,6 +131,25 @@ try {
       )
   )
   await opened.dispose()
+  // the gateway: a queued HTTP stream against a queued HTTP unary call, both through `sluice serve`
+  for (const stream of serve ? [true, false] : []) {
+    const name = `sluice serve (/api/chat over HTTP, ${stream ? "streamed" : "stream: false"}, slots ${slots})`
+    if (only !== undefined && !only.some((s) => name.includes(s))) continue
+    process.stderr.write(`[memory] ${name}\n`)
+    const g = await measureGateway({
+      backend: sim.url,
+      slots,
+      count,
+      path: "/api/chat",
+      body: (i) => ({ ...request(stream ? "gateway stream" : "gateway", i), stream }),
+      warm: (i) => ({ ...request("warm", i, "qwen3"), stream }),
+      onTheWire: async () => (await sim.stats()).inFlight["llama3.2:latest"] ?? 0
+    })
+    process.stderr.write(
+      `[memory] ${g.calls} requests held, ${g.answered} answered while the rest waited, ${g.failed} failed at the client\n`
+    )
+    rows.push({ client: name, ...g })
+  }
   const bare = ManagedRuntime.make(OllamaClient.layer({ host: sim.url, connections: slots }))
   await measure(
     `Sluice bare OllamaClient (pool of ${slots} sockets)`,
@@ -151,7 +179,7 @@ try {
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`
-const perCall = (bytes: number) => `${(bytes / count / 1024).toFixed(2)} KB`
+const perCall = (bytes: number, calls = count) => `${(bytes / calls / 1024).toFixed(2)} KB`
 Report.write({
   scenario: "memory",
   title: `resident memory of ${count.toLocaleString("en")} queued calls`,
@@ -177,9 +205,9 @@ Report.write({
         mb(r.before.rss),
         mb(r.queued.rss),
         mb(r.queued.rss - r.before.rss),
-        perCall(r.queued.rss - r.before.rss),
+        perCall(r.queued.rss - r.before.rss, r.calls),
         mb(r.queued.heapUsed - r.before.heapUsed),
-        perCall(r.queued.heapUsed - r.before.heapUsed),
+        perCall(r.queued.heapUsed - r.before.heapUsed, r.calls),
         mb(r.released.rss),
         String(r.inFlight)
       ])
@@ -187,6 +215,8 @@ Report.write({
   ],
   notes: [
     "RSS does not shrink much after the calls end: V8 keeps the heap pages it grew into; the heap delta is the live memory of the queued calls.",
+    "`chatStreamOpen` waits in the line as a plain Effect and builds its Stream once admitted, so a queued open costs like a queued unary call plus its Scope (`Effect.scoped` here); a drained `chatStream` cannot go below Effect's own `Stream.runDrain` floor (the last row).",
+    "The `sluice serve` rows count only the gateway's process (its HTTP server, router, middleware and engine per request); per call divides by the requests it held (a connection the server never accepted is left out).",
     "The reference rows are Effect's own floor, with no Sluice code: a fiber that waits, and `Stream.runDrain` of a stream that waits (a forked fiber, two Deferreds, a forked scope and the channel executors of Effect 3.22's channel runner). A queued engine stream costs that floor plus its call and its place in the line."
   ],
   data: { count, slots, rows }

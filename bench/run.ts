@@ -35,7 +35,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "overhead", file: "bench/overhead.ts", nodeFlags: [], timeoutS: 240 },
   { name: "overload", file: "bench/overload.ts", nodeFlags: [], timeoutS: 180 },
   { name: "breaker", file: "bench/breaker.ts", nodeFlags: [], timeoutS: 180 },
-  { name: "memory", file: "bench/memory.ts", nodeFlags: ["--expose-gc"], timeoutS: 120 },
+  { name: "memory", file: "bench/memory.ts", nodeFlags: ["--expose-gc"], timeoutS: 600 },
   { name: "gateway", file: "bench/gateway.ts", nodeFlags: [], timeoutS: 120 },
   { name: "memory-search", file: "bench/memory-search.ts", nodeFlags: [], timeoutS: 900 },
   { name: "startup", file: "bench/startup.ts", nodeFlags: [], timeoutS: 180 },

@@ -118,7 +118,7 @@ interface Pending {
   admitted: Admission.Admitted | undefined
 }
 
-/** The stream of `spec` once admitted (`admitted`), and what its run records when it ends. */
+/** A call's cache key, its stream once admitted (`run`), its wait in the line, and what its run records at its end. */
 const prepare = <Req extends Model, A>(
   engine: Engine,
   spec: CallSpecs.StreamSpec<Req, A>,
@@ -128,6 +128,7 @@ const prepare = <Req extends Model, A>(
   const key = spec.key(req)
   const labels = { model: req.model, endpoint: spec.method, priority: CallPolicy.priority(call) }
   return {
+    key,
     run: (admitted: Admission.Admitted) =>
       served(engine, spec, req, call, { key, admitted }, true).pipe(started(engine, spec.method, req.model, admitted)),
     admit: (pending: Pending) =>
@@ -190,8 +191,7 @@ export const open =
   (engine: Engine) =>
   <Req extends Model, A>(spec: CallSpecs.StreamSpec<Req, A>) =>
   (req: Req, call: CallOptions = {}): Effect.Effect<Stream.Stream<A, LlmError>, LlmError, Scope.Scope> => {
-    const { end, run } = prepare(engine, spec, req, call)
-    const key = spec.key(req)
+    const { end, key, run } = prepare(engine, spec, req, call)
     return Effect.flatMap(Clock.currentTimeMillis, (start) => {
       // no reservation here: Admission.admit gives back one the first attempt did not claim when `first` returns
       const opened: Opened = { start, admitted: undefined, ended: false }
