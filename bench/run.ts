@@ -37,7 +37,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "breaker", file: "bench/breaker.ts", nodeFlags: [], timeoutS: 180 },
   { name: "memory", file: "bench/memory.ts", nodeFlags: ["--expose-gc"], timeoutS: 600 },
   { name: "gateway", file: "bench/gateway.ts", nodeFlags: [], timeoutS: 120 },
-  { name: "memory-search", file: "bench/memory-search.ts", nodeFlags: [], timeoutS: 900 },
+  { name: "memory-search", file: "bench/memory-search.ts", nodeFlags: [], timeoutS: 400 },
   { name: "startup", file: "bench/startup.ts", nodeFlags: [], timeoutS: 180 },
   { name: "scale-out", file: "bench/scale-out.ts", nodeFlags: [], timeoutS: 300 },
   { name: "soak", file: "bench/soak.ts", nodeFlags: [], timeoutS: soakMinutes(flags) * 60 + 300, onlyWhenNamed: true }
