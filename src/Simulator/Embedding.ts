@@ -5,6 +5,11 @@
  * uses the vector of the whole string. `/api/embeddings` (legacy) returns the raw sum, which is not normalised.
  *
  * Word vectors are cached (cleared when the cache passes 20,000 entries), so repeated words cost one lookup.
+ *
+ * `/api/embed` components are rounded to 9 decimal places: Ollama's vectors are float32, written in their shortest
+ * form (~9 significant digits, ~11 characters), where a float64 sum prints 17-19 digits. The rounding keeps the
+ * simulator's answers the size of Ollama's, so clients parse what they would parse from Ollama (and the simulator
+ * does not spend twice the CPU a real server would on writing them).
  */
 import { fnv1a, mulberry32, words } from "./Text.js"
 
@@ -42,10 +47,17 @@ export const normalize = (v: ReadonlyArray<number>): Array<number> => {
   return norm === 0 ? v.slice() : v.map((x) => x / norm)
 }
 
-/** The `/api/embed` vector: normalised, cut to `dimensions` and normalised again when 0 < dimensions < dim. */
+const wire = (x: number): number => Math.round(x * 1e9) / 1e9
+
+/**
+ * The `/api/embed` vector: normalised, cut to `dimensions` and normalised again when 0 < dimensions < dim, with
+ * the precision of Ollama's float32 answers.
+ */
 export const embedding = (text: string, dim: number, dimensions?: number): Array<number> => {
   const v = rawEmbedding(text, dim)
-  return normalize(dimensions !== undefined && dimensions > 0 && dimensions < dim ? v.slice(0, dimensions) : v)
+  return normalize(dimensions !== undefined && dimensions > 0 && dimensions < dim ? v.slice(0, dimensions) : v).map(
+    wire
+  )
 }
 
 /** Tokens an embedding input costs: its words plus BOS/EOS. */
