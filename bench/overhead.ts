@@ -1,6 +1,6 @@
 /**
  * Overhead bench: what each client costs per call when the server costs (almost) nothing. 32 callers, 5,000
- * non-streamed chats after 2,000 warm-up calls, per client: raw undici `request` (Agent sized to the callers), the
+ * non-streamed chats after 2,000 warm-up calls per client, the clients taking turns in 5 rounds of 1,000: raw undici `request` (Agent sized to the callers), the
  * official `ollama` client (fetch), Sluice's bare OllamaClient, and Sluice's whole engine (`Engine.layer` +
  * `llm.chat`, every call a miss). Two servers, each in its own process: the fixed-reply stub (client-bound: the
  * figure is the client's) and the simulator at zero latency (its own ~0.5-1 ms of CPU per request is then the
@@ -25,6 +25,8 @@ const callers = 32
 const calls = Number(process.env.SLUICE_BENCH_CALLS ?? 5_000)
 // every client warmed alike; 500 left the first engine row (cache bypass) partly unoptimised by V8 (~40 % more CPU per call)
 const warmup = 2_000
+/** The clients take turns: `rounds` rounds of calls / rounds calls each (`measure`). */
+const rounds = 5
 const zero = defaultModels.map((m) =>
   model(m, { numParallel: 4, loadMs: 0, promptTokenMs: 0, outputTokenMs: 0, jitter: 0 })
 )
@@ -98,27 +100,55 @@ interface Row {
   readonly serverCpuMs: number
 }
 
+/** Outcomes of several runs of one client as one: latencies and failures pooled, time and CPU summed. */
+const pooled = (parts: ReadonlyArray<Outcome>): Outcome => {
+  const failures = new Map<string, number>()
+  for (const part of parts) for (const [k, v] of part.failures) failures.set(k, (failures.get(k) ?? 0) + v)
+  return {
+    latencies: parts.flatMap((p) => p.latencies),
+    failures,
+    elapsedMs: parts.reduce((sum, p) => sum + p.elapsedMs, 0),
+    cpuMs: parts.reduce((sum, p) => sum + p.cpuMs, 0)
+  }
+}
+
+/**
+ * Every client is made and warmed first, then the clients take turns in `rounds` rounds of calls / rounds each: a
+ * slow spell of the machine (another process, a GC of an earlier row's heap) falls on every row alike instead of
+ * on whichever row ran then, so the ratios of one run hold (rows run one after another moved by ±20 % between runs).
+ */
 const measure = async (server: Server, label: string): Promise<Array<Row>> => {
-  const rows: Array<Row> = []
-  for (const make of [
+  const clients = [
     undici,
     official,
     bare,
     (url: string) => engine(url, "bypass"),
     (url: string) => engine(url, "use")
-  ]) {
-    const client = make(server.url)
-    process.stderr.write(`[overhead] ${label}: ${client.name}\n`)
-    try {
+  ].map((make) => make(server.url))
+  try {
+    for (const client of clients) {
+      process.stderr.write(`[overhead] ${label}: ${client.name} (warm-up)\n`)
       await client.run(warmup)
-      const cpu = server.cpuMs()
-      const outcome = await client.run(calls)
-      rows.push({ server: label, client: client.name, outcome, serverCpuMs: server.cpuMs() - cpu })
-    } finally {
-      await client.close()
     }
+    const parts = clients.map(() => [] as Array<Outcome>)
+    const serverCpu = clients.map(() => 0)
+    for (let round = 0; round < rounds; round++) {
+      process.stderr.write(`[overhead] ${label}: round ${round + 1} of ${rounds}\n`)
+      for (const [i, client] of clients.entries()) {
+        const cpu = server.cpuMs()
+        parts[i]!.push(await client.run(calls / rounds))
+        serverCpu[i]! += server.cpuMs() - cpu
+      }
+    }
+    return clients.map((client, i) => ({
+      server: label,
+      client: client.name,
+      outcome: pooled(parts[i]!),
+      serverCpuMs: serverCpu[i]!
+    }))
+  } finally {
+    for (const client of clients) await client.close()
   }
-  return rows
 }
 
 const rows: Array<Row> = []
@@ -161,7 +191,7 @@ Report.write({
   scenario: "overhead",
   title: "per-call cost of each client at zero server latency",
   setup: [
-    `${callers} concurrent callers, ${calls.toLocaleString("en")} non-streamed /api/chat calls per client after ${warmup} warm-up calls; client and server share the machine's cores.`,
+    `${callers} concurrent callers, ${calls.toLocaleString("en")} non-streamed /api/chat calls per client after ${warmup} warm-up calls, the clients taking turns in ${rounds} rounds of ${(calls / rounds).toLocaleString("en")}; client and server share the machine's cores.`,
     "stub: a plain node:http server answering one canned reply (bench/stub-server.ts): the ceiling is what the client (and the loopback) allow.",
     `simulator: ${describeModel(zero[0]!)}: zero latency, so the simulator's own CPU per request bounds every client.`,
     "Engine: one backend with slots 32 and connections 32 (the callers never wait for a slot), default retry/timeouts/breaker; a distinct prompt per call."
