@@ -1,10 +1,10 @@
 /**
  * Overhead bench: what each client costs per call when the server costs (almost) nothing. 32 callers, 5,000
- * non-streamed chats after 2,000 warm-up calls per client, the clients taking turns in 5 rounds of 1,000: raw undici `request` (Agent sized to the callers), the
- * official `ollama` client (fetch), Sluice's bare OllamaClient, and Sluice's whole engine (`Engine.layer` +
- * `llm.chat`, every call a miss). Two servers, each in its own process: the fixed-reply stub (client-bound: the
- * figure is the client's) and the simulator at zero latency (its own ~0.5-1 ms of CPU per request is then the
- * limit). Ratios are to raw undici in the same run; CPU per call is read from each process.
+ * non-streamed chats after 2,000 warm-up calls per client, the clients taking turns in 5 rounds of 1,000: raw
+ * undici `request` (Agent sized to the callers), the official `ollama` client (fetch), Sluice's bare OllamaClient,
+ * and Sluice's whole engine (`Engine.layer` + `llm.chat`, every call a miss). Two servers, each in its own
+ * process: the fixed-reply stub (client-bound: the figure is the client's) and the simulator at zero latency (its
+ * own ~0.5-1 ms of CPU per request is then the limit). Ratios are to raw undici in the same run; CPU per call is read from each process.
  *
  *   npm run bench -- overhead        or   node --import tsx bench/overhead.ts
  */
@@ -22,11 +22,12 @@ import { type Server, describeModel, model, simulator, stub } from "./support/Se
 import { fmt, summarize } from "./support/Stats.js"
 
 const callers = 32
-const calls = Number(process.env.SLUICE_BENCH_CALLS ?? 5_000)
-// every client warmed alike; 500 left the first engine row (cache bypass) partly unoptimised by V8 (~40 % more CPU per call)
-const warmup = 2_000
 /** The clients take turns: `rounds` rounds of calls / rounds calls each (`measure`). */
 const rounds = 5
+/** Calls per client, a whole number of rounds. */
+const calls = Math.ceil(Number(process.env.SLUICE_BENCH_CALLS ?? 5_000) / rounds) * rounds
+// every client warmed alike; 500 left the first engine row (cache bypass) partly unoptimised by V8 (~40 % more CPU per call)
+const warmup = 2_000
 const zero = defaultModels.map((m) =>
   model(m, { numParallel: 4, loadMs: 0, promptTokenMs: 0, outputTokenMs: 0, jitter: 0 })
 )

@@ -47,6 +47,7 @@ export const normalize = (v: ReadonlyArray<number>): Array<number> => {
   return norm === 0 ? v.slice() : v.map((x) => x / norm)
 }
 
+/** A component as Ollama's float32 JSON carries it (9 decimals). */
 const wire = (x: number): number => Math.round(x * 1e9) / 1e9
 
 /**
