@@ -84,8 +84,19 @@ export const simulator = async (config: ConfigOverrides): Promise<Simulator> => 
 }
 
 /**
- * Starts `sluice serve` (the built bundle, bin/sluice.mjs) on a free port in front of `backend`, with `env` and
- * `nodeFlags` (e.g. `--cpu-prof`, which NODE_OPTIONS refuses).
+ * The node flags `npm start` runs `sluice serve` with (package.json's start script, e.g. its young-generation size),
+ * so the benches measure the gateway as it ships.
+ */
+export const shippedNodeFlags: ReadonlyArray<string> = (() => {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    readonly scripts: Readonly<Record<string, string>>
+  }
+  return pkg.scripts.start!.split(" ").filter((word) => word.startsWith("--"))
+})()
+
+/**
+ * Starts `sluice serve` (the built bundle, bin/sluice.mjs) on a free port in front of `backend`, with `env`, the
+ * shipped node flags and `nodeFlags` (e.g. `--cpu-prof`, which NODE_OPTIONS refuses).
  */
 export const sluiceServe = (
   backend: string,
@@ -93,7 +104,7 @@ export const sluiceServe = (
   nodeFlags: ReadonlyArray<string> = []
 ): Promise<Server> =>
   start(
-    [...nodeFlags, "bin/sluice.mjs", "serve", "--port", "0", "--ollama", backend],
+    [...shippedNodeFlags, ...nodeFlags, "bin/sluice.mjs", "serve", "--port", "0", "--ollama", backend],
     /Listening on (http:\/\/[^\s"'}\\]+)/,
     env
   )
