@@ -39,6 +39,8 @@ interface Answer {
   readonly status: number
   readonly headers: ReadonlyArray<Buffer>
   readonly text: string
+  /** The body's length in bytes. */
+  readonly bytes: number
 }
 
 /** A header of a raw undici header list (name, value, name, value, ...), case-insensitive. */
@@ -76,6 +78,7 @@ export const make = (target: Target, traced: Transport): Transport => {
     Effect.async<A, OllamaError>((resume) => {
       if (cut?.cut === true) return resume(Effect.interrupt)
       const chunks: Array<Buffer> = []
+      let bytes = 0
       let status = 0
       let raw: ReadonlyArray<Buffer> = []
       let abort: ((reason?: Error) => void) | undefined
@@ -114,6 +117,7 @@ export const make = (target: Target, traced: Transport): Transport => {
         },
         onData: (chunk) => {
           chunks.push(chunk)
+          bytes += chunk.length
           return true
         },
         onComplete: () => {
@@ -122,7 +126,7 @@ export const make = (target: Target, traced: Transport): Transport => {
           if (timer !== undefined) clearTimeout(timer)
           if (cut !== undefined) cut.end = undefined
           const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
-          resume(then({ status, headers: raw, text }))
+          resume(then({ status, headers: raw, text, bytes }))
         },
         onError: (error) => {
           if (finished) return
@@ -178,7 +182,7 @@ export const make = (target: Target, traced: Transport): Transport => {
         () => traced.json(call, request, decode),
         (headers, deadline, cut) =>
           exchange(ctx, request, headers, deadline, cut, (answer) =>
-            isOk(answer.status) ? decodeBody(ctx, answer.text, decode) : statusError(ctx, answer)
+            isOk(answer.status) ? decodeBody(ctx, answer.text, decode, answer.bytes) : statusError(ctx, answer)
           )
       )
     },

@@ -16,6 +16,7 @@ import type { OllamaError } from "../Domain/LlmError.js"
 import type { Decode } from "./Decode.js"
 import { type CallContext, type Deadlines, decodeError, fromHttpClientError, fromStatus } from "./ErrorMapping.js"
 import { decodeLines } from "./Ndjson.js"
+import * as WireSize from "./WireSize.js"
 
 /** Which client method is calling, and for which model ("" when none). */
 export interface Call {
@@ -51,15 +52,26 @@ export const contextOf = (backend: string, call: Call): CallContext => ({
   model: call.model ?? ""
 })
 
-/** The value `decode` makes of a body's text, or the DecodeError saying why not. */
-export const decodeBody = <A>(ctx: CallContext, text: string, decode: Decode<A>): Either.Either<A, OllamaError> => {
+/**
+ * The value `decode` makes of a body's text, or the DecodeError saying why not; `bytes` (the body's length on the
+ * wire, when known) is noted for the value (WireSize.ts).
+ */
+export const decodeBody = <A>(
+  ctx: CallContext,
+  text: string,
+  decode: Decode<A>,
+  bytes?: number
+): Either.Either<A, OllamaError> => {
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch (error) {
     return Either.left(decodeError(ctx, `the body is not JSON: ${error instanceof Error ? error.message : error}`))
   }
-  return Either.mapLeft(decode(json), (reason) => decodeError(ctx, reason))
+  const decoded = decode(json)
+  if (Either.isLeft(decoded)) return Either.left(decodeError(ctx, decoded.left))
+  if (bytes !== undefined) WireSize.note(decoded.right, bytes)
+  return Either.right(decoded.right)
 }
 
 const toHttp = (request: Request): HttpClientRequest.HttpClientRequest => {

@@ -1,7 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { ChatRequest } from "../../src/Domain/Chat.js"
-import type { GenerateRequest } from "../../src/Domain/Generate.js"
-import { canonicalJson, keyOf, normaliseModel } from "../../src/Llm/CacheKey.js"
+import { Arbitrary, FastCheck } from "effect"
+import { hash } from "node:crypto"
+import { ChatRequest, type Message } from "../../src/Domain/Chat.js"
+import type { Options } from "../../src/Domain/Common.js"
+import { EmbedRequest } from "../../src/Domain/Embed.js"
+import { GenerateRequest } from "../../src/Domain/Generate.js"
+import {
+  type CacheKind,
+  canonicalJson,
+  keyOf,
+  normaliseModel,
+  performanceOptions,
+  type RequestOf
+} from "../../src/Llm/CacheKey.js"
 
 const chat: ChatRequest = {
   model: "llama3.2",
@@ -12,6 +23,73 @@ const chat: ChatRequest = {
   options: { temperature: 0.2, seed: 7, num_ctx: 4096 },
   format: { type: "object", properties: { a: { type: "string" } } }
 }
+
+/** JSON.stringify of a copy with every object's keys inserted in sorted order. */
+const sortedJson = (value: unknown): string => JSON.stringify(sortedCopy(value))
+
+const sortedCopy = (value: unknown): unknown =>
+  Array.isArray(value)
+    ? value.map(sortedCopy)
+    : typeof value === "object" && value !== null
+      ? Object.fromEntries(
+          Object.keys(value)
+            .sort()
+            .map((key) => [key, sortedCopy((value as Record<string, unknown>)[key])])
+        )
+      : value
+
+/**
+ * The key's definition, written plainly (the module's doc comment in code): the request reduced to what can change
+ * the response, absent-equivalent fields dropped, as sorted JSON. CacheKey.ts writes the same text in one pass.
+ */
+const isAbsent = (value: unknown) =>
+  value === undefined || value === null || (Array.isArray(value) && value.length === 0)
+const compact = (record: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(record).filter(([, value]) => !isAbsent(value)))
+const options = (o: Options | undefined) => {
+  const kept = compact(Object.fromEntries(Object.entries(o ?? {}).filter(([key]) => !performanceOptions.has(key))))
+  return Object.keys(kept).length === 0 ? undefined : kept
+}
+const message = (m: Message) =>
+  compact({ role: m.role, content: m.content, images: m.images, tool_calls: m.tool_calls, tool_name: m.tool_name })
+const common = (r: ChatRequest | GenerateRequest) => ({
+  model: normaliseModel(r.model),
+  format: r.format === "" ? undefined : r.format,
+  think: r.think,
+  options: options(r.options),
+  truncate: r.truncate,
+  shift: r.shift,
+  logprobs: r.logprobs,
+  top_logprobs: r.top_logprobs
+})
+const definition: { readonly [K in CacheKind]: (r: RequestOf[K]) => Record<string, unknown> } = {
+  chat: (r) => compact({ ...common(r), messages: r.messages?.map(message), tools: r.tools }),
+  generate: (r) =>
+    compact({
+      ...common(r),
+      prompt: r.prompt,
+      suffix: r.suffix,
+      system: r.system,
+      template: r.template,
+      raw: r.raw,
+      context: r.context,
+      images: r.images
+    }),
+  embed: (r) =>
+    compact({
+      model: normaliseModel(r.model),
+      input: typeof r.input === "string" ? [r.input] : r.input,
+      truncate: r.truncate,
+      dimensions: r.dimensions,
+      options: options(r.options)
+    })
+}
+const definedKey = <K extends CacheKind>(kind: K, request: RequestOf[K]) =>
+  `${kind}:${hash("sha256", sortedJson({ kind, ...definition[kind](request) }), "base64url")}`
+
+/** Keys written by the version before the one-pass writer (same request, same key: Redis entries stay shared). */
+const PINNED_CHAT = "chat:lu0xTQTZlLt2RZx0ZsE-6LmyW8Runk6mD8G2lmaZWmA"
+const PINNED_EMBED = "embed:zwODSUI0mwYW-u0f3Uw5CI2s6Ald1sP4DQYcI3ngdGY"
 
 describe("CacheKey", () => {
   it("normalises model names", () => {
@@ -25,6 +103,25 @@ describe("CacheKey", () => {
       canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 2 }], c: undefined } }),
       '{"a":{"d":[2,{"y":2,"z":1}]},"b":1}'
     )
+  })
+
+  it("writes what JSON.stringify writes for a key-sorted copy, for any JSON value", () => {
+    FastCheck.assert(FastCheck.property(FastCheck.jsonValue(), (value) => canonicalJson(value) === sortedJson(value)))
+  })
+
+  it("keys every request as its definition does (random chat, generate and embed requests)", () => {
+    const same =
+      <K extends CacheKind>(kind: K) =>
+      (request: RequestOf[K]) =>
+        keyOf(kind, request) === definedKey(kind, request)
+    FastCheck.assert(FastCheck.property(Arbitrary.make(ChatRequest), same("chat")))
+    FastCheck.assert(FastCheck.property(Arbitrary.make(GenerateRequest), same("generate")))
+    FastCheck.assert(FastCheck.property(Arbitrary.make(EmbedRequest), same("embed")))
+  })
+
+  it("keeps the keys earlier versions wrote (shared cache entries stay valid across an upgrade)", () => {
+    assert.strictEqual(keyOf("chat", chat), PINNED_CHAT)
+    assert.strictEqual(keyOf("embed", { model: "nomic-embed-text", input: ["a", "b"], truncate: true }), PINNED_EMBED)
   })
 
   it("is short and does not depend on object key order", () => {
