@@ -72,3 +72,6 @@ export const splitCredentials = (baseUrl: string): Endpoint => {
   const authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
   return { url: baseUrl.replace(credentials(url), ""), authorization }
 }
+
+/** The host of a base URL, IPv6 brackets removed (`http://[::1]:11434` -> `::1`). */
+export const hostname = (baseUrl: string): string => new URL(baseUrl).hostname.replace(/^\[(.*)\]$/, "$1")

@@ -131,7 +131,7 @@ export const make = (options: Options): Effect.Effect<OllamaClient.Service, neve
 export const makePooled = (options: Options): Effect.Effect<OllamaClient.Service, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { url, headers } = yield* endpointOf(options)
-    const dispatcher = yield* Pool.makeDispatcher(options)
+    const dispatcher = yield* Pool.makeDispatcher(options, Host.hostname(url))
     const traced = httpTransport(NodeHttpClient.makeUndici(dispatcher), url, headers, options)
     const deadlines = Pool.resolve(options)
     // its unary exchanges enforce a deadline handed down with the call (Deadline.ts)

@@ -15,6 +15,7 @@ import * as Undici from "@effect/platform-node/Undici"
 import type { HttpClient } from "@effect/platform"
 import { Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
+import { isIP } from "node:net"
 
 /** Pool settings; every field has a default in `defaults`. */
 export interface Options {
@@ -74,8 +75,15 @@ const withTimeouts =
   (options, handler) =>
     dispatch({ ...options, headersTimeout, bodyTimeout }, handler)
 
-/** Acquires the Agent (released with `destroy`, which closes every socket) and returns the dispatcher. */
-export const makeDispatcher = (options: Options): Effect.Effect<Undici.Dispatcher, never, Scope.Scope> => {
+/**
+ * Acquires the Agent (released with `destroy`, which closes every socket) and returns the dispatcher. `host`, when
+ * given, is the one host the pool serves: an IP literal needs no DNS cache, so the interceptor (which parses the
+ * origin on every request only to find that out) is left out.
+ */
+export const makeDispatcher = (
+  options: Options,
+  host?: string
+): Effect.Effect<Undici.Dispatcher, never, Scope.Scope> => {
   const settings = resolve(options)
   return Effect.acquireRelease(
     Effect.sync(
@@ -92,12 +100,12 @@ export const makeDispatcher = (options: Options): Effect.Effect<Undici.Dispatche
     ),
     (agent) => Effect.ignore(Effect.tryPromise(() => agent.destroy()))
   ).pipe(
-    Effect.map((agent) =>
-      agent.compose(
-        withTimeouts(settings.headersTimeoutMs, settings.bodyTimeoutMs),
-        Undici.interceptors.dns({ maxTTL: dnsTtlMs })
-      )
-    )
+    Effect.map((agent) => {
+      const timeouts = withTimeouts(settings.headersTimeoutMs, settings.bodyTimeoutMs)
+      return host !== undefined && isIP(host) !== 0
+        ? agent.compose(timeouts)
+        : agent.compose(timeouts, Undici.interceptors.dns({ maxTTL: dnsTtlMs }))
+    })
   )
 }
 

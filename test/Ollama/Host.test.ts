@@ -1,7 +1,7 @@
 /** parseHost against ollama-js `formatHost` (reference §11), invalid input, and credentials. */
 import { assert, describe, it } from "@effect/vitest"
 import { Either } from "effect"
-import { decodeHost, InvalidHost, parseHost, splitCredentials } from "../../src/Ollama/Host.js"
+import { decodeHost, hostname, InvalidHost, parseHost, splitCredentials } from "../../src/Ollama/Host.js"
 
 const table: ReadonlyArray<readonly [string, string]> = [
   ["", "http://127.0.0.1:11434"],
@@ -41,6 +41,12 @@ describe("Host", () => {
       }
       assert.throws(() => parseHost(input))
     }
+  })
+
+  it("names the host of a base URL, IPv6 without brackets (an IP literal's pool skips the DNS cache)", () => {
+    assert.strictEqual(hostname("http://127.0.0.1:11434"), "127.0.0.1")
+    assert.strictEqual(hostname("http://[::1]:11434"), "::1")
+    assert.strictEqual(hostname("https://ollama.example:443/ollama"), "ollama.example")
   })
 
   it("splits credentials into a Basic authorization header", () => {

@@ -58,6 +58,18 @@ describe("OllamaClient", () => {
     })
   )
 
+  it.scopedLive("reaches a backend by host name (its pool resolves through the DNS cache) as by IP", () =>
+    Effect.gen(function* () {
+      const server = yield* fakeServer((_req, res) => json(res, 200, chatChunk("named", true)))
+      for (const url of [server.url, server.url.replace("127.0.0.1", "localhost")]) {
+        const client = yield* clientFor(url)
+        const response = yield* client.chat({ model: "m", messages: [{ role: "user", content: "hi" }] })
+        assert.strictEqual(response.message.content, "named")
+      }
+      assert.strictEqual(server.requests.length, 2)
+    })
+  )
+
   it.scopedLive("every endpoint uses its method, path and body", () =>
     Effect.gen(function* () {
       const server = yield* fakeServer((req, res, body) => {
