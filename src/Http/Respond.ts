@@ -4,17 +4,23 @@
  * (not even the status) until the first chunk exists, exactly like Ollama, so an error that happens
  * before the first chunk still gets its real status code: a route opens its stream first (`Llm.chatStreamOpen`,
  * which waits in the line as a plain Effect and fails before the first chunk) and only then builds the response.
+ * An answer (or chunk) that came from Ollama as it is forwarded as the text it came as (Ollama/Wire.ts), not
+ * written as JSON again.
  */
 import { HttpServerResponse } from "@effect/platform"
 import { Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
+import * as Wire from "../Ollama/Wire.js"
 
 const jsonContentType = "application/json; charset=utf-8"
 const encoder = new TextEncoder()
 
+/** The JSON text of a value: the text it came from Ollama as, else written. */
+const textOf = (value: unknown): string => Wire.textOf(value) ?? JSON.stringify(value)
+
 /** A JSON body the way Ollama sends it. */
 export const json = (body: unknown, status = 200): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.text(JSON.stringify(body), { status, contentType: jsonContentType })
+  HttpServerResponse.text(textOf(body), { status, contentType: jsonContentType })
 
 /** An error body the way Ollama sends it. */
 export const error = (status: number, message: string): HttpServerResponse.HttpServerResponse =>
@@ -33,7 +39,7 @@ export const withRetryAfter = (
 export const fromError = (e: LlmError): HttpServerResponse.HttpServerResponse =>
   withRetryAfter(error(e.status, e.message), e)
 
-const line = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value) + "\n")
+const line = (value: unknown): Uint8Array => encoder.encode(textOf(value) + "\n")
 
 /** The `{"error": msg}` line that ends an NDJSON stream failing after its first chunk. */
 export const errorLine = (e: LlmError): Uint8Array => line({ error: e.message })

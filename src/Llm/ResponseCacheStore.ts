@@ -6,15 +6,16 @@
  * Choices:
  * - Mutable and synchronous: every method is called from one `Effect.sync`/`map` step, which the single-threaded
  *   runtime runs without interleaving, so a check-then-register (hit? flight? lead) is atomic without a lock.
- * - The size of an entry is the length of its JSON in bytes: as it came over the wire when the exchange noted it
- *   (Ollama/WireSize.ts), else as written again; a value that cannot be written as JSON is not stored.
+ * - The size of an entry is the length of its JSON in bytes, counted twice when the value keeps the text it came
+ *   as (Ollama/Wire.ts: the gateway forwards that text; both are held): the bytes the exchange counted, else the
+ *   text's, else the value written as JSON. A value that cannot be written as JSON is not stored.
  * - Values are kept as given (no clone): callers never mutate wire objects.
  * - Expired entries stay until the LRU pushes them out, so `stale` can still read them; `fresh` and `stale` both
  *   mark the entry as used, so a served entry is protected from eviction.
  */
 import type { Deferred, Exit } from "effect"
 import { Option } from "effect"
-import * as WireSize from "../Ollama/WireSize.js"
+import * as Wire from "../Ollama/Wire.js"
 import { Lru } from "./Lru.js"
 import type { CacheCounts } from "../Observability/Sampler.js"
 
@@ -30,10 +31,10 @@ export type Counter = Exclude<keyof CacheStats, "entries" | "bytes">
 /** A leader's outcome for its followers; `None` when it was interrupted and they should start over. */
 export type Flight = Deferred.Deferred<Option.Option<Exit.Exit<unknown, unknown>>>
 
-/** Byte length of the JSON (as noted on the wire, else written), or undefined when it cannot be written as JSON. */
+/** The bytes an entry holds (see the choices above), or undefined when the value cannot be written as JSON. */
 export const sizeOf = (value: unknown): number | undefined => {
-  const noted = WireSize.of(value)
-  if (noted !== undefined) return noted
+  const text = Wire.textOf(value)
+  if (text !== undefined) return 2 * (Wire.bytesOf(value) ?? Buffer.byteLength(text, "utf8"))
   try {
     const json = JSON.stringify(value)
     return json === undefined ? 0 : Buffer.byteLength(json, "utf8")

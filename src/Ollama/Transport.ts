@@ -16,7 +16,7 @@ import type { OllamaError } from "../Domain/LlmError.js"
 import type { Decode } from "./Decode.js"
 import { type CallContext, type Deadlines, decodeError, fromHttpClientError, fromStatus } from "./ErrorMapping.js"
 import { decodeLines } from "./Ndjson.js"
-import * as WireSize from "./WireSize.js"
+import * as Wire from "./Wire.js"
 
 /** Which client method is calling, and for which model ("" when none). */
 export interface Call {
@@ -54,7 +54,7 @@ export const contextOf = (backend: string, call: Call): CallContext => ({
 
 /**
  * The value `decode` makes of a body's text, or the DecodeError saying why not; `bytes` (the body's length on the
- * wire, when known) is noted for the value (WireSize.ts).
+ * wire, when known) and its text are noted for the value (Wire.ts).
  */
 export const decodeBody = <A>(
   ctx: CallContext,
@@ -70,7 +70,7 @@ export const decodeBody = <A>(
   }
   const decoded = decode(json)
   if (Either.isLeft(decoded)) return Either.left(decodeError(ctx, decoded.left))
-  if (bytes !== undefined) WireSize.note(decoded.right, bytes)
+  Wire.note(decoded.right, text, bytes)
   return Either.right(decoded.right)
 }
 

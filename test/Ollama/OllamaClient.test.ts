@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Duration, Effect, Either, Stream } from "effect"
 import type { ChatRequest } from "../../src/Domain/Chat.js"
 import { config } from "../../src/Ollama/OllamaClient.js"
-import * as WireSize from "../../src/Ollama/WireSize.js"
+import * as Wire from "../../src/Ollama/Wire.js"
 import { chatChunk, clientFor, fakeServer, gate, generateChunk, json, line, ndjsonHead } from "./FakeServer.js"
 
 const tags = {
@@ -43,7 +43,7 @@ describe("OllamaClient", () => {
     })
   )
 
-  it.scopedLive("notes an answer's length on the wire for the value it decoded (the response cache sizes by it)", () =>
+  it.scopedLive("notes an answer's text and length on the wire for the value it decoded (forwarded, sized by it)", () =>
     Effect.gen(function* () {
       // spaced out and multi-byte: written again as JSON it would be shorter, and its UTF-16 length differs
       const body = JSON.stringify(chatChunk("héllo wörld", true), null, 2)
@@ -53,7 +53,8 @@ describe("OllamaClient", () => {
       })
       const client = yield* clientFor(server.url)
       const response = yield* client.chat({ model: "m", messages: [{ role: "user", content: "hi" }] })
-      assert.strictEqual(WireSize.of(response), Buffer.byteLength(body, "utf8"))
+      assert.strictEqual(Wire.textOf(response), body)
+      assert.strictEqual(Wire.bytesOf(response), Buffer.byteLength(body, "utf8"))
       assert.isBelow(Buffer.byteLength(JSON.stringify(response), "utf8"), Buffer.byteLength(body, "utf8"))
     })
   )
