@@ -72,20 +72,19 @@ export const admit = <A, E, R>(
   request: Request,
   run: (admitted: Admitted) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) =>
-    Effect.flatMap(backends.candidates(request.model), (candidates) => {
+  // the clock read in place (`clockWith`), not as steps of their own: this runs on every call
+  Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeMillis()
+    return Effect.flatMap(backends.candidates(request.model), (candidates) => {
       const backend = candidates[0]
       if (backend === undefined) return run(direct)
       return backend.slots.withReservation(
         request.priority,
         { wait: request.wait, deadlineAt: start + deadlineMs(request.deadline) },
-        (reservation) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            run({ backend: backend.url, reservation, waitedMs: now - start })
-          )
+        (reservation) => run({ backend: backend.url, reservation, waitedMs: clock.unsafeCurrentTimeMillis() - start })
       )
     })
-  )
+  })
 
 /**
  * The same for a stream, without a Scope of its own (a Scope and the Stream layers around it cost a queued stream

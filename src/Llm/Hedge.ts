@@ -195,8 +195,9 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
     /** One attempt, its latency on the backend recorded when it succeeds. */
     const timed = <A, E, R>(key: string, attempt: (mark: Mark) => Effect.Effect<A, E, R>, mark: Mark) =>
       Effect.tap(attempt(mark), () =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          if (mark.at !== undefined) ringOf(key).add(now - mark.at, quantile, minSamples)
+        Effect.clockWith((clock) => {
+          if (mark.at !== undefined) ringOf(key).add(clock.unsafeCurrentTimeMillis() - mark.at, quantile, minSamples)
+          return Effect.void
         })
       )
 

@@ -156,7 +156,8 @@ export const unary = <A>(
   settings: Settings,
   onRetry: OnRetry
 ): Effect.Effect<A, LlmError> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  Effect.clockWith((clock) => {
+    const now = clock.unsafeCurrentTimeMillis()
     const until = Timeouts.deadlineAt(now - (call.admitted?.waitedMs ?? 0), settings.timeouts.deadline)
     if (until <= now) return Effect.fail(Timeouts.deadlineError(engineWhere(call), settings.timeouts.deadline))
     return Effect.suspend(() => {

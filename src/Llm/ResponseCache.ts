@@ -127,7 +127,8 @@ const useUnary = <A, E, R>(
   compute: Effect.Effect<A, E, R>
 ): Effect.Effect<Cached<A>, E, R> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Cached<A>, E, R> => {
+    Effect.clockWith((clock): Effect.Effect<Cached<A>, E, R> => {
+      const now = clock.unsafeCurrentTimeMillis()
       const { store, shared } = level
       const decision = decide(store, slot, now, shared !== undefined)
       switch (decision._tag) {
