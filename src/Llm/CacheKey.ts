@@ -92,9 +92,9 @@ const messageFields = inOrder<Message>([
 ])
 
 const messagesText = (messages: ReadonlyArray<Message> | undefined): string | undefined => {
-  if (isAbsent(messages)) return undefined
+  if (messages === undefined || messages === null || messages.length === 0) return undefined
   let out = "["
-  for (let i = 0; i < messages!.length; i++) out += (i === 0 ? "" : ",") + fieldsText(messageFields, messages![i]!)
+  for (let i = 0; i < messages.length; i++) out += (i === 0 ? "" : ",") + fieldsText(messageFields, messages[i]!)
   return out + "]"
 }
 
@@ -162,6 +162,7 @@ const write = (value: unknown): string | undefined => {
     for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + (write(value[i]) ?? "null")
     return out + "]"
   }
+  // the same loop as optionsText's, kept apart: one shared loop taking a callback measured ~30 % slower per key
   const record = value as Record<string, unknown>
   let out = "{"
   for (const key of sortedKeys(record)) {
