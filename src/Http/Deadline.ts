@@ -1,18 +1,22 @@
 /**
- * The drain deadline for the gateway's unary handlers: a call still running when the deadline passes is
- * interrupted and the handler gets `ShuttingDown`, answered in its family's error shape (DrainMiddleware.ts).
+ * The drain deadline for the gateway's unary handlers: a call still running when the deadline passes ends its
+ * request, which is answered 503 `ShuttingDown` (with `Retry-After: 5`) in its family's error shape by the drain
+ * middleware (DrainMiddleware.ts), like a refused request.
  *
  * Choices:
- * - The same result as `Shutdown.untilDeadline`, cheaper per request: that one races the call with a wait on the
- *   deadline (`Effect.raceFirst`: two forked fibers, their fiber refs joined, the loser interrupted), and built a
- *   `ShuttingDown` (a stack trace) on every call; ~80 µs of CPU per request (the gateway bench). Here the call runs
- *   in one child fiber and the deadline is a plain callback: one watcher fiber per server (`layer`) waits on the
- *   deadline and calls the callbacks of the calls in flight, each registered for the time of its call.
- * - Once the deadline passed, a call is not started at all.
+ * - The request's own fiber is interrupted at the deadline, not the call in a child fiber of its own: a fork per
+ *   unary request (a fiber, its fiber refs copied, an observer, a race) was 39 of the ~410 runtime steps of a gateway
+ *   `/api/chat` (bench/gateway-steps.ts). Nothing is lost by it: the handler has nothing left to do but answer, and
+ *   the server answers an interrupted handler with an empty 503, which the drain middleware turns into the
+ *   `ShuttingDown` body when the deadline has passed. The interruption reaches the call wherever it runs
+ *   interruptibly, as an interruption of the child did (the call's finalizers run: slot, upstream request).
+ * - One watcher fiber per server (`layer`) waits on the deadline and calls the callbacks of the calls in flight,
+ *   each registered for the time of its call.
+ * - Once the deadline passed, a call is not started at all: it fails with `ShuttingDown`.
  * - Without the watcher (routes served outside `Server.layer`, or no Drain) it falls back to
- *   `Shutdown.untilDeadline`, so behaviour never depends on which path ran.
+ *   `Shutdown.untilDeadline` (a race: the call fails with `ShuttingDown`), answered the same way by the route.
  */
-import { Context, Deferred, Effect, type Exit, Fiber, Layer, Option } from "effect"
+import { Context, Deferred, Effect, Layer, Option } from "effect"
 import { ShuttingDown } from "../Domain/LlmError.js"
 import * as Shutdown from "../Lifecycle/Shutdown.js"
 
@@ -38,34 +42,10 @@ export const layer: Layer.Layer<never, never, Shutdown.Drain> = Layer.scopedDisc
   })
 )
 
-/** Runs `effect` in a child fiber until it ends or the deadline passes (then: interrupted, `ShuttingDown`). */
-const race = <A, E, R>(watch: Watch, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | ShuttingDown, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.fork(restore(effect)), (fiber) => {
-      const outcome = Effect.async<A, E | ShuttingDown>((resume) => {
-        let settled = false
-        const end = (result: Effect.Effect<A, E | ShuttingDown>) => {
-          if (settled) return
-          settled = true
-          watch.waiting.delete(passed)
-          fiber.removeObserver(ended)
-          resume(result)
-        }
-        // the call's exit as it is: its FiberRef changes are not joined back (no unary engine call sets a FiberRef
-        // that outlives it; the join, a merge of every FiberRef, was ~3 % of the gateway's CPU per request)
-        const ended = (exit: Exit.Exit<A, E>) => end(exit)
-        const passed = () => end(Effect.zipRight(Fiber.interrupt(fiber), Effect.fail(new ShuttingDown())))
-        watch.waiting.add(passed)
-        fiber.addObserver(ended)
-        return Effect.sync(() => end(Effect.never))
-      })
-      return Effect.onInterrupt(restore(outcome), () => Fiber.interrupt(fiber))
-    })
-  )
-
 /**
- * Ends `effect` with `ShuttingDown` when the drain deadline passes; `effect` unchanged without a Drain. The wait is
- * interruptible (the server runs handlers' surroundings uninterruptibly); interrupting it interrupts the call.
+ * Ends the request running `effect` when the drain deadline passes while `effect` runs (its fiber is interrupted:
+ * see the module comment); fails with `ShuttingDown` without starting it once the deadline passed; `effect`
+ * unchanged without a Drain.
  */
 export const untilDeadline = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | ShuttingDown, R> =>
   Effect.withFiberRuntime((fiber) => {
@@ -73,5 +53,11 @@ export const untilDeadline = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.E
     if (Option.isNone(drain)) return effect
     const watch = watches.get(drain.value)
     if (watch === undefined) return Shutdown.untilDeadline(effect)
-    return watch.passed ? Effect.fail(new ShuttingDown()) : race(watch, effect)
+    if (watch.passed) return Effect.fail(new ShuttingDown())
+    const passed = () => fiber.unsafeInterruptAsFork(fiber.id())
+    watch.waiting.add(passed)
+    return Effect.ensuring(
+      effect,
+      Effect.sync(() => watch.waiting.delete(passed))
+    )
   })

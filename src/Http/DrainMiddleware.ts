@@ -17,8 +17,12 @@ import type * as Shutdown from "../Lifecycle/Shutdown.js"
 import * as OpenAiReply from "./OpenAiReply.js"
 import * as Respond from "./Respond.js"
 
-/** The refusal while draining, and the answer of a unary request ended at the deadline. */
+/** The refusal while draining, and the answer of a unary request ended at the deadline (Deadline.ts). */
 const shuttingDown = () => HttpServerResponse.setHeader(Respond.fromError(new ShuttingDown()), "retry-after", "5")
+
+/** The same in OpenAI's envelope, for a `/v1` request ended at the deadline. */
+const shuttingDownOpenAi = () =>
+  HttpServerResponse.setHeader(OpenAiReply.fromFailure(new ShuttingDown()), "retry-after", "5")
 
 /**
  * The gateway middleware: refuses new requests while draining, counts requests in flight (a streamed one until
@@ -34,18 +38,20 @@ export const middleware =
 
 /**
  * One request counted in flight. The server writes the answer inside the app (middleware only sees it after), so
- * a streamed body is wrapped by a pre-response handler. Unary handlers end themselves at the deadline
- * (`untilDeadline`), so they answer with their own error shape.
+ * a streamed body is wrapped by a pre-response handler. A unary request ended at the deadline (Deadline.ts) is
+ * answered here, in its family's shape.
  */
 const counted = <E, R>(drain: Shutdown.Service, app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
   const done = Ref.update(drain.inFlight, (n) => n - 1)
   let streamed = false
-  const follow = HttpApp.appendPreResponseHandler((_request, response) =>
+  const follow = HttpApp.appendPreResponseHandler((request, response) =>
     Effect.map(Deferred.isDone(drain.deadline), (late) => {
       streamed = response.body._tag === "Stream"
-      // a handler ended at the deadline leaves the server's empty 503: give it the error body clients expect
+      // a handler ended at the deadline leaves the server's empty 503: give it the error body its clients expect
       return late && response.status === 503 && response.body._tag === "Empty"
-        ? shuttingDown()
+        ? request.url.startsWith("/v1/")
+          ? shuttingDownOpenAi()
+          : shuttingDown()
         : followBody(drain, response, done)
     })
   )

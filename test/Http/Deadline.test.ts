@@ -1,9 +1,11 @@
 /**
  * The gateway's drain deadline for unary handlers (Http/Deadline.ts): the call's own result before the deadline,
- * `ShuttingDown` (and the call interrupted) at it, the same as `Shutdown.untilDeadline` where no watcher runs.
+ * the fiber running it interrupted at it (the call's finalizers run), `ShuttingDown` without starting after it, and
+ * `Shutdown.untilDeadline` where no watcher runs. What a client then reads (503 `ShuttingDown` in each API's shape)
+ * is in DrainDeadline.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Ref } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
 import * as Shutdown from "../../src/Lifecycle/Shutdown.js"
 import * as Deadline from "../../src/Http/Deadline.js"
 
@@ -23,15 +25,28 @@ describe("Deadline.untilDeadline", () => {
     }).pipe(Effect.provide(watched))
   )
 
-  it.scoped("a call still running at the deadline is interrupted and fails with ShuttingDown", () =>
+  it.scoped("a call still running at the deadline ends the fiber running it, and the call is interrupted", () =>
     Effect.gen(function* () {
       const interrupted = yield* Ref.make(false)
       const call = yield* Effect.fork(Deadline.untilDeadline(hanging(interrupted)))
       yield* Effect.yieldNow()
       yield* passDeadline
       const exit = yield* Fiber.await(call)
-      assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "ShuttingDown")
+      assert.isTrue(Exit.isInterrupted(exit))
       assert.isTrue(yield* Ref.get(interrupted))
+    }).pipe(Effect.provide(watched))
+  )
+
+  it.scoped("a call that ended before the deadline is not interrupted by it later", () =>
+    Effect.gen(function* () {
+      const after = yield* Effect.fork(
+        Effect.zipRight(Deadline.untilDeadline(Effect.succeed(1)), Effect.as(Effect.sleep("50 millis"), "done"))
+      )
+      yield* Effect.yieldNow()
+      yield* passDeadline
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("50 millis")
+      assert.deepStrictEqual(yield* Fiber.await(after), Exit.succeed("done"))
     }).pipe(Effect.provide(watched))
   )
 

@@ -61,6 +61,7 @@ export interface Answer {
   readonly status: number
   readonly body: any
   readonly text: string
+  readonly headers: Headers
 }
 
 /** Calls the gateway (JSON body in, whole answer out). */
@@ -80,7 +81,7 @@ export const call = (path: string, init: { method?: string; body?: unknown } = {
       } catch {
         body = undefined
       }
-      return { status: response.status, body, text }
+      return { status: response.status, body, text, headers: response.headers }
     })
   )
 
