@@ -1,81 +1,56 @@
 /**
- * The gateway's side of graceful shutdown (Lifecycle/Shutdown.ts holds the drain's state and finalizer): while
- * draining, a new request is refused with 503 `ShuttingDown` and `Retry-After: 5`; a request in flight is counted
- * until its last byte is handed to Node; at the drain deadline a unary answer still running ends with 503
- * `ShuttingDown`, and a streamed body ends with one error line in its own framing (NDJSON `{"error": ...}`, or an SSE
- * `data:` event in OpenAI's envelope for `/v1`).
+ * The gateway's side of graceful shutdown (Lifecycle/Shutdown.ts holds the drain's state and finalizer), as the
+ * gateway's front middleware applies it (Front.ts): while draining, a new request is refused with 503 `ShuttingDown`
+ * and `Retry-After: 5`; a request in flight is counted until its last byte is handed to Node; at the drain deadline a
+ * unary answer still running ends with 503 `ShuttingDown` (and `Retry-After: 5`) in its family's shape, and a
+ * streamed body ends with one error line in its own framing (NDJSON `{"error": ...}`, or an SSE `data:` event in
+ * OpenAI's envelope for `/v1`).
  *
  * Choices:
  * - In Http, not Lifecycle: it builds the wire-format error bodies of both API families, and Lifecycle sits below
  *   Http (docs/architecture.md, "The dependency rule"). The refusal is `Respond.fromError`, the body every other
  *   engine error gets.
  */
-import { HttpApp, HttpBody, HttpServerResponse } from "@effect/platform"
-import { Chunk, Deferred, Effect, Option, Ref, Stream } from "effect"
+import { HttpBody, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Chunk, Deferred, Effect, Option, Stream } from "effect"
 import { ShuttingDown } from "../Domain/LlmError.js"
 import type * as Shutdown from "../Lifecycle/Shutdown.js"
 import * as OpenAiReply from "./OpenAiReply.js"
 import * as Respond from "./Respond.js"
 
-/** The refusal while draining, and the answer of a unary request ended at the deadline (Deadline.ts). */
-const shuttingDown = () => HttpServerResponse.setHeader(Respond.fromError(new ShuttingDown()), "retry-after", "5")
+/** The refusal while draining. */
+export const refusal = () => HttpServerResponse.setHeader(Respond.fromError(new ShuttingDown()), "retry-after", "5")
 
-/** The same in OpenAI's envelope, for a `/v1` request ended at the deadline. */
-const shuttingDownOpenAi = () =>
-  HttpServerResponse.setHeader(OpenAiReply.fromFailure(new ShuttingDown()), "retry-after", "5")
-
-/**
- * The gateway middleware: refuses new requests while draining, counts requests in flight (a streamed one until
- * its body is written), ends a unary answer still running at the deadline with 503 ShuttingDown, and ends a
- * streamed body at the deadline with an error line.
- */
-export const middleware =
-  (drain: Shutdown.Service) =>
-  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-    Effect.flatMap(Ref.get(drain.draining), (draining) =>
-      draining ? Effect.succeed(shuttingDown()) : Effect.suspend(() => counted(drain, app))
-    )
+/** The answer of a unary request ended at the deadline (Deadline.ts), in its family's shape. */
+const endedAt = (request: HttpServerRequest.HttpServerRequest) =>
+  request.url.startsWith("/v1/")
+    ? HttpServerResponse.setHeader(OpenAiReply.fromFailure(new ShuttingDown()), "retry-after", "5")
+    : refusal()
 
 /**
- * One request counted in flight. The server writes the answer inside the app (middleware only sees it after), so
- * a streamed body is wrapped by a pre-response handler. A unary request ended at the deadline (Deadline.ts) is
- * answered here, in its family's shape.
+ * A counted request's answer, before it is written: a handler ended at the deadline leaves the server's empty 503,
+ * which gets the error body its clients expect; a streamed body ends at the deadline with an error line. The
+ * request counts in flight until the server has written the answer (Front.ts).
  */
-const counted = <E, R>(drain: Shutdown.Service, app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
-  const done = Ref.update(drain.inFlight, (n) => n - 1)
-  let streamed = false
-  const follow = HttpApp.appendPreResponseHandler((request, response) =>
-    Effect.map(Deferred.isDone(drain.deadline), (late) => {
-      streamed = response.body._tag === "Stream"
-      // a handler ended at the deadline leaves the server's empty 503: give it the error body its clients expect
-      return late && response.status === 503 && response.body._tag === "Empty"
-        ? request.url.startsWith("/v1/")
-          ? shuttingDownOpenAi()
-          : shuttingDown()
-        : followBody(drain, response, done)
-    })
-  )
-  return Effect.zipRight(
-    Effect.zipRight(
-      Ref.update(drain.inFlight, (n) => n + 1),
-      follow
-    ),
-    Effect.onExit(app, (exit) =>
-      streamed || (exit._tag === "Success" && exit.value.body._tag === "Stream") ? Effect.void : done
-    )
-  )
-}
-
-/** A streamed body counts until written, and ends at the drain deadline with `{"error": ...}` (no `done`). */
-const followBody = (
+export const answer = (
   drain: Shutdown.Service,
-  response: HttpServerResponse.HttpServerResponse,
-  done: Effect.Effect<void>
-): HttpServerResponse.HttpServerResponse => {
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse
+): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
   const body = response.body
-  if (body._tag !== "Stream") return response
-  const stream = cutAtDeadline(drain, body.stream, finalLine(body.contentType)).pipe(Stream.ensuring(done))
-  return HttpServerResponse.setBody(response, HttpBody.stream(stream, body.contentType, body.contentLength))
+  if (body._tag === "Stream")
+    return Effect.succeed(
+      HttpServerResponse.setBody(
+        response,
+        HttpBody.stream(
+          cutAtDeadline(drain, body.stream, finalLine(body.contentType)),
+          body.contentType,
+          body.contentLength
+        )
+      )
+    )
+  if (response.status !== 503 || body._tag !== "Empty") return Effect.succeed(response)
+  return Effect.map(Deferred.isDone(drain.deadline), (late) => (late ? endedAt(request) : response))
 }
 
 /** The last line of a stream cut at the deadline, in the stream's own framing (NDJSON, or SSE for /v1). */

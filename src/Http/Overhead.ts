@@ -3,7 +3,7 @@
  * time Sluice itself spent (reading and validating the body, translating, serialising, middleware).
  *
  * The gateway's `Llm` and `Catalog` are swapped for timed copies once (`layer`, in Server.ts); each request sets
- * its own `Timer` in a FiberRef (`measure`, from `RequestId.middleware`), and every engine call a route makes adds
+ * its own `Timer` in a FiberRef (`currentTimer`, from `Front.middleware`), and every engine call a route makes adds
  * its duration to it; for a stream every pull is timed. The routes need no change. What happens inside the engine (cache lookups, queueing, retries, the backend itself) counts as upstream
  * here; the engine's own share is in its metrics (`sluice_llm_request_duration_seconds` against
  * `sluice_llm_upstream_duration_seconds`).
@@ -19,14 +19,12 @@ export interface Timer {
 
 export const makeTimer = (): Timer => ({ upstreamNanos: 0n })
 
-/** The timer of the gateway request the current fiber serves (none outside a request). */
-const currentTimer: FiberRef.FiberRef<Timer | undefined> = FiberRef.unsafeMake<Timer | undefined>(undefined)
-
 /**
- * Times the engine calls of the rest of the current request into `timer`. Set, not `Effect.locally`: the request
- * has a fiber of its own, and a streamed body is pulled after the handler returns, still on that fiber.
+ * The timer of the gateway request the current fiber serves (none outside a request). Set for the rest of the
+ * request by the front middleware (Front.ts), with its other fiber refs in one step: the request has a fiber of its
+ * own, and a streamed body is pulled after the handler returns, still on that fiber.
  */
-export const measure = (timer: Timer): Effect.Effect<void> => FiberRef.set(currentTimer, timer)
+export const currentTimer: FiberRef.FiberRef<Timer | undefined> = FiberRef.unsafeMake<Timer | undefined>(undefined)
 
 /** Adds the duration of `effect` to the timer. */
 export const timed =

@@ -24,7 +24,7 @@ import * as Auth from "./Auth.js"
 import { BatchJobs } from "./BatchJobs.js"
 import * as BatchRoutes from "./BatchRoutes.js"
 import * as Deadline from "./Deadline.js"
-import * as DrainMiddleware from "./DrainMiddleware.js"
+import * as Front from "./Front.js"
 import * as Guard from "./Guard.js"
 import * as HealthRoutes from "./HealthRoutes.js"
 import * as ModelRoutes from "./ModelRoutes.js"
@@ -34,7 +34,6 @@ import * as OpenAiRoutes from "./OpenAiRoutes.js"
 import * as OpenResponses from "./OpenResponses.js"
 import * as Overhead from "./Overhead.js"
 import * as Provisional from "./Provisional.js"
-import * as RequestId from "./RequestId.js"
 
 const notFound = HttpServerResponse.text("404 page not found", {
   status: 404,
@@ -115,17 +114,13 @@ const known = Effect.gen(function* () {
 })
 
 /**
- * The gateway served with its middleware: traced (its server span), measured, stamped (request id, overhead), and
- * drained at shutdown. Its
- * routes see the timed engine and catalog (`Overhead.layer`), built once.
+ * The gateway served with its middleware: traced (its server span), measured, stamped (request id, overhead) and
+ * drained at shutdown (Front.ts), then authenticated (Auth.ts). Its routes see the timed engine and catalog
+ * (`Overhead.layer`), built once.
  */
 const served = Layer.unwrapEffect(
   Effect.map(Effect.zip(Shutdown.Drain, Auth.Auth), ([drain, auth]) =>
-    HttpServer.serve(app, (inner) =>
-      Telemetry.serverSpan(
-        Track.http(route)(RequestId.middleware(DrainMiddleware.middleware(drain)(Auth.middleware(auth)(inner))))
-      )
-    )
+    HttpServer.serve(app, (inner) => Front.middleware(drain, route)(Auth.middleware(auth)(inner)))
   )
 ).pipe(Layer.provide(Guard.layerConfig), Layer.provide(Overhead.layer))
 

@@ -166,22 +166,31 @@ export interface HttpSample {
   readonly durationMs: number
 }
 
+/**
+ * One gateway request ended: one less in flight (`httpStarted`), counted and timed. Synchronous, with the fiber's
+ * metric labels passed in, for a middleware that runs as one step (Http/Front.ts); `recordHttp` is the Effect.
+ */
+export const httpEnded = (s: HttpSample, extra: ReadonlyArray<MetricLabel.MetricLabel>): void => {
+  Metrics.httpInFlight.unsafeModify(-1, extra)
+  Labels.tag(Metrics.httpRequests, { route: s.route, method: s.method, status: String(s.status) }).unsafeUpdate(
+    1,
+    extra
+  )
+  Labels.tag(Metrics.httpDuration, { route: s.route, method: s.method }).unsafeUpdate(
+    Duration.millis(s.durationMs),
+    extra
+  )
+}
+
+/** A gateway request began: one more in flight, until its `httpEnded` (synchronous, as `httpEnded`). */
+export const httpStarted = (extra: ReadonlyArray<MetricLabel.MetricLabel>): void =>
+  Metrics.httpInFlight.unsafeModify(1, extra)
+
 /** One gateway request ended: one less in flight (`recordHttpStart`), counted and timed. */
-export const recordHttp = (s: HttpSample): Effect.Effect<void> =>
-  updating((extra) => {
-    Metrics.httpInFlight.unsafeModify(-1, extra)
-    Labels.tag(Metrics.httpRequests, { route: s.route, method: s.method, status: String(s.status) }).unsafeUpdate(
-      1,
-      extra
-    )
-    Labels.tag(Metrics.httpDuration, { route: s.route, method: s.method }).unsafeUpdate(
-      Duration.millis(s.durationMs),
-      extra
-    )
-  })
+export const recordHttp = (s: HttpSample): Effect.Effect<void> => updating((extra) => httpEnded(s, extra))
 
 /** A gateway request began: one more in flight, until its `recordHttp`. */
-export const recordHttpStart: Effect.Effect<void> = updating((extra) => Metrics.httpInFlight.unsafeModify(1, extra))
+export const recordHttpStart: Effect.Effect<void> = updating(httpStarted)
 
 /** A request refused by authentication: "missing", "invalid", "forbidden", ... */
 export const recordAuthFailure = (reason: string): Effect.Effect<void> =>

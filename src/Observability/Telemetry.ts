@@ -20,7 +20,19 @@ import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import { FetchHttpClient, type HttpApp, HttpMiddleware, HttpServerRequest, HttpTraceContext } from "@effect/platform"
 import type { Headers } from "@effect/platform"
-import { Config, Context, Duration, Effect, FiberRef, FiberRefs, Layer, Option, Tracer } from "effect"
+import {
+  Clock,
+  Config,
+  Context,
+  Duration,
+  Effect,
+  type Exit,
+  type Fiber,
+  FiberRef,
+  Layer,
+  Option,
+  Tracer
+} from "effect"
 import * as Spans from "./Spans.js"
 import { routeOf } from "./Track.js"
 
@@ -104,7 +116,7 @@ const untraced = (req: HttpServerRequest.HttpServerRequest): boolean =>
  * For the gateway's server layer: server spans named `http <METHOD> <route>` (bounded: unknown paths are
  * "other") and no spans for `untracedPaths`. `Server.layer(...).pipe(Telemetry.serverTracing)`. While spans are
  * exported (Spans.ts, seen as the layer is built) they are @effect/platform's `HttpMiddleware.tracer`, with its
- * attributes (URL, headers, status); otherwise the platform's tracer is off and `serverSpan` makes them.
+ * attributes (URL, headers, status); otherwise the platform's tracer is off and the gateway makes them (`startServerSpan`).
  */
 export const serverTracing = <A, E, R>(server: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
   Layer.unwrapEffect(
@@ -123,29 +135,49 @@ const route = routeOf()
 const spanName = (req: HttpServerRequest.HttpServerRequest) => `http ${req.method} ${route(req.url)}`
 
 /**
- * The gateway's outermost middleware: the server span of a request whose platform tracer is off (`serverTracing`,
- * while nothing is exported) and whose path is traced. Nobody reads such a span but for its ids (logs,
- * `traceparent` to Ollama), so it is made bare, child of the caller's `traceparent` (or b3), and set as the
- * request fiber's parent span in one step: the platform's tracer cost ~40 Effect steps and a URL parse per
- * request (bench/gateway).
+ * The server span of a gateway request whose platform tracer is off (`serverTracing`, while nothing is exported)
+ * and whose path is traced, for the caller to set as the request's parent span (`Tracer.ParentSpan`); `undefined`
+ * for the others (the platform's tracer makes theirs, or they get none). Nobody reads such a span but for its ids
+ * (logs, `traceparent` to Ollama), so it is made bare, child of the caller's `traceparent` (or b3), in the caller's
+ * synchronous step: the platform's tracer cost ~40 Effect steps and a URL parse per request (bench/gateway). The
+ * caller ends it (`endServerSpan`) when the request ends.
  */
+export const startServerSpan = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  request: HttpServerRequest.HttpServerRequest
+): Tracer.Span | undefined => {
+  if (
+    untraced(request) ||
+    !fiber.getFiberRef(HttpMiddleware.currentTracerDisabledWhen)(request) ||
+    !fiber.getFiberRef(FiberRef.currentTracerEnabled)
+  )
+    return undefined
+  const services = fiber.currentDefaultServices
+  return Context.get(services, Tracer.Tracer).span(
+    spanName(request),
+    HttpTraceContext.fromHeaders(request.headers),
+    Context.empty(),
+    [],
+    Context.get(services, Clock.Clock).unsafeCurrentTimeNanos(),
+    "server",
+    { captureStackTrace: false }
+  )
+}
+
+/** Ends a span of `startServerSpan` with the request's exit. */
+export const endServerSpan = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  span: Tracer.Span,
+  exit: Exit.Exit<unknown, unknown>
+): void => span.end(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeNanos(), exit)
+
+/** A server span for `app` as `startServerSpan` makes it, for an HttpApp served outside the gateway's middleware. */
 export const serverSpan = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.withFiberRuntime((fiber) => {
-    const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
-    if (untraced(request) || !fiber.getFiberRef(HttpMiddleware.currentTracerDisabledWhen)(request)) return app
-    const parent = Option.getOrUndefined(HttpTraceContext.fromHeaders(request.headers))
-    return Effect.useSpan(spanName(request), { parent, kind: "server", captureStackTrace: false }, (span) =>
-      Effect.zipRight(
-        Effect.updateFiberRefs((fiberId, refs) =>
-          FiberRefs.updateAs(refs, {
-            fiberId,
-            fiberRef: FiberRef.currentContext,
-            value: Context.add(FiberRefs.getOrDefault(refs, FiberRef.currentContext), Tracer.ParentSpan, span)
-          })
-        ),
-        app
-      )
-    )
+    const span = startServerSpan(fiber, Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest))
+    return span === undefined
+      ? app
+      : Effect.onExit(Effect.withParentSpan(app, span), (exit) => Effect.sync(() => endServerSpan(fiber, span, exit)))
   })
 
 /** The parent span a caller sent (W3C `traceparent`, else b3), for entry points outside `HttpServer.serve`. */

@@ -45,6 +45,8 @@ layer(gateway(slow), { excludeTestServices: true })("gateway: the drain deadline
       assert.strictEqual(b.status, 503)
       assert.deepStrictEqual(b.body, openAiBody)
       assert.strictEqual(b.headers.get("retry-after"), "5")
+      // stamped like every other answer
+      for (const answer of [a, b]) assert.match(answer.headers.get("x-sluice-request-id") ?? "", /^[0-9a-f]{32}$/)
       // after the deadline a new unary call is answered the same way without reaching the backend
       const before = (yield* sim.stats).requests
       const late = yield* call("/api/generate", {

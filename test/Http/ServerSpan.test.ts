@@ -1,5 +1,5 @@
 /**
- * The gateway's server span without an exporter (Telemetry.serverSpan, a bare span): the backend still receives a
+ * The gateway's server span without an exporter (Telemetry.startServerSpan, a bare span made by Http/Front.ts): the backend still receives a
  * `traceparent` in the caller's trace, naming a span of the gateway's (not the caller's own), and a fresh trace
  * when the caller sent none. With an exporter, test/Observability/Telemetry.test.ts.
  */
