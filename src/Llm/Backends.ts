@@ -177,20 +177,27 @@ export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
         )
       }
 
-      /** Counts `effect` as outstanding on `backend` while it runs. */
+      /**
+       * Counts `effect` as outstanding on `backend` while it runs: `Effect.acquireUseRelease` of a counter, in one
+       * region whose first step counts (every attempt passes here; the acquire and release effects of their own were
+       * ~6 runtime steps per call).
+       */
       const track =
         (backend: Backend) =>
         <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-          Effect.acquireUseRelease(
-            Effect.sync(() => {
-              backend.state.inFlight++
-            }),
-            () => effect,
-            () =>
-              Effect.sync(() => {
+          Effect.uninterruptibleMask((restore) => {
+            backend.state.inFlight++
+            return Effect.matchCauseEffect(restore(effect), {
+              onFailure: (cause) => {
                 backend.state.inFlight--
-              })
-          )
+                return Effect.failCause(cause)
+              },
+              onSuccess: (a) => {
+                backend.state.inFlight--
+                return Effect.succeed(a)
+              }
+            })
+          })
 
       return { all, candidates, refresh, track } as const
     })

@@ -35,21 +35,26 @@ const updating = (update: (extraTags: ReadonlyArray<MetricLabel.MetricLabel>) =>
     return Effect.void
   })
 
+/**
+ * Counts and times an engine call. Synchronous, with the fiber's metric labels passed in, for a caller that records
+ * in one step (Track.request); `recordRequest` is the Effect.
+ */
+export const requestEnded = (s: RequestSample, extra: ReadonlyArray<MetricLabel.MetricLabel>): void => {
+  const model = Labels.model(s.model)
+  Labels.tag(Metrics.requests, {
+    model,
+    endpoint: s.endpoint,
+    priority: s.priority ?? "normal",
+    outcome: s.outcome
+  }).unsafeUpdate(1, extra)
+  Labels.tag(Metrics.requestDuration, { model, endpoint: s.endpoint, outcome: s.outcome }).unsafeUpdate(
+    Duration.millis(s.durationMs),
+    extra
+  )
+}
+
 /** Counts and times an engine call. */
-export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
-  updating((extra) => {
-    const model = Labels.model(s.model)
-    Labels.tag(Metrics.requests, {
-      model,
-      endpoint: s.endpoint,
-      priority: s.priority ?? "normal",
-      outcome: s.outcome
-    }).unsafeUpdate(1, extra)
-    Labels.tag(Metrics.requestDuration, { model, endpoint: s.endpoint, outcome: s.outcome }).unsafeUpdate(
-      Duration.millis(s.durationMs),
-      extra
-    )
-  })
+export const recordRequest = (s: RequestSample): Effect.Effect<void> => updating((extra) => requestEnded(s, extra))
 
 /** One attempt on a backend, with what the answer reported. */
 export interface UpstreamSample {
@@ -81,29 +86,34 @@ const speedOf = (s: UpstreamSample): number | undefined => {
   return decodeMs > 0 && s.firstTokenMs !== undefined ? s.tokensOut / (decodeMs / 1000) : undefined
 }
 
-/** Counts and times one backend attempt, its tokens, its first token and its decode speed. */
-export const recordUpstream = (s: UpstreamSample): Effect.Effect<void> =>
-  updating((extra) => {
-    const backend = Labels.backend(s.backend)
-    const model = Labels.model(s.model)
-    const where = { backend, model }
-    Labels.tag(Metrics.upstreamRequests, { ...where, endpoint: s.endpoint, outcome: s.outcome }).unsafeUpdate(1, extra)
-    Labels.tag(Metrics.upstreamDuration, { backend, endpoint: s.endpoint }).unsafeUpdate(
-      Duration.millis(s.durationMs),
-      extra
-    )
-    if (positive(s.tokensIn)) Labels.tag(Metrics.tokensIn, where).unsafeUpdate(s.tokensIn, extra)
-    if (positive(s.tokensOut)) Labels.tag(Metrics.tokensOut, where).unsafeUpdate(s.tokensOut, extra)
-    if (s.firstTokenMs !== undefined) {
-      Labels.tag(Metrics.timeToFirstToken, where).unsafeUpdate(Duration.millis(s.firstTokenMs), extra)
-      if (positive(s.chunks) && s.chunks > 1) {
-        const gapMs = Math.max(0, (s.durationMs - s.firstTokenMs) / (s.chunks - 1))
-        Labels.tag(Metrics.interTokenLatency, where).unsafeUpdate(Duration.millis(gapMs), extra)
-      }
+/**
+ * Counts and times one backend attempt, its tokens, its first token and its decode speed. Synchronous, as
+ * `requestEnded`; `recordUpstream` is the Effect.
+ */
+export const upstreamEnded = (s: UpstreamSample, extra: ReadonlyArray<MetricLabel.MetricLabel>): void => {
+  const backend = Labels.backend(s.backend)
+  const model = Labels.model(s.model)
+  const where = { backend, model }
+  Labels.tag(Metrics.upstreamRequests, { ...where, endpoint: s.endpoint, outcome: s.outcome }).unsafeUpdate(1, extra)
+  Labels.tag(Metrics.upstreamDuration, { backend, endpoint: s.endpoint }).unsafeUpdate(
+    Duration.millis(s.durationMs),
+    extra
+  )
+  if (positive(s.tokensIn)) Labels.tag(Metrics.tokensIn, where).unsafeUpdate(s.tokensIn, extra)
+  if (positive(s.tokensOut)) Labels.tag(Metrics.tokensOut, where).unsafeUpdate(s.tokensOut, extra)
+  if (s.firstTokenMs !== undefined) {
+    Labels.tag(Metrics.timeToFirstToken, where).unsafeUpdate(Duration.millis(s.firstTokenMs), extra)
+    if (positive(s.chunks) && s.chunks > 1) {
+      const gapMs = Math.max(0, (s.durationMs - s.firstTokenMs) / (s.chunks - 1))
+      Labels.tag(Metrics.interTokenLatency, where).unsafeUpdate(Duration.millis(gapMs), extra)
     }
-    const speed = speedOf(s)
-    if (speed !== undefined) Labels.tag(Metrics.tokensPerSecond, where).unsafeUpdate(speed, extra)
-  })
+  }
+  const speed = speedOf(s)
+  if (speed !== undefined) Labels.tag(Metrics.tokensPerSecond, where).unsafeUpdate(speed, extra)
+}
+
+/** Counts and times one backend attempt, its tokens, its first token and its decode speed. */
+export const recordUpstream = (s: UpstreamSample): Effect.Effect<void> => updating((extra) => upstreamEnded(s, extra))
 
 /** A retry, by the error kind that caused it (fits `Retry.Options.onRetry` after a partial application). */
 export const recordRetry = (endpoint: string, error: unknown): Effect.Effect<void> =>

@@ -173,8 +173,9 @@ export const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
   return Cause.isTimeoutException(error) || (isLlmError(error) && error.overload) ? "overload" : "ignore"
 }
 
+// `f` runs inside clockWith's own step (one step, not two: it is on every call's path, several times)
 const now = <A>(f: (now: number) => A): Effect.Effect<A> =>
-  Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
+  Effect.clockWith((clock) => Effect.succeed(f(clock.unsafeCurrentTimeMillis())))
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -366,7 +367,11 @@ const withReservationOn = <A, E, R>(
     Effect.flatMap(turn(gate, sweeper, priority, wait, deadlineAt, restore), (result) => {
       if (result._tag !== "Granted") return restore(use(undefined))
       const reservation = reservationOf(gate, result.ticket)
-      return Effect.ensuring(restore(use(reservation)), reservation.release)
+      // `Effect.ensuring` without a region of its own: this one is uninterruptible already
+      return Effect.matchCauseEffect(restore(use(reservation)), {
+        onFailure: (cause) => Effect.zipRight(reservation.release, Effect.failCause(cause)),
+        onSuccess: (a) => Effect.as(reservation.release, a)
+      })
     })
   )
 
@@ -393,12 +398,16 @@ export const unsafeMake = (options: Options): Slots => {
             ),
           (ticket) => {
             if (callOptions?.lease !== undefined) callOptions.lease.release = now((t) => gate.release(ticket, t))
-            return restore(effect).pipe(
-              Effect.onExit((exit) => {
-                const work = Exit.isSuccess(exit) && callOptions?.work ? callOptions.work(exit.value) : undefined
-                return finish(gate, ticket, classifyExit(exit), work)
-              })
-            )
+            // `Effect.onExit` without a region of its own: this one is uninterruptible already
+            return Effect.matchCauseEffect(restore(effect), {
+              onFailure: (cause) =>
+                Effect.zipRight(
+                  finish(gate, ticket, classifyExit(Exit.failCause(cause)), undefined),
+                  Effect.failCause(cause)
+                ),
+              onSuccess: (a) =>
+                Effect.as(finish(gate, ticket, classifyExit(Exit.succeed(a)), callOptions?.work?.(a)), a)
+            })
           }
         )
       ),
