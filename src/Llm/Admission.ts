@@ -19,7 +19,7 @@
  *   slot in the pipeline). When a rate limit binds, the backend's slots are not the bottleneck, so nothing is lost.
  */
 import { Clock, Duration, Effect } from "effect"
-import type { Backends } from "./Backends.js"
+import type { Backend, Backends } from "./Backends.js"
 import * as Budget from "./Budget.js"
 import type { CachePolicy, ResponseCache } from "./ResponseCache.js"
 import type * as Slots from "./Scheduler/Slots.js"
@@ -75,7 +75,7 @@ export const admit = <A, E, R>(
   // the clock read in place (`clockWith`), not as steps of their own: this runs on every call
   Effect.clockWith((clock) => {
     const start = clock.unsafeCurrentTimeMillis()
-    return Effect.flatMap(backends.candidates(request.model), (candidates) => {
+    const onBest = (candidates: ReadonlyArray<Backend>) => {
       const backend = candidates[0]
       if (backend === undefined) return run(direct)
       return backend.slots.withReservation(
@@ -83,7 +83,10 @@ export const admit = <A, E, R>(
         { wait: request.wait, deadlineAt: start + deadlineMs(request.deadline) },
         (reservation) => run({ backend: backend.url, reservation, waitedMs: clock.unsafeCurrentTimeMillis() - start })
       )
-    })
+    }
+    // the choice made in this step when every breaker is closed (Backends.candidatesNow)
+    const now = backends.candidatesNow(request.model)
+    return now !== undefined ? onBest(now) : Effect.flatMap(backends.candidates(request.model), onBest)
   })
 
 /**

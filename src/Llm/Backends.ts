@@ -163,11 +163,15 @@ export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
         Effect.forkScoped
       )
 
+      const listFor = (name: string) => {
+        const eligible = all.filter((b) => b.declared === undefined || b.declared.has(name))
+        return eligible.length > 0 ? eligible : all
+      }
+
       /** The backends to try for `model`, best first; open breakers and backends configured without it are left out. */
       const candidates = (model: string) => {
         const name = normalizeName(model)
-        const eligible = all.filter((b) => b.declared === undefined || b.declared.has(name))
-        const list = eligible.length > 0 ? eligible : all
+        const list = listFor(name)
         // every breaker closed (the usual case): one synchronous step; else each breaker decides (it may half-open)
         if (list.every((b) => b.breaker.closedNow()))
           return Effect.sync(() => best(list.map((b) => ranked(b, name, true))))
@@ -175,6 +179,16 @@ export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
           Effect.forEach(list, (b) => Effect.map(b.breaker.isCallPermitted, (permitted) => ranked(b, name, permitted))),
           best
         )
+      }
+
+      /**
+       * `candidates`, read now, when every breaker of the list is closed (the usual case); `undefined` otherwise,
+       * when the breakers must decide (`candidates`). For a stage that chooses inside a step of its own, at run time.
+       */
+      const candidatesNow = (model: string): ReadonlyArray<Backend> | undefined => {
+        const name = normalizeName(model)
+        const list = listFor(name)
+        return list.every((b) => b.breaker.closedNow()) ? best(list.map((b) => ranked(b, name, true))) : undefined
       }
 
       /**
@@ -199,6 +213,6 @@ export class Backends extends Effect.Service<Backends>()("sluice/Backends", {
             })
           })
 
-      return { all, candidates, refresh, track } as const
+      return { all, candidates, candidatesNow, refresh, track } as const
     })
 }) {}

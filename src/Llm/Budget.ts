@@ -81,8 +81,12 @@ const reserveIn = (chain: ReadonlyArray<Frame>, now: number): STM.STM<void, Budg
     })
   })
 
+// the chain read in place (`withFiberRuntime`, one step, not a FiberRef.get and a flatMap): every engine call asks twice
 const withChain = <A, E>(f: (chain: ReadonlyArray<Frame>) => Effect.Effect<A, E>, empty: A): Effect.Effect<A, E> =>
-  Effect.flatMap(FiberRef.get(active), (chain) => (chain.length === 0 ? Effect.succeed(empty) : f(chain)))
+  Effect.withFiberRuntime((fiber) => {
+    const chain = fiber.getFiberRef(active)
+    return chain.length === 0 ? Effect.succeed(empty) : f(chain)
+  })
 
 const updateAll = (chain: ReadonlyArray<Frame>, f: (used: Used) => Used) =>
   STM.commit(STM.forEach(chain, (frame) => TRef.update(frame.used, f), { discard: true }))
@@ -91,7 +95,8 @@ const updateAll = (chain: ReadonlyArray<Frame>, f: (used: Used) => Used) =>
 export const whenActive = <A, E, R>(
   outside: Effect.Effect<A, E, R>,
   inside: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> => Effect.flatMap(FiberRef.get(active), (chain) => (chain.length === 0 ? outside : inside))
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime((fiber) => (fiber.getFiberRef(active).length === 0 ? outside : inside))
 
 /** Checks calls, tokens and time in every active budget, then counts one call in each. */
 export const reserveCall: Effect.Effect<void, BudgetExceeded> = withChain(

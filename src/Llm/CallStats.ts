@@ -17,6 +17,8 @@ export interface CallStats {
   readonly get: Effect.Effect<Stats>
   /** Counts a call that was admitted (or skipped the line). */
   readonly countCall: Effect.Effect<void>
+  /** `countCall`, synchronously (for a stage that counts inside a step of its own). */
+  readonly count: () => void
   /** Counts (and records) a retry of a call of `method`. */
   readonly onRetry: (method: string) => (error: LlmError) => Effect.Effect<void>
   /** Counts an answer by the path that produced it (nothing for the primary path). */
@@ -33,6 +35,9 @@ export const make: Effect.Effect<CallStats> = Effect.sync(() => {
     countCall: Effect.sync(() => {
       calls += 1
     }),
+    count: () => {
+      calls += 1
+    },
     onRetry: (method) => (error) =>
       Effect.zipRight(
         Effect.sync(() => {

@@ -175,17 +175,21 @@ const admission = <Req extends Model, A, B>(
  */
 const started =
   (engine: Engine, method: string, model: string, call: CallOptions, admitted: Admission.Admitted) =>
-  <B>(answer: Effect.Effect<B, LlmError>): Effect.Effect<B, LlmError> => {
-    const counted = Effect.zipRight(engine.stats.countCall, answer)
-    const budgeted =
-      call.budget === undefined
-        ? counted
-        : Budget.scopedWith("call", call.budget, Recorders.recordBudgetExhausted)(counted)
-    return Spans.withSpan(`Llm.${method}`, {
-      attributes: { model, "sluice.queue_wait_ms": admitted.waitedMs },
-      captureStackTrace: false
-    })(budgeted)
-  }
+  <B>(answer: Effect.Effect<B, LlmError>): Effect.Effect<B, LlmError> =>
+    // counted and the span decided in one step (every call passes here)
+    Effect.withFiberRuntime((fiber) => {
+      engine.stats.count()
+      const budgeted =
+        call.budget === undefined
+          ? answer
+          : Budget.scopedWith("call", call.budget, Recorders.recordBudgetExhausted)(answer)
+      return Spans.exported(fiber)
+        ? Effect.withSpan(budgeted, `Llm.${method}`, {
+            attributes: { model, "sluice.queue_wait_ms": admitted.waitedMs },
+            captureStackTrace: false
+          })
+        : budgeted
+    })
 
 /** A unary call of `spec`: every stage, outermost first. */
 export const make =

@@ -94,12 +94,14 @@ export interface Mark {
 }
 
 /** Notes now in `mark` (run by an attempt once it holds its slot). */
-export const start = (mark: Mark): Effect.Effect<void> =>
-  Effect.clockWith((clock) =>
-    Effect.sync(() => {
-      mark.at = clock.unsafeCurrentTimeMillis()
-    })
-  )
+export const start = (mark: Mark): Effect.Effect<void> => startThen(mark, Effect.void)
+
+/** `start`, then `effect`, in the same step (every attempt of every call passes here). */
+export const startThen = <A, E, R>(mark: Mark, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.clockWith((clock) => {
+    mark.at = clock.unsafeCurrentTimeMillis()
+    return effect
+  })
 
 export interface Hedger {
   /**

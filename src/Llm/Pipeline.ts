@@ -91,14 +91,19 @@ const pick = (
   until: number,
   reservedOn?: string
 ): Effect.Effect<Backend, CircuitOpen> =>
-  Effect.flatMap(backends.candidates(model), (candidates) => {
-    const untried = candidates.filter((b) => !tried.has(b.url))
-    const backend = untried.find((b) => b.url === reservedOn) ?? untried[0] ?? candidates[0]
-    if (backend === undefined) {
-      return Effect.zipRight(awaitBreakers(backends, until), pick(backends, model, tried, until, reservedOn))
+  Effect.suspend(() => {
+    const choose = (candidates: ReadonlyArray<Backend>): Effect.Effect<Backend, CircuitOpen> => {
+      const untried = candidates.filter((b) => !tried.has(b.url))
+      const backend = untried.find((b) => b.url === reservedOn) ?? untried[0] ?? candidates[0]
+      if (backend === undefined) {
+        return Effect.zipRight(awaitBreakers(backends, until), pick(backends, model, tried, until, reservedOn))
+      }
+      tried.add(backend.url)
+      return Effect.succeed(backend)
     }
-    tried.add(backend.url)
-    return Effect.succeed(backend)
+    // the choice made in this step when every breaker is closed (Backends.candidatesNow)
+    const now = backends.candidatesNow(model)
+    return now !== undefined ? choose(now) : Effect.flatMap(backends.candidates(model), choose)
   })
 
 /** Output tokens: the adaptive limit measures latency per token, so long answers do not look like overload. */
@@ -122,8 +127,8 @@ const onBackend = <A>(
   mark: Hedge.Mark
 ): Effect.Effect<A, LlmError> => {
   const where = { attempt: { backend: backend.url, method: call.method }, deadline: engineWhere(call) }
-  const attempt = Effect.zipRight(
-    Hedge.start(mark),
+  const attempt = Hedge.startThen(
+    mark,
     Effect.suspend(() => run(backend.client))
   ).pipe(
     Timeouts.attemptWithin(where, settings.timeouts, until, Deadline.enforces(backend.client)),
