@@ -321,15 +321,25 @@ const makeGate = (options: Options): Gate =>
     agingMs: Duration.toMillis(options.agingEvery ?? defaults.agingEvery)
   })
 
-const claim = (gate: Gate, reservation: Reservation | undefined): Effect.Effect<Ticket> | undefined => {
+/** The reservation, if this gate's call can claim it (not claimed yet, not given back). */
+const claimable = (gate: Gate, reservation: Reservation | undefined): Reserved | undefined => {
   const reserved = reservation as Reserved | undefined
-  if (reserved === undefined || reserved.gate !== gate || reserved.claimed || reserved.ticket.released) return undefined
+  return reserved === undefined || reserved.gate !== gate || reserved.claimed || reserved.ticket.released
+    ? undefined
+    : reserved
+}
+
+/** Claims a `claimable` reservation at `t`: its ticket is the call's from then on. */
+const claimNow = (gate: Gate, reserved: Reserved, t: number): Ticket => {
   reserved.claimed = true
-  return now((t) => {
-    reserved.ticket.startedAt = t
-    reserved.ticket.inFlight = gate.inFlight
-    return reserved.ticket
-  })
+  reserved.ticket.startedAt = t
+  reserved.ticket.inFlight = gate.inFlight
+  return reserved.ticket
+}
+
+const claim = (gate: Gate, reservation: Reservation | undefined): Effect.Effect<Ticket> | undefined => {
+  const reserved = claimable(gate, reservation)
+  return reserved === undefined ? undefined : now((t) => claimNow(gate, reserved, t))
 }
 
 const reservationOf = (gate: Gate, ticket: Ticket): Reserved => {
@@ -367,10 +377,13 @@ const withReservationOn = <A, E, R>(
     Effect.flatMap(turn(gate, sweeper, priority, wait, deadlineAt, restore), (result) => {
       if (result._tag !== "Granted") return restore(use(undefined))
       const reservation = reservationOf(gate, result.ticket)
-      // `Effect.ensuring` without a region of its own: this one is uninterruptible already
+      // `Effect.ensuring` without a region of its own (this one is uninterruptible already), and nothing to give
+      // back when the call's attempt claimed the reservation (the usual case)
+      const ended = <X extends Exit.Exit<A, E>>(exit: X): Effect.Effect<A, E> =>
+        reservation.claimed ? exit : Effect.zipRight(reservation.release, exit)
       return Effect.matchCauseEffect(restore(use(reservation)), {
-        onFailure: (cause) => Effect.zipRight(reservation.release, Effect.failCause(cause)),
-        onSuccess: (a) => Effect.as(reservation.release, a)
+        onFailure: (cause) => ended(Exit.failCause(cause)),
+        onSuccess: (a) => ended(Exit.succeed(a))
       })
     })
   )
@@ -382,34 +395,32 @@ export const unsafeMake = (options: Options): Slots => {
   const classifyExit = options.classify ?? classify
   return {
     withSlot: (priority, effect, callOptions) =>
+      // one region, the clock read once (claim, release and the slot's report in steps the call already takes:
+      // every attempt of every call passes here)
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          claim(gate, callOptions?.reserved) ??
-            take(
-              gate,
-              sweeper,
-              priority,
-              {
-                wait: callOptions?.wait ?? true,
-                deadlineAt: callOptions?.deadlineAt ?? Infinity,
-                onExpired: callOptions?.onExpired
-              },
-              restore
-            ),
-          (ticket) => {
+        Effect.clockWith((clock) => {
+          const run = (ticket: Ticket) => {
             if (callOptions?.lease !== undefined) callOptions.lease.release = now((t) => gate.release(ticket, t))
-            // `Effect.onExit` without a region of its own: this one is uninterruptible already
+            const done = <X extends Exit.Exit<unknown, unknown>>(exit: X, work?: number): X => {
+              const t = clock.unsafeCurrentTimeMillis()
+              gate.report(ticket, t, classifyExit(exit), work)
+              gate.release(ticket, t)
+              return exit
+            }
             return Effect.matchCauseEffect(restore(effect), {
-              onFailure: (cause) =>
-                Effect.zipRight(
-                  finish(gate, ticket, classifyExit(Exit.failCause(cause)), undefined),
-                  Effect.failCause(cause)
-                ),
-              onSuccess: (a) =>
-                Effect.as(finish(gate, ticket, classifyExit(Exit.succeed(a)), callOptions?.work?.(a)), a)
+              onFailure: (cause) => done(Exit.failCause(cause)),
+              onSuccess: (a) => done(Exit.succeed(a), callOptions?.work?.(a))
             })
           }
-        )
+          const reserved = claimable(gate, callOptions?.reserved)
+          if (reserved !== undefined) return run(claimNow(gate, reserved, clock.unsafeCurrentTimeMillis()))
+          const options = {
+            wait: callOptions?.wait ?? true,
+            deadlineAt: callOptions?.deadlineAt ?? Infinity,
+            onExpired: callOptions?.onExpired
+          }
+          return Effect.flatMap(take(gate, sweeper, priority, options, restore), run)
+        })
       ),
     acquire: (priority, callOptions) =>
       Effect.uninterruptibleMask((restore) =>
