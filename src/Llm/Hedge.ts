@@ -94,13 +94,13 @@ export interface Mark {
 }
 
 /** Notes now in `mark` (run by an attempt once it holds its slot). */
-export const start = (mark: Mark): Effect.Effect<void> => startThen(mark, Effect.void)
+export const start = (mark: Mark): Effect.Effect<void> => startThen(mark, () => Effect.void)
 
-/** `start`, then `effect`, in the same step (every attempt of every call passes here). */
-export const startThen = <A, E, R>(mark: Mark, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+/** `start`, then the effect `next` makes, in the same step (every attempt of every call passes here). */
+export const startThen = <A, E, R>(mark: Mark, next: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.clockWith((clock) => {
     mark.at = clock.unsafeCurrentTimeMillis()
-    return effect
+    return next()
   })
 
 export interface Hedger {

@@ -127,10 +127,7 @@ const onBackend = <A>(
   mark: Hedge.Mark
 ): Effect.Effect<A, LlmError> => {
   const where = { attempt: { backend: backend.url, method: call.method }, deadline: engineWhere(call) }
-  const attempt = Hedge.startThen(
-    mark,
-    Effect.suspend(() => run(backend.client))
-  ).pipe(
+  const attempt = Hedge.startThen(mark, () => run(backend.client)).pipe(
     Timeouts.attemptWithin(where, settings.timeouts, until, Deadline.enforces(backend.client)),
     // No span of its own: the client's `OllamaClient.<method>` span (backend, model) is the attempt's span.
     Track.upstream({ backend: backend.url, model: call.model, endpoint: call.method })
@@ -165,24 +162,22 @@ export const unary = <A>(
     const now = clock.unsafeCurrentTimeMillis()
     const until = Timeouts.deadlineAt(now - (call.admitted?.waitedMs ?? 0), settings.timeouts.deadline)
     if (until <= now) return Effect.fail(Timeouts.deadlineError(engineWhere(call), settings.timeouts.deadline))
-    return Effect.suspend(() => {
-      // the backends this call tried, so a retry goes elsewhere first
-      const tried = new Set<string>()
-      // `rerouted`: the backend's breaker opened between the choice and the call; the choice skips it now
-      const attempt = (mark: Hedge.Mark): Effect.Effect<A, LlmError> =>
-        Effect.flatMap(pick(backends, call.model, tried, until, call.admitted?.backend), (backend) =>
-          onBackend(backends, backend, call, run, settings, until, mark)
-        ).pipe(
-          Effect.catchIf(
-            (error) => error.rerouted,
-            () => attempt(mark)
-          )
+    // the backends this call tried, so a retry goes elsewhere first (clockWith's body runs each time the call runs)
+    const tried = new Set<string>()
+    // `rerouted`: the backend's breaker opened between the choice and the call; the choice skips it now
+    const attempt = (mark: Hedge.Mark): Effect.Effect<A, LlmError> =>
+      Effect.flatMap(pick(backends, call.model, tried, until, call.admitted?.backend), (backend) =>
+        onBackend(backends, backend, call, run, settings, until, mark)
+      ).pipe(
+        Effect.catchIf(
+          (error) => error.rerouted,
+          () => attempt(mark)
         )
-      // the first attempt runs in place when every backend's exchange can be cut (HedgeInPlace.ts)
-      const cuttable = backends.all.every((b) => Deadline.enforces(b.client))
-      const hedged = settings.hedger?.run(keyOf(call), attempt, cuttable) ?? attempt({ at: undefined })
-      return Retry.retry({ ...settings.retry, onRetry, until })(hedged)
-    })
+      )
+    // the first attempt runs in place when every backend's exchange can be cut (HedgeInPlace.ts)
+    const cuttable = backends.all.every((b) => Deadline.enforces(b.client))
+    const hedged = settings.hedger?.run(keyOf(call), attempt, cuttable) ?? attempt({ at: undefined })
+    return Retry.retry({ ...settings.retry, onRetry, until })(hedged)
   })
 
 const streamOnBackend = <A>(

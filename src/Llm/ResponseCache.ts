@@ -89,14 +89,22 @@ const decide = (store: CacheStore, slot: string, now: number, shared: boolean): 
 const interruptedOnly = (exit: Exit.Exit<unknown, unknown>): boolean =>
   Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
 
-/** The leader's end: release the flight, store a success, tell the followers (None: start over); one step. */
-const settle = <A, E>(store: CacheStore, slot: string, flight: Flight, exit: Exit.Exit<A, E>) =>
-  Effect.clockWith((clock) => {
-    if (store.flights.get(slot) === flight) store.flights.delete(slot)
-    if (Exit.isSuccess(exit)) store.store(slot, exit.value, clock.unsafeCurrentTimeMillis())
-    Deferred.unsafeDone(flight, Exit.succeed(interruptedOnly(exit) ? Option.none() : Option.some(exit)))
-    return Exit.map(exit, (value): Cached<A> => ({ value, lookup: "miss" }))
-  })
+/**
+ * The leader's end at `now`: release the flight, store a success, tell the followers (None: start over); in the step
+ * the leader's call ends.
+ */
+const settleAt = <A, E>(
+  store: CacheStore,
+  slot: string,
+  flight: Flight,
+  exit: Exit.Exit<A, E>,
+  now: number
+): Exit.Exit<Cached<A>, E> => {
+  if (store.flights.get(slot) === flight) store.flights.delete(slot)
+  if (Exit.isSuccess(exit)) store.store(slot, exit.value, now)
+  Deferred.unsafeDone(flight, Exit.succeed(interruptedOnly(exit) ? Option.none() : Option.some(exit)))
+  return Exit.map(exit, (value): Cached<A> => ({ value, lookup: "miss" }))
+}
 
 /** A follower's end: the leader's exit (same key, so same types), or start over if the leader was interrupted. */
 const follow = <A, E, R>(
@@ -136,7 +144,13 @@ const useUnary = <A, E, R>(
           return Effect.succeed({ value: decision.value as A, lookup: "hit" })
         case "Lead":
           return shared === undefined
-            ? Effect.flatMap(Effect.exit(restore(compute)), (exit) => settle(store, slot, decision.flight, exit))
+            ? // settled in the step the call ends, with the clock at hand
+              Effect.matchCauseEffect(restore(compute), {
+                onFailure: (cause) =>
+                  settleAt(store, slot, decision.flight, Exit.failCause(cause), clock.unsafeCurrentTimeMillis()),
+                onSuccess: (value) =>
+                  settleAt(store, slot, decision.flight, Exit.succeed(value), clock.unsafeCurrentTimeMillis())
+              })
             : Shared.lead(shared, store, slot, decision.flight, compute, level.bound, restore)
         case "Follow":
           return Effect.flatMap(restore(Deferred.await(decision.flight)), (outcome) =>

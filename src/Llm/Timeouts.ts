@@ -94,22 +94,21 @@ export const attemptWithin =
     enforced = false
   ) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
-    Effect.clockWith((clock) =>
-      Effect.suspend(() => {
-        const own = bound(timeouts.attempt)
-        const now = clock.unsafeCurrentTimeMillis()
-        const left = until - now
-        if (left <= 0) return Effect.fail(deadlineError(where.deadline, timeouts.deadline))
-        const attempt = own !== undefined && Duration.toMillis(own) <= left
-        if (!attempt && !Number.isFinite(left)) return effect
-        const ms = attempt ? Duration.toMillis(own) : left
-        const error = attempt
-          ? () => timeoutError(where.attempt, "attempt", own)
-          : () => deadlineError(where.deadline, timeouts.deadline)
-        if (enforced && clock === Watch.liveClock) return Deadline.within({ atMs: now + ms, error })(effect)
-        return failAfter(effect, ms, error)
-      })
-    )
+    // clockWith's body runs each time the attempt runs (no `suspend` needed for a fresh reading)
+    Effect.clockWith((clock): Effect.Effect<A, E | TimeoutError, R> => {
+      const own = bound(timeouts.attempt)
+      const now = clock.unsafeCurrentTimeMillis()
+      const left = until - now
+      if (left <= 0) return Effect.fail(deadlineError(where.deadline, timeouts.deadline))
+      const attempt = own !== undefined && Duration.toMillis(own) <= left
+      if (!attempt && !Number.isFinite(left)) return effect
+      const ms = attempt ? Duration.toMillis(own) : left
+      const error = attempt
+        ? () => timeoutError(where.attempt, "attempt", own)
+        : () => deadlineError(where.deadline, timeouts.deadline)
+      if (enforced && clock === Watch.liveClock) return Deadline.within({ atMs: now + ms, error })(effect)
+      return failAfter(effect, ms, error)
+    })
 
 /**
  * `Effect.timeoutFail` on one child fiber and one timer (Watch.ts): after `ms` the effect is interrupted, and once
