@@ -141,9 +141,9 @@ const onBackend = <A>(
     lease: mark
   })
   const requeued = Retry.retryLazily(slotted, () => Retry.requeue(until))
-  return backend.bucket.limit(backend.breaker.protect(requeued)).pipe(
-    Effect.tap((answer) => backend.bucket.charge(call.tokens(answer))),
-    backends.track(backend)
+  const limited = backend.bucket.limit(backend.breaker.protect(requeued))
+  return backends.track(backend)(
+    backend.bucket.charges ? Effect.tap(limited, (answer) => backend.bucket.charge(call.tokens(answer))) : limited
   )
 }
 

@@ -54,8 +54,10 @@ export interface Bucket<E = RateLimited | SharedStoreUnavailable> {
   readonly take: Effect.Effect<void, E>
   /** Deducts model tokens after a call; the bucket may go negative, so that later callers wait. */
   readonly charge: (tokens: number) => Effect.Effect<void>
-  /** `take`, then run the effect. */
+  /** `take`, then run the effect (the effect itself when the bucket has no limit). */
   readonly limit: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2 | E, R>
+  /** Whether `charge` counts anything (false: no model-token limit, so a caller may skip it). */
+  readonly charges: boolean
   /** Request tokens available now, model tokens (if limited), and callers waiting. */
   readonly snapshot: Effect.Effect<{
     readonly requests: number
@@ -269,7 +271,9 @@ const makeLocal = (scope: string, limits: Limits, events: Events): Effect.Effect
     return {
       take,
       charge: chargeOf(r, state),
-      limit: (effect) => Effect.zipRight(take, effect),
+      charges: r.tpm !== undefined,
+      // no steps of its own without a limit: every attempt passes here
+      limit: unlimited ? (effect) => effect : (effect) => Effect.zipRight(take, effect),
       snapshot: snapshotOf(r, state),
       atRest: atRestOf(r, state)
     } satisfies Bucket<RateLimited>

@@ -99,6 +99,7 @@ export const make = (
       // bounded by the command timeout (SLUICE_REDIS_TIMEOUT), so a daemon fiber cannot linger
       charge: (tokens) =>
         r.tpm === undefined || !(tokens > 0) ? Effect.void : Effect.asVoid(Effect.forkDaemon(settle(tokens))),
+      charges: r.tpm !== undefined,
       limit: (effect) => Effect.zipRight(take, effect),
       snapshot: Effect.map(Effect.zip(Ref.get(levels), Ref.get(sleeping)), ([l, waiting]) => ({
         requests: l.requests,
