@@ -271,7 +271,7 @@ export const make = (options: Partial<Options> = {}) =>
     ) => lookupStream(store, shared, key, policy, compute, done)
     const locally = (slot: string) =>
       Effect.clockWith((clock) =>
-        Effect.sync(() => store.flights.has(slot) || Option.isSome(store.fresh(slot, clock.unsafeCurrentTimeMillis())))
+        Effect.succeed(store.flights.has(slot) || Option.isSome(store.fresh(slot, clock.unsafeCurrentTimeMillis())))
       )
     return {
       /**

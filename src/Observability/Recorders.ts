@@ -158,9 +158,16 @@ export const rateLimitEvents = (backend: string) => {
   } as const
 }
 
+/**
+ * A call that waited in the scheduler's queue (recorded when it leaves the queue). Synchronous, as `requestEnded`;
+ * `recordQueueWait` is the Effect.
+ */
+export const queueWaitEnded = (priority: string, waitMs: number, extra: ReadonlyArray<MetricLabel.MetricLabel>) =>
+  Labels.tag(Metrics.queueWait, { priority }).unsafeUpdate(Duration.millis(waitMs), extra)
+
 /** A call that waited in the scheduler's queue (recorded when it leaves the queue). */
 export const recordQueueWait = (priority: string, waitMs: number): Effect.Effect<void> =>
-  updating((extra) => Labels.tag(Metrics.queueWait, { priority }).unsafeUpdate(Duration.millis(waitMs), extra))
+  updating((extra) => queueWaitEnded(priority, waitMs, extra))
 
 /** A call refused with `QueueFull`. */
 export const recordQueueRejection = (priority: string): Effect.Effect<void> =>

@@ -30,7 +30,7 @@
  * (`Effect.Semaphore(8)` under the same 1,000 callers: ~400 calls/s). Time comes from `Clock`, so TestClock drives
  * aging and latencies in tests. Public methods carry no spans: they wrap every backend call (the engine's span does).
  */
-import { Cause, Duration, Effect, Exit, Option } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, FiberRef, Option } from "effect"
 import type { Scope } from "effect"
 import { isLlmError, QueueFull } from "../../Domain/LlmError.js"
 import type * as AdaptiveLimit from "./AdaptiveLimit.js"
@@ -237,24 +237,25 @@ const turn = (
   deadlineAt: number,
   restore: Restore
 ): Effect.Effect<Turn> =>
-  Effect.flatMap(
-    now((t) => gate.enter(rankOf[priority], wait, t, deadlineAt)),
-    (entered): Effect.Effect<Turn> => {
-      switch (entered._tag) {
-        case "Granted":
-          return Effect.as(Recorders.recordQueueWait(priority, 0), entered)
-        case "Full":
-          return Effect.succeed(entered)
-        case "Waiting": {
-          const waiter = entered.waiter
-          const woken = Effect.flatMap(awaitWake(gate, sweeper, waiter, restore), () =>
-            afterWake(sweeper, waiter, priority)
-          )
-          return Number.isFinite(deadlineAt) ? Effect.zipRight(sweeper.arm(deadlineAt), woken) : woken
-        }
+  // entered, and a permit granted at once recorded, in one step (every call passes here)
+  Effect.withFiberRuntime((fiber): Effect.Effect<Turn> => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const entered = gate.enter(rankOf[priority], wait, clock.unsafeCurrentTimeMillis(), deadlineAt)
+    switch (entered._tag) {
+      case "Granted":
+        Recorders.queueWaitEnded(priority, 0, fiber.getFiberRef(FiberRef.currentMetricLabels))
+        return Effect.succeed(entered)
+      case "Full":
+        return Effect.succeed(entered)
+      case "Waiting": {
+        const waiter = entered.waiter
+        const woken = Effect.flatMap(awaitWake(gate, sweeper, waiter, restore), () =>
+          afterWake(sweeper, waiter, priority)
+        )
+        return Number.isFinite(deadlineAt) ? Effect.zipRight(sweeper.arm(deadlineAt), woken) : woken
       }
     }
-  )
+  })
 
 /** Takes a permit: refused with QueueFull, or failed with `onExpired()` when `deadlineAt` passes first. */
 const take = <E = never>(
