@@ -20,7 +20,7 @@
  */
 import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Context, Duration, Effect, Option, Redacted, Ref } from "effect"
+import { Context, Duration, Effect, Option, Redacted } from "effect"
 import { isLoopback } from "../Config.js"
 import { BudgetExceeded, SharedStoreUnavailable } from "../Domain/LlmError.js"
 import * as Budget from "../Llm/Budget.js"
@@ -57,14 +57,21 @@ export const currentKey: Effect.Effect<Option.Option<Key>> = Effect.serviceOptio
  * defaults apply).
  */
 export const callOptions: Effect.Effect<Partial<CallOptions>> = Effect.map(currentKey, (key) =>
-  Option.match(key, {
-    onNone: () => ({}),
-    onSome: (k): Partial<CallOptions> => ({
-      ...(k.priority === undefined ? {} : { priority: k.priority }),
-      ...(k.budget?.timeMs === undefined ? {} : { budget: { time: Duration.millis(k.budget.timeMs) } })
-    })
-  })
+  Option.match(key, { onNone: () => none, onSome: optionsOf })
 )
+
+const none: Partial<CallOptions> = {}
+
+const optionsOf = (k: Key): Partial<CallOptions> => ({
+  ...(k.priority === undefined ? {} : { priority: k.priority }),
+  ...(k.budget?.timeMs === undefined ? {} : { budget: { time: Duration.millis(k.budget.timeMs) } })
+})
+
+/** `callOptions` read from a fiber's context, for a handler that reads its services in one step. */
+export const callOptionsIn = (context: Context.Context<never>): Partial<CallOptions> => {
+  const key = Context.getOption(context, KeyContext)
+  return key._tag === "None" ? none : optionsOf(key.value)
+}
 
 /** A key that passed, with its limits. */
 interface Verified extends Key {
@@ -111,7 +118,8 @@ export class Auth extends Effect.Service<Auth>()("sluice/Auth", {
       const repo = Option.map(sql, KeysRepo.make)
       const envKeys = settings.apiKeys.map(Redacted.value)
       const registry = yield* makeRegistry
-      const seen = yield* Ref.make({ on: false, at: -Infinity })
+      // the last answer of the store (a plain value: read and set within one step, see `required`)
+      let seen = { on: false, at: -Infinity }
 
       /** Whether requests need a key: always beyond loopback or with env keys; else once the store has one. */
       const required: Effect.Effect<boolean> =
@@ -120,14 +128,18 @@ export class Auth extends Effect.Service<Auth>()("sluice/Auth", {
           : Option.match(repo, {
               onNone: () => Effect.succeed(false),
               onSome: (r) =>
-                Effect.gen(function* () {
-                  const last = yield* Ref.get(seen)
-                  const now = yield* Clock.currentTimeMillis
-                  if (last.on || now - last.at < recheckMs) return last.on
+                // one step while the last answer holds (every request asks)
+                Effect.clockWith((clock) => {
+                  const now = clock.unsafeCurrentTimeMillis()
+                  if (seen.on || now - seen.at < recheckMs) return Effect.succeed(seen.on)
                   // a store that does not answer counts as "keys exist": fail closed
-                  const on = yield* Effect.orElseSucceed(r.any, () => true)
-                  yield* Ref.set(seen, { on, at: now })
-                  return on
+                  return Effect.map(
+                    Effect.orElseSucceed(r.any, () => true),
+                    (on) => {
+                      seen = { on, at: now }
+                      return on
+                    }
+                  )
                 })
             })
 
@@ -239,25 +251,37 @@ const overLimit = (flavor: AuthPolicy.Flavor, e: KeyLimited | BudgetExceeded) =>
 export const middleware =
   (auth: Auth) =>
   <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
+    // the request and its path read in place (every request passes here; most need no key check)
+    Effect.withFiberRuntime((fiber) => {
+      const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
       const path = AuthPolicy.pathOf(request.url)
-      if (AuthPolicy.isPublic(path, auth.settings.publicRoutes) || !(yield* auth.required)) return yield* app
-      const flavor = AuthPolicy.flavorOf(path)
-      const credential = AuthPolicy.credentialOf(request.headers)
-      if (Option.isNone(credential))
-        return yield* refuse("missing", path, AuthResponses.unauthorized(flavor, "missing API key"))
-      const verdict = yield* Effect.either(auth.verify(credential.value))
-      if (verdict._tag === "Left") {
-        yield* Effect.logWarning("auth: the key store did not answer").pipe(
-          Effect.annotateLogs({ error: verdict.left.message })
-        )
-        return AuthResponses.unavailable(flavor)
-      }
-      if (verdict.right._tag === "Invalid")
-        return yield* refuse(verdict.right.reason, path, AuthResponses.unauthorized(flavor, "invalid API key"))
-      const key = verdict.right.key
-      const scope = AuthPolicy.scopeOf(path)
-      if (!key.scopes.includes(scope)) return yield* refuse("forbidden", path, AuthResponses.forbidden(flavor, scope))
-      return yield* asKey(auth, key, flavor, app)
+      if (AuthPolicy.isPublic(path, auth.settings.publicRoutes)) return app
+      return Effect.flatMap(auth.required, (required) => (required ? checked(auth, request, path, app) : app))
     })
+
+/** A request on a route that needs a key, while keys are required. */
+const checked = <E, R>(
+  auth: Auth,
+  request: HttpServerRequest.HttpServerRequest,
+  path: string,
+  app: HttpApp.Default<E, R>
+): HttpApp.Default<E, R> =>
+  Effect.gen(function* () {
+    const flavor = AuthPolicy.flavorOf(path)
+    const credential = AuthPolicy.credentialOf(request.headers)
+    if (Option.isNone(credential))
+      return yield* refuse("missing", path, AuthResponses.unauthorized(flavor, "missing API key"))
+    const verdict = yield* Effect.either(auth.verify(credential.value))
+    if (verdict._tag === "Left") {
+      yield* Effect.logWarning("auth: the key store did not answer").pipe(
+        Effect.annotateLogs({ error: verdict.left.message })
+      )
+      return AuthResponses.unavailable(flavor)
+    }
+    if (verdict.right._tag === "Invalid")
+      return yield* refuse(verdict.right.reason, path, AuthResponses.unauthorized(flavor, "invalid API key"))
+    const key = verdict.right.key
+    const scope = AuthPolicy.scopeOf(path)
+    if (!key.scopes.includes(scope)) return yield* refuse("forbidden", path, AuthResponses.forbidden(flavor, scope))
+    return yield* asKey(auth, key, flavor, app)
+  })

@@ -10,7 +10,7 @@
  * with the admin scope.
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import { Context, Effect } from "effect"
 import type { Schema, Scope, Stream } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import { ChatRequest } from "../Domain/Chat.js"
@@ -46,6 +46,9 @@ const served = <A>(answer: Served<A>) =>
     "x-sluice-served": answer.served
   })
 
+/** Declares that `effect` needs the engine, which it reads from its fiber's context itself. */
+const needsLlm = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Llm> => effect
+
 /** Streams unless the request says `stream: false` (Ollama's default is to stream). */
 const inference = <Req extends { readonly stream?: boolean }, I, A>(
   schema: Schema.Schema<Req, I>,
@@ -54,16 +57,21 @@ const inference = <Req extends { readonly stream?: boolean }, I, A>(
 ) => {
   const decode = decodeBody(schema, BodyErrors.ollama(), { plain: true })
   return handle(
-    Effect.gen(function* () {
-      const llm = yield* Llm
-      const req = yield* decode
-      const options = yield* Auth.callOptions
-      // a unary call still running at the drain deadline ends with ShuttingDown; a stream is cut by the drain.
-      // A stream is opened first (it waits in the line as an Effect, like a unary call), then answered.
-      return req.stream === false
-        ? served(yield* Deadline.untilDeadline(once(llm, req, options)))
-        : Respond.ndjson(yield* open(llm, req, options))
-    })
+    // the engine and the key's options read in place (every inference request passes here); `needsLlm` keeps the
+    // engine in the handler's type
+    needsLlm(
+      Effect.withFiberRuntime((fiber) => {
+        const llm = Context.unsafeGet(fiber.currentContext, Llm)
+        const options = Auth.callOptionsIn(fiber.currentContext)
+        // a unary call still running at the drain deadline ends its request (Deadline.ts); a stream is cut by the
+        // drain. A stream is opened first (it waits in the line as an Effect, like a unary call), then answered.
+        return Effect.flatMap(decode, (req) =>
+          req.stream === false
+            ? Effect.map(Deadline.untilDeadline(once(llm, req, options)), served)
+            : Effect.map(open(llm, req, options), Respond.ndjson)
+        )
+      })
+    )
   )
 }
 
