@@ -8,39 +8,12 @@
  *
  *   node --import tsx bench/engine-steps.ts
  */
-import { Effect, Exit, Layer, RuntimeFlags, RuntimeFlagsPatch, Scope, Supervisor } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import * as Engine from "../src/Llm/Engine.js"
 import { Llm } from "../src/Llm/Llm.js"
 import { OllamaClient } from "../src/Ollama/OllamaClient.js"
 import { stub } from "./support/Server.js"
-
-/** Counts the steps (by op) and the fibers started while `on`. */
-class Counter extends Supervisor.AbstractSupervisor<void> {
-  on = false
-  steps = 0
-  fibers = 0
-  readonly byOp = new Map<string, number>()
-  get value() {
-    return Effect.void
-  }
-  override onStart() {
-    if (this.on) this.fibers++
-  }
-  override onEffect(_fiber: unknown, effect: unknown) {
-    if (!this.on) return
-    this.steps++
-    const op = (effect as { _op?: string })._op ?? "?"
-    this.byOp.set(op, (this.byOp.get(op) ?? 0) + 1)
-  }
-}
-
-const supervised =
-  (counter: Counter) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    effect.pipe(
-      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision)),
-      Effect.supervised(counter)
-    )
+import { Counter, supervised } from "./support/Steps.js"
 
 const backend = await stub()
 const counter = new Counter()
@@ -71,9 +44,8 @@ for (const [name, call] of Object.entries(calls)) {
   counter.on = true
   for (let i = 0; i < n; i++) await run()
   counter.on = false
-  const ops = [...counter.byOp].sort((a, b) => b[1] - a[1]).map(([op, k]) => `${op} ${Math.round(k / n)}`)
   console.log(`${name}: ${Math.round(counter.steps / n)} steps, ${(counter.fibers / n).toFixed(1)} fibers per call`)
-  console.log(`  by op: ${ops.join(", ")}`)
+  console.log(`  by op: ${counter.perCall(n)}`)
 }
 await Effect.runPromise(Scope.close(scope, Exit.void))
 await backend.stop()

@@ -7,32 +7,13 @@
  *   node --import tsx bench/gateway-steps.ts [--path /v1/chat/completions]
  */
 import { HttpServer } from "@effect/platform"
-import { Context, Effect, Exit, Layer, RuntimeFlags, RuntimeFlagsPatch, Scope, Supervisor } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { Agent, request } from "node:http"
 import * as Server from "../src/Http/Server.js"
 import { BackendInfo } from "../src/Lifecycle/BackendChoice.js"
 import * as Engine from "../src/Llm/Engine.js"
 import { stub } from "./support/Server.js"
-
-/** Counts the steps (by op) and the fibers started while `on`. */
-class Counter extends Supervisor.AbstractSupervisor<void> {
-  on = false
-  steps = 0
-  fibers = 0
-  readonly byOp = new Map<string, number>()
-  get value() {
-    return Effect.void
-  }
-  override onStart() {
-    if (this.on) this.fibers++
-  }
-  override onEffect(_fiber: unknown, effect: unknown) {
-    if (!this.on) return
-    this.steps++
-    const op = (effect as { _op?: string })._op ?? "?"
-    this.byOp.set(op, (this.byOp.get(op) ?? 0) + 1)
-  }
-}
+import { Counter, supervised } from "./support/Steps.js"
 
 const flag = process.argv.indexOf("--path")
 const path = flag === -1 ? "/api/chat" : process.argv[flag + 1]!
@@ -44,12 +25,7 @@ const gateway = Server.layer({ port: 0, host: "127.0.0.1" }).pipe(
 const counter = new Counter()
 const scope = Effect.runSync(Scope.make())
 // built supervised with op supervision on: the request fibers inherit both from the server's runtime
-const context = await Effect.runPromise(
-  Layer.buildWithScope(gateway, scope).pipe(
-    Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision)),
-    Effect.supervised(counter)
-  )
-)
+const context = await Effect.runPromise(Layer.buildWithScope(gateway, scope).pipe(supervised(counter)))
 const address = Context.get(context, HttpServer.HttpServer).address
 const port = address._tag === "TcpAddress" ? address.port : 0
 const agent = new Agent({ keepAlive: true, maxSockets: 1 })
@@ -75,9 +51,8 @@ const n = 50
 counter.on = true
 for (let i = 0; i < n; i++) await call()
 counter.on = false
-const ops = [...counter.byOp].sort((a, b) => b[1] - a[1]).map(([op, k]) => `${op} ${Math.round(k / n)}`)
 console.log(`${path}: ${Math.round(counter.steps / n)} steps, ${(counter.fibers / n).toFixed(1)} fibers per request`)
-console.log(`  by op: ${ops.join(", ")}`)
+console.log(`  by op: ${counter.perCall(n)}`)
 await Effect.runPromise(Scope.close(scope, Exit.void))
 agent.destroy()
 await backend.stop()
