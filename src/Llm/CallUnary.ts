@@ -14,7 +14,7 @@
  * - An `alternate` fallback runs the stages from fallback inward again for the other model, without fallbacks of
  *   its own and without admission (it already waited once).
  */
-import { Effect, Option } from "effect"
+import { Cause, Chunk, Effect, Exit, Option } from "effect"
 import type { LlmError } from "../Domain/LlmError.js"
 import * as Recorders from "../Observability/Recorders.js"
 import * as Spans from "../Observability/Spans.js"
@@ -124,10 +124,17 @@ const fallback =
         Effect.tap(({ served }) => engine.stats.onServed(served)),
         Effect.map(({ value, served }) => ({ value: value.value, lookup: value.lookup, served }))
       )
-    return Effect.catchAll(
-      Effect.map(primary, (answer): Served<A> => ({ value: answer.value, lookup: answer.lookup, served: "primary" })),
-      (error) => (error.mendable ? recover(error) : Effect.fail(error))
-    )
+    // the answer labelled and a failure caught in one frame (`Effect.catchAll` of an `Effect.map`: every call)
+    return Effect.matchCauseEffect(primary, {
+      onSuccess: (answer) => Exit.succeed<Served<A>>({ value: answer.value, lookup: answer.lookup, served: "primary" }),
+      onFailure: (cause) => {
+        // as `catchAll` decides: a failure is handled unless a defect came with it
+        const failure = Cause.failureOption(cause)
+        return failure._tag === "Some" && failure.value.mendable && Chunk.isEmpty(Cause.defects(cause))
+          ? recover(failure.value)
+          : Exit.failCause(cause)
+      }
+    })
   }
 
 /** fallback -> cache -> budget -> pipeline: the answer to `req`, with how it was produced. */

@@ -196,10 +196,11 @@ export const make = (options: Options = {}): Effect.Effect<Hedger> =>
 
     /** One attempt, its latency on the backend recorded when it succeeds. */
     const timed = <A, E, R>(key: string, attempt: (mark: Mark) => Effect.Effect<A, E, R>, mark: Mark) =>
-      Effect.tap(attempt(mark), () =>
+      // the sample taken in the step after the attempt (every call's attempt passes here)
+      Effect.flatMap(attempt(mark), (answer) =>
         Effect.clockWith((clock) => {
           if (mark.at !== undefined) ringOf(key).add(clock.unsafeCurrentTimeMillis() - mark.at, quantile, minSamples)
-          return Effect.void
+          return Effect.succeed(answer)
         })
       )
 
