@@ -54,26 +54,39 @@ export interface RequestLabels {
   readonly priority?: string | undefined
 }
 
-/** Records an engine call that started at `start` (Clock ms) and ended with `exit` (`request` and its kin). */
+/**
+ * Records an engine call that ended with `exit` after `durationMs`, synchronously; returns the extra count still
+ * to run, if any (a fallback or an error, both rare). Shared by `request` and `finishRequest`.
+ */
+const recordEnd = <A, E>(
+  labels: RequestLabels,
+  exit: Exit.Exit<A, E>,
+  durationMs: number,
+  servedOf: ((a: A) => string) | undefined,
+  extra: ReadonlyArray<MetricLabel.MetricLabel>
+): Effect.Effect<void> | undefined => {
+  const base = { ...labels, durationMs }
+  if (Exit.isSuccess(exit)) {
+    const served = servedOf?.(exit.value) ?? "primary"
+    Recorders.requestEnded({ ...base, outcome: served === "primary" ? "ok" : "fallback" }, extra)
+    return served === "primary" ? undefined : Recorders.recordFallback(labels.endpoint, served)
+  }
+  Recorders.requestEnded({ ...base, outcome: outcomeOf(exit.cause) }, extra)
+  const failure = Cause.failureOption(exit.cause)
+  return failure._tag === "Some" ? Recorders.recordError(labels.endpoint, failure.value) : undefined
+}
+
+/** Records an engine call that started at `start` (Clock ms) and ended with `exit` (the streamed calls). */
 export const finishRequest = <A, E>(
   labels: RequestLabels,
   start: number,
   exit: Exit.Exit<A, E>,
   servedOf: ((a: A) => string) | undefined
-) =>
-  Effect.clockWith((clock) => {
-    const base = { ...labels, durationMs: clock.unsafeCurrentTimeMillis() - start }
-    if (Exit.isSuccess(exit)) {
-      const served = servedOf?.(exit.value) ?? "primary"
-      if (served === "primary") return Recorders.recordRequest({ ...base, outcome: "ok" })
-      return Effect.zipRight(
-        Recorders.recordFallback(labels.endpoint, served),
-        Recorders.recordRequest({ ...base, outcome: "fallback" })
-      )
-    }
-    const failure = Cause.failureOption(exit.cause)
-    const counted = failure._tag === "Some" ? Recorders.recordError(labels.endpoint, failure.value) : Effect.void
-    return Effect.zipRight(counted, Recorders.recordRequest({ ...base, outcome: outcomeOf(exit.cause) }))
+): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+    const extra = fiber.getFiberRef(FiberRef.currentMetricLabels)
+    return recordEnd(labels, exit, now - start, servedOf, extra) ?? Effect.void
   })
 
 /**
@@ -109,17 +122,7 @@ const timedExit = <A, E, R>(
 export const request =
   <A>(labels: RequestLabels, servedOf?: (answer: A) => string) =>
   <E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    timedExit(effect, (exit, durationMs, extra) => {
-      const base = { ...labels, durationMs }
-      if (Exit.isSuccess(exit)) {
-        const served = servedOf?.(exit.value) ?? "primary"
-        Recorders.requestEnded({ ...base, outcome: served === "primary" ? "ok" : "fallback" }, extra)
-        return served === "primary" ? undefined : Recorders.recordFallback(labels.endpoint, served)
-      }
-      Recorders.requestEnded({ ...base, outcome: outcomeOf(exit.cause) }, extra)
-      const failure = Cause.failureOption(exit.cause)
-      return failure._tag === "Some" ? Recorders.recordError(labels.endpoint, failure.value) : undefined
-    })
+    timedExit(effect, (exit, durationMs, extra) => recordEnd(labels, exit, durationMs, servedOf, extra))
 
 /** The same for a streamed engine call: ends when the stream ends. */
 export const requestStream =
