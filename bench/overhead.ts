@@ -5,6 +5,8 @@
  * and Sluice's whole engine (`Engine.layer` + `llm.chat`, every call a miss). Two servers, each in its own
  * process: the fixed-reply stub (client-bound: the figure is the client's) and the simulator at zero latency (its
  * own ~0.5-1 ms of CPU per request is then the limit). Ratios are to raw undici in the same run; CPU per call is read from each process.
+ * Sluice's rows run the built bundle (`dist/index.mjs`, what an app importing Sluice runs; support/Shipped.ts says
+ * why not src/ under tsx): `npm run build` first.
  *
  *   npm run bench -- overhead        or   node --import tsx bench/overhead.ts
  */
@@ -12,14 +14,14 @@ import * as Undici from "@effect/platform-node/Undici"
 import { Effect, ManagedRuntime } from "effect"
 import { Ollama } from "ollama"
 import type { ChatRequest } from "../src/Domain/Chat.js"
-import * as Engine from "../src/Llm/Engine.js"
-import { Llm } from "../src/Llm/Llm.js"
-import { OllamaClient } from "../src/Ollama/OllamaClient.js"
 import { defaultModels } from "../src/Simulator/SimulatorConfig.js"
 import { type Outcome, failureText, runEffects, runPromises } from "./support/Load.js"
 import * as Report from "./support/Report.js"
 import { type Server, describeModel, model, simulator, stub } from "./support/Server.js"
+import { Sluice } from "./support/Shipped.js"
 import { fmt, summarize } from "./support/Stats.js"
+
+const { Engine, Llm, OllamaClient } = Sluice
 
 const callers = 32
 /** The clients take turns: `rounds` rounds of calls / rounds calls each (`measure`). */
@@ -195,7 +197,8 @@ Report.write({
     `${callers} concurrent callers, ${calls.toLocaleString("en")} non-streamed /api/chat calls per client after ${warmup} warm-up calls, the clients taking turns in ${rounds} rounds of ${(calls / rounds).toLocaleString("en")}; client and server share the machine's cores.`,
     "stub: a plain node:http server answering one canned reply (bench/stub-server.ts): the ceiling is what the client (and the loopback) allow.",
     `simulator: ${describeModel(zero[0]!)}: zero latency, so the simulator's own CPU per request bounds every client.`,
-    "Engine: one backend with slots 32 and connections 32 (the callers never wait for a slot), default retry/timeouts/breaker; a distinct prompt per call."
+    "Engine: one backend with slots 32 and connections 32 (the callers never wait for a slot), default retry/timeouts/breaker; a distinct prompt per call.",
+    "Sluice's rows run the built bundle dist/index.mjs (what an app importing Sluice runs), not src/ under tsx."
   ],
   tables,
   notes: [

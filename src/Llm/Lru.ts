@@ -11,6 +11,11 @@
  * - Each entry carries its size (computed by the caller) and its expiry; the LRU does not read the clock and
  *   never drops an entry because it expired (expired entries are kept for stale serving until pushed out).
  * - An entry larger than `maxBytes` on its own is refused rather than emptying the whole cache for it.
+ * - Eviction reads the oldest key from one iterator kept across calls, not from a new `keys()` each time. A `Map`
+ *   keeps a deleted entry as a hole until it next grows, and a new iterator walks the holes from the start: with
+ *   10,000 entries evicting one per insert, that was ~6 µs per eviction against ~0.3 µs (2026-12-06). A kept iterator
+ *   is live (it skips entries deleted after it was made and reaches entries added since), and every key behind it was
+ *   evicted by it, so its next key is the least recently used one. Once it is done it stays done: a new one is made.
  */
 
 /** One stored value with its accounted size and the instant (epoch ms) after which it is no longer fresh. */
@@ -29,6 +34,7 @@ export interface SetResult {
 /** A mutable strict LRU map bounded by `maxEntries` and `maxBytes`. */
 export class Lru<V> {
   private readonly map = new Map<string, LruEntry<V>>()
+  private oldest: Iterator<string> = this.map.keys()
   private totalBytes = 0
 
   constructor(
@@ -82,14 +88,19 @@ export class Lru<V> {
   /** Removes every entry. */
   clear(): void {
     this.map.clear()
+    this.oldest = this.map.keys()
     this.totalBytes = 0
   }
 
   private evictOverBounds(): number {
     let evicted = 0
     while (this.map.size > this.maxEntries || this.totalBytes > this.maxBytes) {
-      const oldest = this.map.keys().next()
-      if (oldest.done === true) break
+      let oldest = this.oldest.next()
+      if (oldest.done === true) {
+        this.oldest = this.map.keys()
+        oldest = this.oldest.next()
+        if (oldest.done === true) break
+      }
       this.delete(oldest.value)
       evicted++
     }
