@@ -6,9 +6,12 @@
  * simulator and the gateway compete for the cores, so a latency figure is only read next to them.
  *
  * Choices: both paths are warmed once (closed loop) before the first rate: a cold process's first calls cost several
- * times the CPU of warm ones, which the first (slowest) rate would otherwise carry. The client is node:http with a keep-alive agent (cheaper per call than global fetch, so the load
- * generator takes less of the cores it shares with the gateway); the simulator and the gateway each run in their
- * own process. The ceiling is stated from the gateway's CPU per call (one core, CPU-bound), not driven to failure.
+ * times the CPU of warm ones, which the first (slowest) rate would otherwise carry. At each rate the two paths take
+ * turns in rounds of one second, so a slow spell of this shared VM falls on both alike (run one after the other, the
+ * direct path's p99 moved by several ms between runs on its own). The client is node:http with a keep-alive agent
+ * (cheaper per call than global fetch, so the load generator takes less of the cores it shares with the gateway);
+ * the simulator and the gateway each run in their own process. The ceiling is stated from the gateway's CPU per
+ * call (one core, CPU-bound), not driven to failure.
  *
  *   npm run bench -- gateway [--rates 50,200,500] [--seconds 6] [--cpu-prof]
  *   node --import tsx bench/gateway.ts --rates 500          (--cpu-prof: sluice serve writes bench/results/profiles)
@@ -29,7 +32,7 @@ const ratesFlag = argv.indexOf("--rates")
 const rates = (ratesFlag === -1 ? (process.env.SLUICE_BENCH_RATES ?? "50,200,500") : argv[ratesFlag + 1]!)
   .split(",")
   .map(Number)
-const seconds = positiveNumber(argv, "seconds", 6)
+const seconds = Math.max(1, Math.round(positiveNumber(argv, "seconds", 6)))
 const profile = argv.includes("--cpu-prof")
 const slots = 64
 const llama = model(defaultModels[0]!, { numParallel: slots, loadMs: 0, promptTokenMs: 0, outputTokenMs: 2, jitter: 0 })
@@ -73,23 +76,71 @@ interface Measured {
   readonly overheads: Float64Array
 }
 
-const measure = async (rate: number, target: Server, sim: Server, gw: Server | undefined, tag: string) => {
-  const total = Math.round(rate * seconds)
-  const overheads: Array<number> = []
-  await runOpenLoop(Math.min(total, 200), rate, call(new URL(target.url), `warm-${tag}`, []))
+/** One path's rounds at one rate, pooled: latencies and failures together, CPU summed. */
+interface Pooled {
+  readonly latencies: Array<number>
+  readonly failures: Map<string, number>
+  elapsedMs: number
+  clientCpuMs: number
+  simCpuMs: number
+  gatewayCpuMs: number
+  readonly overheads: Array<number>
+}
+
+const pooled = (): Pooled => ({
+  latencies: [],
+  failures: new Map(),
+  elapsedMs: 0,
+  clientCpuMs: 0,
+  simCpuMs: 0,
+  gatewayCpuMs: 0,
+  overheads: []
+})
+
+/** One round of `calls` calls on `target` at `rate`, added to `into`. */
+const round = async (
+  rate: number,
+  calls: number,
+  target: Server,
+  gw: Server | undefined,
+  tag: string,
+  into: Pooled
+) => {
   const [sim0, gw0] = [sim.cpuMs(), gw?.cpuMs() ?? NaN]
-  const outcome = await runOpenLoop(total, rate, call(new URL(target.url), tag, overheads))
-  const failures = [...outcome.failures.values()].reduce((a, b) => a + b, 0)
-  const measured: Measured = {
-    summary: summarize(outcome.latencies, total, outcome.elapsedMs),
-    failures,
-    failureText: [...outcome.failures].map(([k, n]) => `${n} ${k}`).join(", "),
-    clientCpu: outcome.cpuMs / total,
-    simCpu: (sim.cpuMs() - sim0) / total,
-    gatewayCpu: gw === undefined ? NaN : (gw.cpuMs() - gw0) / total,
-    overheads: Float64Array.from(overheads).sort()
+  const outcome = await runOpenLoop(calls, rate, call(new URL(target.url), tag, into.overheads))
+  into.latencies.push(...outcome.latencies)
+  for (const [k, n] of outcome.failures) into.failures.set(k, (into.failures.get(k) ?? 0) + n)
+  into.elapsedMs += outcome.elapsedMs
+  into.clientCpuMs += outcome.cpuMs
+  into.simCpuMs += sim.cpuMs() - sim0
+  into.gatewayCpuMs += (gw?.cpuMs() ?? NaN) - gw0
+}
+
+const measured = (p: Pooled, total: number): Measured => ({
+  summary: summarize(p.latencies, total, p.elapsedMs),
+  failures: [...p.failures.values()].reduce((a, b) => a + b, 0),
+  failureText: [...p.failures].map(([k, n]) => `${n} ${k}`).join(", "),
+  clientCpu: p.clientCpuMs / total,
+  simCpu: p.simCpuMs / total,
+  gatewayCpu: p.gatewayCpuMs / total,
+  overheads: Float64Array.from(p.overheads).sort()
+})
+
+/**
+ * Both paths at `rate`: warmed with 200 calls each, then `seconds` rounds of one second each way, taking turns, so a
+ * slow spell of the machine (this one is a VM shared with others) falls on both paths alike instead of on whichever
+ * path ran then.
+ */
+const measure = async (rate: number) => {
+  const direct = pooled()
+  const gateway = pooled()
+  await runOpenLoop(Math.min(rate, 200), rate, call(new URL(sim.url), `warm-direct-${rate}`, []))
+  await runOpenLoop(Math.min(rate, 200), rate, call(new URL(gw.url), `warm-gateway-${rate}`, []))
+  for (let i = 0; i < seconds; i++) {
+    await round(rate, rate, sim, undefined, `direct-${rate}-${i}`, direct)
+    await round(rate, rate, gw, gw, `gateway-${rate}-${i}`, gateway)
   }
-  return measured
+  return { rate, direct: measured(direct, rate * seconds), gateway: measured(gateway, rate * seconds) }
 }
 
 const sim = await simulator({ models: [llama] })
@@ -103,11 +154,7 @@ const gw = await sluiceServe(
 const warmUp = 2_000
 for (const target of [sim, gw]) await runPromises(warmUp, 16, call(new URL(target.url), `warm-up-${target.url}`, []))
 const runs: Array<{ rate: number; direct: Measured; gateway: Measured }> = []
-for (const rate of rates) {
-  const direct = await measure(rate, sim, sim, undefined, `direct-${rate}`)
-  const gateway = await measure(rate, gw, sim, gw, `gateway-${rate}`)
-  runs.push({ rate, direct, gateway })
-}
+for (const rate of rates) runs.push(await measure(rate))
 await gw.stop()
 await sim.stop()
 agent.destroy()
@@ -133,7 +180,8 @@ Report.write({
     Machine.describe(Machine.machine()),
     `simulator (own process): ${describeModel(llama)}; num_predict 10 (~20 ms per call); ${slots} slots ` +
       `(sluice: SLUICE_BACKEND_SLOTS=${slots}), so no queueing at ${rates.join(", ")} req/s`,
-    `open loop at ${rates.join(", ")} req/s, ${seconds} s each way per rate, node:http keep-alive client, ` +
+    `open loop at ${rates.join(", ")} req/s, ${seconds} rounds of 1 s each way per rate (the paths taking turns), ` +
+      `node:http keep-alive client, ` +
       `every call a cache miss; both paths warmed with ${warmUp} calls (16 at a time) before the first rate, and ` +
       `with 200 at each rate${profile ? "; sluice serve under --cpu-prof (slower)" : ""}`
   ],
