@@ -3,12 +3,14 @@
  * one after the other. A failed scenario is reported and the others still run; the exit code is non-zero if any
  * failed. Results land in bench/results/<scenario>.{md,json} (and tiers.svg); SUMMARY.md lists the runs.
  * Flags after the scenario names are passed on to every scenario started (each reads the ones it knows).
+ * The bundles are built first (`scripts/build.mjs --no-types`, ~1.5 s): the scenarios that run `sluice serve` or
+ * import the library (support/Shipped.ts) measure what ships, and never a bundle older than src/.
  *
  *   npm run bench                      all scenarios but the soak (it runs only when named: an hour by default)
  *   npm run bench -- tiers overload    only these
  *   npm run bench -- soak --minutes 5  the soak, shorter
  */
-import { spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { performance } from "node:perf_hooks"
 import { describe, load, machine } from "./support/Machine.js"
 import { soakMinutes } from "./support/Options.js"
@@ -69,6 +71,7 @@ const run = (scenario: Scenario) =>
     })
   })
 
+execFileSync(process.execPath, ["scripts/build.mjs", "--no-types"], { stdio: ["ignore", "ignore", "inherit"] })
 console.log(`# Sluice bench\n\nMachine: ${describe(machine())}; load average ${load()} at the start.\n`)
 const outcomes: Array<{ name: string; ok: boolean; seconds: number; detail: string }> = []
 const start = performance.now()
