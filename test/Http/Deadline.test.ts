@@ -50,6 +50,31 @@ describe("Deadline.untilDeadline", () => {
     }).pipe(Effect.provide(watched))
   )
 
+  it.scoped("of many calls, those running at the deadline end, those that ended (their places reused) do not", () =>
+    Effect.gen(function* () {
+      const flags = yield* Effect.all(Array.from({ length: 2 }, () => Ref.make(false)))
+      const gates = yield* Effect.all(Array.from({ length: 2 }, () => Deferred.make<number>()))
+      // two calls that end before the deadline, two that hang; a later call takes the place of an ended one
+      const early = yield* Effect.fork(Deadline.untilDeadline(Deferred.await(gates[0]!)))
+      const hung = yield* Effect.fork(Deadline.untilDeadline(hanging(flags[0]!)))
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(gates[0]!, 1)
+      assert.deepStrictEqual(yield* Fiber.await(early), Exit.succeed(1))
+      const reused = yield* Effect.fork(Deadline.untilDeadline(hanging(flags[1]!)))
+      const second = yield* Effect.fork(
+        Effect.zipRight(Deadline.untilDeadline(Deferred.await(gates[1]!)), Effect.as(Effect.sleep("50 millis"), 2))
+      )
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(gates[1]!, 2)
+      yield* Effect.yieldNow()
+      yield* passDeadline
+      for (const call of [hung, reused]) assert.isTrue(Exit.isInterrupted(yield* Fiber.await(call)))
+      assert.deepStrictEqual([yield* Ref.get(flags[0]!), yield* Ref.get(flags[1]!)], [true, true])
+      yield* TestClock.adjust("50 millis")
+      assert.deepStrictEqual(yield* Fiber.await(second), Exit.succeed(2))
+    }).pipe(Effect.provide(watched))
+  )
+
   it.scoped("after the deadline a new call fails at once, without starting", () =>
     Effect.gen(function* () {
       yield* passDeadline
