@@ -1,17 +1,18 @@
 /**
  * Gateway bench: the latency `sluice serve` adds in front of a backend, at fixed request rates (open loop: 50, 200
- * and 500 req/s by default), against calling the simulator directly with the same client in the same run. Every
- * call is a cache miss (distinct prompts), so the whole pipeline runs. Also reports Sluice's own
- * `x-sluice-overhead-ms`, and the CPU each process spent per call: on a 2-core machine the load generator, the
- * simulator and the gateway compete for the cores, so a latency figure is only read next to them.
+ * and 500 req/s by default), against calling the simulator directly with the same client in the same run, and
+ * against the floor: a minimal Node proxy (bench/proxy-server.ts) in front of the same simulator, the least any Node
+ * process there adds on this machine. Every call is a cache miss (distinct prompts), so the whole pipeline runs.
+ * Also reports Sluice's own `x-sluice-overhead-ms`, and the CPU each process spent per call: on a 2-core machine the
+ * load generator, the simulator and the gateway compete for the cores, so a latency figure is only read next to them.
  *
- * Choices: both paths are warmed once (closed loop) before the first rate: a cold process's first calls cost several
- * times the CPU of warm ones, which the first (slowest) rate would otherwise carry. At each rate the two paths take
- * turns in rounds of one second, so a slow spell of this shared VM falls on both alike (run one after the other, the
+ * Choices: every path is warmed once (closed loop) before the first rate: a cold process's first calls cost several
+ * times the CPU of warm ones, which the first (slowest) rate would otherwise carry. At each rate the paths take
+ * turns in rounds of one second, so a slow spell of this shared VM falls on all alike (run one after the other, the
  * direct path's p99 moved by several ms between runs on its own). The client is node:http with a keep-alive agent
  * (cheaper per call than global fetch, so the load generator takes less of the cores it shares with the gateway);
- * the simulator and the gateway each run in their own process. The ceiling is stated from the gateway's CPU per
- * call (one core, CPU-bound), not driven to failure.
+ * the simulator, the proxy and the gateway each run in their own process. The ceiling is stated from the gateway's
+ * CPU per call (one core, CPU-bound), not driven to failure.
  *
  *   npm run bench -- gateway [--rates 50,200,500] [--seconds 6] [--cpu-prof]
  *   node --import tsx bench/gateway.ts --rates 500          (--cpu-prof: sluice serve writes bench/results/profiles)
@@ -22,7 +23,7 @@ import { runOpenLoop, runPromises } from "./support/Load.js"
 import * as Machine from "./support/Machine.js"
 import { positiveNumber, unknownFlags } from "./support/Options.js"
 import * as Report from "./support/Report.js"
-import { describeModel, model, type Server, simulator, sluiceServe } from "./support/Server.js"
+import { describeModel, model, proxy, type Server, simulator, sluiceServe } from "./support/Server.js"
 import { fmt, percentile, type Summary, summarize } from "./support/Stats.js"
 
 const argv = process.argv.slice(2)
@@ -127,20 +128,27 @@ const measured = (p: Pooled, total: number): Measured => ({
 })
 
 /**
- * Both paths at `rate`: warmed with 200 calls each, then `seconds` rounds of one second each way, taking turns, so a
- * slow spell of the machine (this one is a VM shared with others) falls on both paths alike instead of on whichever
- * path ran then.
+ * The three paths at `rate`: each warmed with 200 calls, then `seconds` rounds of one second each, taking turns, so
+ * a slow spell of the machine (this one is a VM shared with others) falls on all of them alike instead of on
+ * whichever path ran then.
  */
 const measure = async (rate: number) => {
-  const direct = pooled()
-  const gateway = pooled()
-  await runOpenLoop(Math.min(rate, 200), rate, call(new URL(sim.url), `warm-direct-${rate}`, []))
-  await runOpenLoop(Math.min(rate, 200), rate, call(new URL(gw.url), `warm-gateway-${rate}`, []))
+  const paths = [
+    { target: sim, process: undefined, name: "direct", into: pooled() },
+    { target: floor, process: floor, name: "proxy", into: pooled() },
+    { target: gw, process: gw, name: "gateway", into: pooled() }
+  ]
+  for (const path of paths)
+    await runOpenLoop(Math.min(rate, 200), rate, call(new URL(path.target.url), `warm-${path.name}-${rate}`, []))
   for (let i = 0; i < seconds; i++) {
-    await round(rate, rate, sim, undefined, `direct-${rate}-${i}`, direct)
-    await round(rate, rate, gw, gw, `gateway-${rate}-${i}`, gateway)
+    for (const path of paths) await round(rate, rate, path.target, path.process, `${path.name}-${rate}-${i}`, path.into)
   }
-  return { rate, direct: measured(direct, rate * seconds), gateway: measured(gateway, rate * seconds) }
+  const [direct, proxy, gateway] = paths.map((path) => measured(path.into, rate * seconds)) as [
+    Measured,
+    Measured,
+    Measured
+  ]
+  return { rate, direct, proxy, gateway }
 }
 
 const sim = await simulator({ models: [llama] })
@@ -149,13 +157,16 @@ const gw = await sluiceServe(
   { ...process.env, SLUICE_BACKEND_SLOTS: String(slots) },
   profile ? ["--cpu-prof", "--cpu-prof-dir=bench/results/profiles"] : []
 )
-// a cold process runs its first calls at several times the CPU of a warm one (JIT): both paths are warmed once,
+const floor = await proxy(sim.url)
+// a cold process runs its first calls at several times the CPU of a warm one (JIT): every path is warmed once,
 // closed loop, before the first rate, so the first rate measured is not the one that pays for the warm-up
 const warmUp = 2_000
-for (const target of [sim, gw]) await runPromises(warmUp, 16, call(new URL(target.url), `warm-up-${target.url}`, []))
-const runs: Array<{ rate: number; direct: Measured; gateway: Measured }> = []
+for (const target of [sim, floor, gw])
+  await runPromises(warmUp, 16, call(new URL(target.url), `warm-up-${target.url}`, []))
+const runs: Array<{ rate: number; direct: Measured; proxy: Measured; gateway: Measured }> = []
 for (const rate of rates) runs.push(await measure(rate))
 await gw.stop()
+await floor.stop()
 await sim.stop()
 agent.destroy()
 
@@ -171,6 +182,17 @@ const row = (rate: number, path: string, m: Measured) => [
   us(m.simCpu),
   us(m.gatewayCpu)
 ]
+const added = (rate: number, what: string, path: Measured, direct: Measured) => [
+  String(rate),
+  what,
+  "",
+  fmt.ms(path.summary.p50 - direct.summary.p50),
+  fmt.ms(path.summary.p99 - direct.summary.p99),
+  "",
+  "",
+  "",
+  ""
+]
 const busiest = runs.at(-1)!
 const ceiling = 1000 / busiest.gateway.gatewayCpu
 Report.write({
@@ -180,28 +202,32 @@ Report.write({
     Machine.describe(Machine.machine()),
     `simulator (own process): ${describeModel(llama)}; num_predict 10 (~20 ms per call); ${slots} slots ` +
       `(sluice: SLUICE_BACKEND_SLOTS=${slots}), so no queueing at ${rates.join(", ")} req/s`,
+    "the floor: a minimal Node proxy (bench/proxy-server.ts: node:http in, an undici Pool of 64 out, bodies " +
+      "forwarded as bytes, the same node flags), the least any Node process in front of the simulator adds here",
     `open loop at ${rates.join(", ")} req/s, ${seconds} rounds of 1 s each way per rate (the paths taking turns), ` +
       `node:http keep-alive client, ` +
-      `every call a cache miss; both paths warmed with ${warmUp} calls (16 at a time) before the first rate, and ` +
+      `every call a cache miss; every path warmed with ${warmUp} calls (16 at a time) before the first rate, and ` +
       `with 200 at each rate${profile ? "; sluice serve under --cpu-prof (slower)" : ""}`
   ],
   tables: [
     {
-      headers: ["req/s", "path", "ok", "p50", "p99", "failures", "client CPU/call", "sim CPU/call", "sluice CPU/call"],
-      rows: runs.flatMap(({ rate, direct, gateway }) => [
+      headers: [
+        "req/s",
+        "path",
+        "ok",
+        "p50",
+        "p99",
+        "failures",
+        "client CPU/call",
+        "sim CPU/call",
+        "sluice (or proxy) CPU/call"
+      ],
+      rows: runs.flatMap(({ rate, direct, proxy, gateway }) => [
         row(rate, "simulator directly", direct),
+        row(rate, "through the minimal proxy (floor)", proxy),
         row(rate, "through sluice serve", gateway),
-        [
-          String(rate),
-          "**added by Sluice**",
-          "",
-          fmt.ms(gateway.summary.p50 - direct.summary.p50),
-          fmt.ms(gateway.summary.p99 - direct.summary.p99),
-          "",
-          "",
-          "",
-          ""
-        ]
+        added(rate, "added by the minimal proxy", proxy, direct),
+        added(rate, "**added by Sluice**", gateway, direct)
       ])
     },
     {
@@ -215,13 +241,16 @@ Report.write({
     }
   ],
   notes: [
+    "The minimal proxy's rows are the floor: what a Node process in front of the simulator adds on this machine with " +
+      "no protection layer at all; read Sluice's added latency against them as well as against the direct path.",
     `Ceiling: at ${busiest.rate} req/s sluice serve spent ${us(busiest.gateway.gatewayCpu)} of CPU per call, so one ` +
       `core saturates near ${Math.round(ceiling)} req/s (an estimate from CPU, not a run driven to failure); on this ` +
       `machine the client and the simulator take the other core's share (columns above).`
   ],
-  data: runs.map(({ rate, direct, gateway }) => ({
+  data: runs.map(({ rate, direct, proxy, gateway }) => ({
     rate,
     direct: { ...direct.summary, failures: direct.failures, clientCpuMs: direct.clientCpu, simCpuMs: direct.simCpu },
+    proxy: { ...proxy.summary, failures: proxy.failures, proxyCpuMs: proxy.gatewayCpu },
     gateway: {
       ...gateway.summary,
       failures: gateway.failures,
@@ -232,6 +261,8 @@ Report.write({
       overheadP99: percentile(gateway.overheads, 0.99)
     },
     addedP50: gateway.summary.p50 - direct.summary.p50,
-    addedP99: gateway.summary.p99 - direct.summary.p99
+    addedP99: gateway.summary.p99 - direct.summary.p99,
+    proxyAddedP50: proxy.summary.p50 - direct.summary.p50,
+    proxyAddedP99: proxy.summary.p99 - direct.summary.p99
   }))
 })

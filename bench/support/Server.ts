@@ -109,6 +109,13 @@ export const sluiceServe = (
     env
   )
 
+/** Starts the minimal Node proxy in front of `backend` (bench/proxy-server.ts): the gateway bench's floor. */
+export const proxy = (backend: string): Promise<Server> =>
+  start(
+    [...shippedNodeFlags, "--import", "tsx", "bench/proxy-server.ts", backend],
+    /listening on (http:\/\/[^\s"'}\\]+)/
+  )
+
 /** Starts the fixed-reply stub server. */
 export const stub = (): Promise<Server> =>
   start(["--import", "tsx", "bench/stub-server.ts"], /listening on (http:\/\/[^\s"'}\\]+)/)
