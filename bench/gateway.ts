@@ -70,10 +70,11 @@ interface Measured {
   readonly summary: Summary
   readonly failures: number
   readonly failureText: string
-  /** CPU per call (ms) of the load generator, the simulator and the gateway (NaN where not measured). */
+  /** CPU per call (ms) of the load generator, the simulator and the process in front of it (NaN where not measured). */
   readonly clientCpu: number
   readonly simCpu: number
-  readonly gatewayCpu: number
+  /** The process in front of the simulator: sluice serve, or the minimal proxy (NaN on the direct path). */
+  readonly frontCpu: number
   readonly overheads: Float64Array
 }
 
@@ -84,7 +85,7 @@ interface Pooled {
   elapsedMs: number
   clientCpuMs: number
   simCpuMs: number
-  gatewayCpuMs: number
+  frontCpuMs: number
   readonly overheads: Array<number>
 }
 
@@ -94,27 +95,20 @@ const pooled = (): Pooled => ({
   elapsedMs: 0,
   clientCpuMs: 0,
   simCpuMs: 0,
-  gatewayCpuMs: 0,
+  frontCpuMs: 0,
   overheads: []
 })
 
-/** One round of `calls` calls on `target` at `rate`, added to `into`. */
-const round = async (
-  rate: number,
-  calls: number,
-  target: Server,
-  gw: Server | undefined,
-  tag: string,
-  into: Pooled
-) => {
-  const [sim0, gw0] = [sim.cpuMs(), gw?.cpuMs() ?? NaN]
-  const outcome = await runOpenLoop(calls, rate, call(new URL(target.url), tag, into.overheads))
+/** One round, a second of calls on `target` at `rate` (`front`: the process in front of the simulator), into `into`. */
+const round = async (rate: number, target: Server, front: Server | undefined, tag: string, into: Pooled) => {
+  const [sim0, front0] = [sim.cpuMs(), front?.cpuMs() ?? NaN]
+  const outcome = await runOpenLoop(rate, rate, call(new URL(target.url), tag, into.overheads))
   into.latencies.push(...outcome.latencies)
   for (const [k, n] of outcome.failures) into.failures.set(k, (into.failures.get(k) ?? 0) + n)
   into.elapsedMs += outcome.elapsedMs
   into.clientCpuMs += outcome.cpuMs
   into.simCpuMs += sim.cpuMs() - sim0
-  into.gatewayCpuMs += (gw?.cpuMs() ?? NaN) - gw0
+  into.frontCpuMs += (front?.cpuMs() ?? NaN) - front0
 }
 
 const measured = (p: Pooled, total: number): Measured => ({
@@ -123,7 +117,7 @@ const measured = (p: Pooled, total: number): Measured => ({
   failureText: [...p.failures].map(([k, n]) => `${n} ${k}`).join(", "),
   clientCpu: p.clientCpuMs / total,
   simCpu: p.simCpuMs / total,
-  gatewayCpu: p.gatewayCpuMs / total,
+  frontCpu: p.frontCpuMs / total,
   overheads: Float64Array.from(p.overheads).sort()
 })
 
@@ -134,14 +128,14 @@ const measured = (p: Pooled, total: number): Measured => ({
  */
 const measure = async (rate: number) => {
   const paths = [
-    { target: sim, process: undefined, name: "direct", into: pooled() },
-    { target: floor, process: floor, name: "proxy", into: pooled() },
-    { target: gw, process: gw, name: "gateway", into: pooled() }
+    { target: sim, front: undefined, name: "direct", into: pooled() },
+    { target: floor, front: floor, name: "proxy", into: pooled() },
+    { target: gw, front: gw, name: "gateway", into: pooled() }
   ]
   for (const path of paths)
     await runOpenLoop(Math.min(rate, 200), rate, call(new URL(path.target.url), `warm-${path.name}-${rate}`, []))
   for (let i = 0; i < seconds; i++) {
-    for (const path of paths) await round(rate, rate, path.target, path.process, `${path.name}-${rate}-${i}`, path.into)
+    for (const path of paths) await round(rate, path.target, path.front, `${path.name}-${rate}-${i}`, path.into)
   }
   const [direct, proxy, gateway] = paths.map((path) => measured(path.into, rate * seconds)) as [
     Measured,
@@ -180,7 +174,7 @@ const row = (rate: number, path: string, m: Measured) => [
   m.failures === 0 ? "0" : `${m.failures} (${m.failureText})`,
   us(m.clientCpu),
   us(m.simCpu),
-  us(m.gatewayCpu)
+  us(m.frontCpu)
 ]
 const added = (rate: number, what: string, path: Measured, direct: Measured) => [
   String(rate),
@@ -194,7 +188,7 @@ const added = (rate: number, what: string, path: Measured, direct: Measured) => 
   ""
 ]
 const busiest = runs.at(-1)!
-const ceiling = 1000 / busiest.gateway.gatewayCpu
+const ceiling = 1000 / busiest.gateway.frontCpu
 Report.write({
   scenario: "gateway",
   title: "Gateway: latency added by sluice serve at fixed rates",
@@ -243,20 +237,20 @@ Report.write({
   notes: [
     "The minimal proxy's rows are the floor: what a Node process in front of the simulator adds on this machine with " +
       "no protection layer at all; read Sluice's added latency against them as well as against the direct path.",
-    `Ceiling: at ${busiest.rate} req/s sluice serve spent ${us(busiest.gateway.gatewayCpu)} of CPU per call, so one ` +
+    `Ceiling: at ${busiest.rate} req/s sluice serve spent ${us(busiest.gateway.frontCpu)} of CPU per call, so one ` +
       `core saturates near ${Math.round(ceiling)} req/s (an estimate from CPU, not a run driven to failure); on this ` +
       `machine the client and the simulator take the other core's share (columns above).`
   ],
   data: runs.map(({ rate, direct, proxy, gateway }) => ({
     rate,
     direct: { ...direct.summary, failures: direct.failures, clientCpuMs: direct.clientCpu, simCpuMs: direct.simCpu },
-    proxy: { ...proxy.summary, failures: proxy.failures, proxyCpuMs: proxy.gatewayCpu },
+    proxy: { ...proxy.summary, failures: proxy.failures, proxyCpuMs: proxy.frontCpu },
     gateway: {
       ...gateway.summary,
       failures: gateway.failures,
       clientCpuMs: gateway.clientCpu,
       simCpuMs: gateway.simCpu,
-      gatewayCpuMs: gateway.gatewayCpu,
+      gatewayCpuMs: gateway.frontCpu,
       overheadP50: percentile(gateway.overheads, 0.5),
       overheadP99: percentile(gateway.overheads, 0.99)
     },

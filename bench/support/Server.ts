@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
+import { freshBundle } from "./Fresh.js"
 import type { ConfigOverrides, ModelConfig } from "../../src/Simulator/SimulatorConfig.js"
 import type { SimulatorStats } from "../../src/Simulator/Stats.js"
 
@@ -95,19 +96,21 @@ export const shippedNodeFlags: ReadonlyArray<string> = (() => {
 })()
 
 /**
- * Starts `sluice serve` (the built bundle, bin/sluice.mjs) on a free port in front of `backend`, with `env`, the
- * shipped node flags and `nodeFlags` (e.g. `--cpu-prof`, which NODE_OPTIONS refuses).
+ * Starts `sluice serve` (the built bundle, bin/sluice.mjs; refused when older than src/) on a free port in front of
+ * `backend`, with `env`, the shipped node flags and `nodeFlags` (e.g. `--cpu-prof`, which NODE_OPTIONS refuses).
  */
 export const sluiceServe = (
   backend: string,
   env: NodeJS.ProcessEnv,
   nodeFlags: ReadonlyArray<string> = []
-): Promise<Server> =>
-  start(
+): Promise<Server> => {
+  freshBundle("dist/sluice.mjs")
+  return start(
     [...shippedNodeFlags, ...nodeFlags, "bin/sluice.mjs", "serve", "--port", "0", "--ollama", backend],
     /Listening on (http:\/\/[^\s"'}\\]+)/,
     env
   )
+}
 
 /** Starts the minimal Node proxy in front of `backend` (bench/proxy-server.ts): the gateway bench's floor. */
 export const proxy = (backend: string): Promise<Server> =>
