@@ -35,6 +35,7 @@ import { KeyLimited, makeRegistry } from "./AuthLimits.js"
 import { meter } from "./AuthMeter.js"
 import * as AuthPolicy from "./AuthPolicy.js"
 import * as AuthResponses from "./AuthResponses.js"
+import * as Respond from "./Respond.js"
 
 /** The key a request was made with, as the handlers see it. */
 export interface Key {
@@ -194,7 +195,7 @@ const asKey = <E, R>(auth: Auth, key: Verified, flavor: AuthPolicy.Flavor, app: 
         Effect.gen(function* () {
           if (limiter.metered || Object.keys(headers).length > 0)
             yield* HttpApp.appendPreResponseHandler((_req, response) => {
-              const withHeaders = HttpServerResponse.setHeaders(response, headers)
+              const withHeaders = Respond.withHeaders(response, headers)
               return limiter.metered ? meter(withHeaders, limiter.charge) : Effect.succeed(withHeaders)
             })
           const run = Effect.provideService(app, KeyContext, key)

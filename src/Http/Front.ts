@@ -27,6 +27,7 @@ import * as Telemetry from "../Observability/Telemetry.js"
 import * as DrainMiddleware from "./DrainMiddleware.js"
 import * as Overhead from "./Overhead.js"
 import * as RequestId from "./RequestId.js"
+import * as Respond from "./Respond.js"
 
 type PreResponse = HttpApp.PreResponseHandler
 
@@ -56,7 +57,7 @@ export const middleware =
       let written: number | undefined = undefined
       const stamp = (response: HttpServerResponse.HttpServerResponse) => {
         written = response.status
-        return HttpServerResponse.setHeaders(response, {
+        return Respond.withHeaders(response, {
           [RequestId.requestIdHeader]: id,
           [RequestId.overheadHeader]: RequestId.overheadMs(clock.unsafeCurrentTimeNanos() - start - timer.upstreamNanos)
         })

@@ -41,7 +41,7 @@ const read = <A, R>(f: (catalog: Catalog) => Effect.Effect<A, Failure, R>) =>
 
 /** A unary engine answer as JSON, with how it was produced in headers. */
 const served = <A>(answer: Served<A>) =>
-  HttpServerResponse.setHeaders(Respond.json(answer.value), {
+  Respond.withHeaders(Respond.json(answer.value), {
     "x-sluice-cache": answer.lookup,
     "x-sluice-served": answer.served
   })

@@ -22,6 +22,20 @@ const textOf = (value: unknown): string => Wire.textOf(value) ?? JSON.stringify(
 export const json = (body: unknown, status = 200): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.text(textOf(body), { status, contentType: jsonContentType })
 
+/**
+ * `response` with `headers` added, one `setHeader` each. Not `HttpServerResponse.setHeaders`: it builds the new
+ * headers as an object literal spreading the old ones, and on Node 20 (V8 11) every header added after such a
+ * spread makes a fresh hidden class in old space, on every call (Observability/Track.ts `upstream` says more).
+ */
+export const withHeaders = (
+  response: HttpServerResponse.HttpServerResponse,
+  headers: Readonly<Record<string, string>>
+): HttpServerResponse.HttpServerResponse => {
+  let out = response
+  for (const name in headers) out = HttpServerResponse.setHeader(out, name, headers[name]!)
+  return out
+}
+
 /** An error body the way Ollama sends it. */
 export const error = (status: number, message: string): HttpServerResponse.HttpServerResponse =>
   json({ error: message }, status)

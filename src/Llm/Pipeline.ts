@@ -177,7 +177,8 @@ export const unary = <A>(
     // the first attempt runs in place when every backend's exchange can be cut (HedgeInPlace.ts)
     const cuttable = backends.all.every((b) => Deadline.enforces(b.client))
     const hedged = settings.hedger?.run(keyOf(call), attempt, cuttable) ?? attempt({ at: undefined })
-    return Retry.retry({ ...settings.retry, onRetry, until })(hedged)
+    // merged by Object.assign, not spread: see Observability/Track.ts `upstream`
+    return Retry.retry(Object.assign({}, settings.retry, { onRetry, until }))(hedged)
   })
 
 const streamOnBackend = <A>(
@@ -247,6 +248,6 @@ export const stream = <A>(
           )
         ).pipe(Stream.catchAll((error) => (error.rerouted ? attempt(mark) : Stream.fail(error))))
       const hedged = settings.hedger?.stream(keyOf(call), attempt) ?? attempt({ at: undefined })
-      return hedged.pipe(Retry.retryStream({ ...settings.retry, onRetry }))
+      return hedged.pipe(Retry.retryStream(Object.assign({}, settings.retry, { onRetry })))
     })
   ).pipe(Timeouts.deadlineStream(engineWhere(call), settings.timeouts.deadline, call.admitted?.waitedMs))

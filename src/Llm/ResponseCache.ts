@@ -22,10 +22,10 @@
  * - With `Redis` configured (a scale-out deployment), a local miss asks a shared level in Redis, with stampede
  *   protection across instances (ResponseCacheShared.ts, Shared/RedisCache.ts); without it, none of that runs.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Layer, Option, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
 import * as Spans from "../Observability/Spans.js"
 import * as Shared from "./ResponseCacheShared.js"
-import { type CacheStats, CacheStore, type Flight } from "./ResponseCacheStore.js"
+import { type CacheStats, CacheStore, Flight } from "./ResponseCacheStore.js"
 
 export type { CacheStats } from "./ResponseCacheStore.js"
 
@@ -80,7 +80,7 @@ const decide = (store: CacheStore, slot: string, now: number, shared: boolean): 
   }
   const inFlight = store.flights.get(slot)
   if (inFlight !== undefined) return { _tag: "Follow", flight: inFlight }
-  const flight: Flight = Deferred.unsafeMake(FiberId.none)
+  const flight = new Flight()
   store.flights.set(slot, flight)
   if (!shared) store.count("misses")
   return { _tag: "Lead", flight }
@@ -102,7 +102,7 @@ const settleAt = <A, E>(
 ): Exit.Exit<Cached<A>, E> => {
   if (store.flights.get(slot) === flight) store.flights.delete(slot)
   if (Exit.isSuccess(exit)) store.store(slot, exit.value, now)
-  Deferred.unsafeDone(flight, Exit.succeed(interruptedOnly(exit) ? Option.none() : Option.some(exit)))
+  flight.done(interruptedOnly(exit) ? Option.none() : Option.some(exit))
   return Exit.map(exit, (value): Cached<A> => ({ value, lookup: "miss" }))
 }
 
@@ -153,7 +153,7 @@ const useUnary = <A, E, R>(
               })
             : Shared.lead(shared, store, slot, decision.flight, compute, level.bound, restore)
         case "Follow":
-          return Effect.flatMap(restore(Deferred.await(decision.flight)), (outcome) =>
+          return Effect.flatMap(restore(decision.flight.wait()), (outcome) =>
             restore(follow(level, slot, outcome, compute))
           )
       }

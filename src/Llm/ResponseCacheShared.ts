@@ -15,7 +15,7 @@
  *   (then copied here) or a lock held elsewhere (the call will wait for that answer, not for a backend slot).
  * - Counters: a shared entry counts as a hit, an answer awaited from another instance as coalesced.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Option } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option } from "effect"
 import * as RedisCache from "../Shared/RedisCache.js"
 import { Redis } from "../Shared/Redis.js"
 import type { CacheStore, Flight } from "./ResponseCacheStore.js"
@@ -57,7 +57,7 @@ const settle = <A, E>(store: CacheStore, slot: string, flight: Flight, exit: Exi
       store.store(slot, value, clock.unsafeCurrentTimeMillis(), ttlMs)
     }
     const outcome = Exit.map(exit, (answer) => answer.value)
-    Deferred.unsafeDone(flight, Exit.succeed(interruptedOnly(exit) ? Option.none() : Option.some(outcome)))
+    flight.done(interruptedOnly(exit) ? Option.none() : Option.some(outcome))
     return Exit.map(exit, ({ value, lookup }) => ({ value, lookup }))
   })
 

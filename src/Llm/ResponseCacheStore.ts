@@ -13,8 +13,7 @@
  * - Expired entries stay until the LRU pushes them out, so `stale` can still read them; `fresh` and `stale` both
  *   mark the entry as used, so a served entry is protected from eviction.
  */
-import type { Deferred, Exit } from "effect"
-import { Option } from "effect"
+import { Deferred, Effect, Exit, FiberId, Option } from "effect"
 import * as Wire from "../Ollama/Wire.js"
 import { Lru } from "./Lru.js"
 import type { CacheCounts } from "../Observability/Sampler.js"
@@ -29,7 +28,32 @@ export type CacheStats = CacheCounts
 export type Counter = Exclude<keyof CacheStats, "entries" | "bytes">
 
 /** A leader's outcome for its followers; `None` when it was interrupted and they should start over. */
-export type Flight = Deferred.Deferred<Option.Option<Exit.Exit<unknown, unknown>>>
+export type Outcome = Option.Option<Exit.Exit<unknown, unknown>>
+
+/**
+ * An in-flight unary miss. Its followers wait on a Deferred made when the first of them arrives: most misses have
+ * none, and a Deferred made per miss is Effect's `{ ...CommitPrototype, ... }` literal, which Node 20 (V8 11) gives
+ * a fresh hidden class per property on every call (Observability/Track.ts `upstream` says more).
+ */
+export class Flight {
+  private outcome: Outcome | undefined = undefined
+  private waiting: Deferred.Deferred<Outcome> | undefined = undefined
+
+  /** The leader's outcome, once it settles. */
+  wait(): Effect.Effect<Outcome> {
+    return Effect.suspend(() => {
+      if (this.outcome !== undefined) return Effect.succeed(this.outcome)
+      this.waiting ??= Deferred.unsafeMake(FiberId.none)
+      return Deferred.await(this.waiting)
+    })
+  }
+
+  /** Settles the flight: its followers, and any that come later, get `outcome`. */
+  done(outcome: Outcome): void {
+    this.outcome = outcome
+    if (this.waiting !== undefined) Deferred.unsafeDone(this.waiting, Exit.succeed(outcome))
+  }
+}
 
 /** The bytes an entry holds (see the choices above), or undefined when the value cannot be written as JSON. */
 export const sizeOf = (value: unknown): number | undefined => {

@@ -141,7 +141,8 @@ export const make = (target: Target, traced: Transport): Transport => {
           origin,
           path: base + request.path,
           method: request.verb,
-          headers: fiberHeaders === undefined ? headers : { ...headers, ...fiberHeaders },
+          // merged by Object.assign, not spread: see Observability/Track.ts `upstream`
+          headers: fiberHeaders === undefined ? headers : Object.assign({}, headers, fiberHeaders),
           body: request.body === undefined ? null : JSON.stringify(request.body),
           headersTimeout: headersTimeoutMs,
           bodyTimeout: bodyTimeoutMs

@@ -91,6 +91,13 @@ export const defaults = { host: Host.defaultHost, ...Pool.defaults } as const
 
 const post = (path: string, body: object): Transport.Request => ({ verb: "POST", path, body })
 
+/**
+ * `req` with `stream` set, by Object.assign rather than `{ ...req, stream }`: on Node 20 a property added after a
+ * spread gets a fresh hidden class on every call (Observability/Track.ts `upstream`; bench/hidden-classes.ts).
+ */
+const streaming = <R extends object>(req: R, stream: boolean): R & { readonly stream: boolean } =>
+  Object.assign({}, req, { stream })
+
 const get = (path: string): Transport.Request => ({ verb: "GET", path })
 
 const nameOf = (req: { readonly model?: string | undefined; readonly name?: string | undefined }) =>
@@ -148,34 +155,29 @@ const service = (t: Transport.Transport, backend: string): OllamaClient.Service 
     ps: t.json({ method: "ps" }, get("/api/ps"), Decode.fromSchema(PsResponse)),
     show: (req) =>
       t.json({ method: "show", model: nameOf(req) }, post("/api/show", req), Decode.fromSchema(ShowResponse)),
-    chat: (req) =>
-      t.json({ method: "chat", model: req.model }, post("/api/chat", { ...req, stream: false }), Decode.chat),
+    chat: (req) => t.json({ method: "chat", model: req.model }, post("/api/chat", streaming(req, false)), Decode.chat),
     chatStream: (req) =>
       t.stream(
         { method: "chatStream", model: req.model },
-        post("/api/chat", { ...req, stream: true }),
+        post("/api/chat", streaming(req, true)),
         ChatResponse,
         isDone
       ),
     generate: (req) =>
-      t.json(
-        { method: "generate", model: req.model },
-        post("/api/generate", { ...req, stream: false }),
-        Decode.generate
-      ),
+      t.json({ method: "generate", model: req.model }, post("/api/generate", streaming(req, false)), Decode.generate),
     generateStream: (req) =>
       t.stream(
         { method: "generateStream", model: req.model },
-        post("/api/generate", { ...req, stream: true }),
+        post("/api/generate", streaming(req, true)),
         GenerateResponse,
         isDone
       ),
     embed: (req) => t.json({ method: "embed", model: req.model }, post("/api/embed", req), Decode.embed),
     embeddings: (req) =>
       t.json({ method: "embeddings", model: req.model }, post("/api/embeddings", req), Decode.embeddings),
-    pull: (req) => progress(t, "pull", nameOf(req), post("/api/pull", { ...req, stream: true })),
-    push: (req) => progress(t, "push", nameOf(req), post("/api/push", { ...req, stream: true })),
-    create: (req) => progress(t, "create", req.model, post("/api/create", { ...req, stream: true })),
+    pull: (req) => progress(t, "pull", nameOf(req), post("/api/pull", streaming(req, true))),
+    push: (req) => progress(t, "push", nameOf(req), post("/api/push", streaming(req, true))),
+    create: (req) => progress(t, "create", req.model, post("/api/create", streaming(req, true))),
     copy: (req) => t.unit({ method: "copy", model: req.source }, post("/api/copy", req)),
     delete: (req) =>
       t.unit({ method: "delete", model: nameOf(req) }, { verb: "DELETE", path: "/api/delete", body: req })
