@@ -34,6 +34,7 @@ import * as OpenAiRoutes from "./OpenAiRoutes.js"
 import * as OpenResponses from "./OpenResponses.js"
 import * as Overhead from "./Overhead.js"
 import * as Provisional from "./Provisional.js"
+import * as RootFibers from "./RootFibers.js"
 
 const notFound = HttpServerResponse.text("404 page not found", {
   status: 404,
@@ -146,6 +147,7 @@ export const layer = (options: Options) => {
     Layer.provideMerge(flushed),
     Layer.provideMerge(served),
     Layer.provideMerge(Deadline.layer),
+    Layer.provideMerge(RootFibers.layer),
     Layer.provideMerge(Auth.layer({ host: options.host })),
     Layer.provideMerge(HealthRoutes.layer()),
     Layer.provideMerge(BatchJobs.Default),
