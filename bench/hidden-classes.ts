@@ -7,7 +7,8 @@
  * request (~2.4 KB of old space each request, and request closures kept alive through scavenges); the count should
  * stay at 0 per call. Deterministic, unlike CPU per call. Not one of `npm run bench`'s scenarios: run it by hand.
  *
- *   node --import tsx bench/hidden-classes.ts [--calls 1000] [--openai]   (--openai: /v1/chat/completions)
+ *   node --import tsx bench/hidden-classes.ts [--calls 1000] [--openai] [--stream]
+ *   (--openai: /v1/chat/completions instead of /api/chat; --stream: streamed answers)
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { Agent, request } from "node:http"
@@ -20,6 +21,7 @@ import { model, simulator, sluiceServe } from "./support/Server.js"
 
 const calls = Math.round(positiveNumber(process.argv.slice(2), "calls", 1000))
 const path = process.argv.includes("--openai") ? "/v1/chat/completions" : "/api/chat"
+const stream = process.argv.includes("--stream")
 const dir = mkdtempSync(join(tmpdir(), "sluice-maps-"))
 const log = join(dir, "v8.log")
 const backend = await simulator({
@@ -40,7 +42,7 @@ const call = () =>
     const body = JSON.stringify({
       model: "llama3.2",
       messages: [{ role: "user", content: `maps ${seq++}` }],
-      stream: false
+      stream
     })
     const req = request({ agent, host: base.hostname, port: base.port, path, method: "POST" }, (res) => {
       res.resume()

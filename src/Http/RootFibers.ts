@@ -3,8 +3,8 @@
  * the running ones in one process-wide `Set` (`globalScope.roots`, added at fork and deleted at exit). Made at
  * startup, that Set lives in V8's old space, and V8 gives a table it rehashes (every few dozen adds, as deletes fill
  * it) a new table in the same space. A V8 scavenge cannot tell that the old table it left behind is dead: the fibers
- * that table still points to, and everything they reach, are kept through the next two scavenges and moved to old
- * space, though their requests ended long before. Renewing the Set every second (`new Set(roots)`, the same fibers)
+ * that table still points to, and everything they reach, are kept by the next scavenge and moved to old space by
+ * the one after, though their requests ended long before. Renewing the Set every second (`new Set(roots)`, the same fibers)
  * gives it a young table again; while requests come, its tables are replaced long before a scavenge could age them.
  *
  * Measured at 500 req/s on `/api/chat` (each scavenge of `sluice serve`, `--trace-gc-nvp`): kept 1.6 → 1.2 MB and

@@ -169,7 +169,7 @@ const failedOutcome = <E>(cause: Cause.Cause<E>): string => {
  * The sample is spelled out field by field, not spread (`{ ...labels, durationMs }`): on Node 20 (V8 11) an object
  * literal that spreads another and then adds properties gets a hidden class outside V8's transition tree, so every
  * call made a fresh one per added property, in old space (~20 per gateway request across the hot path, ~2.4 KB of
- * old space each; `bench/hidden-classes.ts` counts them).
+ * old space per request; `bench/hidden-classes.ts` counts them).
  */
 export const upstream =
   (labels: UpstreamLabels) =>
